@@ -1,0 +1,420 @@
+//! One-pass file digests: whole-file SHA-256 plus, on request, per-part SHA-256, FastCDC chunks
+//! and BLAKE3, all from a single read of the file.
+//!
+//! [`hash_file`] overlaps reading with hashing: the calling thread reads fixed-size blocks into
+//! a small ring of recycled buffers and hands each block (shared, not copied) to one thread per
+//! digest, the whole-file SHA-256 on a thread of its own. [`hash_files`] runs many files on the
+//! shared pool instead, one file per worker, each read and hashed on that worker alone, since
+//! the parallelism there comes from the files.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::chunking::{Chunk, ChunkParams, Chunker};
+use crate::error::{Error, Result};
+use crate::hashing::{Blake3, Digest, PartDigest, PartHasher, Sha256};
+use crate::pool;
+
+/// Read size. 1 MiB blocks stay in L2/L3 between the reader and the hashing threads.
+const BLOCK: usize = 1 << 20;
+/// Buffers in flight for a pipelined read: enough to ride out scheduling hiccups.
+const RING: usize = 8;
+/// Below this size the thread hand-offs cost more than they save.
+const PIPELINE_MIN: u64 = 4 * BLOCK as u64;
+
+/// What to compute besides the whole-file SHA-256.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DigestOptions {
+    pub part_size: Option<u64>,
+    pub chunking: Option<ChunkParams>,
+    pub blake3: bool,
+}
+
+impl DigestOptions {
+    fn validate(&self) -> Result<()> {
+        if self.part_size == Some(0) {
+            return Err(Error::InvalidArgument("part_size must be positive".into()));
+        }
+        match &self.chunking {
+            Some(p) => p.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The digests of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: Digest,
+    pub part_size: Option<u64>,
+    pub parts: Option<Vec<PartDigest>>,
+    pub chunking: Option<ChunkParams>,
+    pub chunks: Option<Vec<Chunk>>,
+    pub blake3: Option<Digest>,
+}
+
+/// One digest in progress. A file's work is a list of these: all updated inline by one thread,
+/// or each on its own thread.
+enum Work {
+    Sha256(Sha256),
+    Parts(PartHasher),
+    Chunks(Chunker),
+    Blake3(Blake3),
+}
+
+enum Done {
+    Sha256(Digest),
+    Parts(Vec<PartDigest>),
+    Chunks(Vec<Chunk>),
+    Blake3(Digest),
+}
+
+impl Work {
+    fn plan(opts: &DigestOptions) -> Result<Vec<Work>> {
+        let mut work = vec![Work::Sha256(Sha256::new())];
+        if let Some(ps) = opts.part_size {
+            work.push(Work::Parts(PartHasher::new(ps)?));
+        }
+        if let Some(params) = opts.chunking {
+            work.push(Work::Chunks(Chunker::new(params)?));
+        }
+        if opts.blake3 {
+            work.push(Work::Blake3(Blake3::new()));
+        }
+        Ok(work)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Work::Sha256(h) => h.update(data),
+            Work::Parts(h) => h.update(data),
+            Work::Chunks(c) => c.update(data),
+            Work::Blake3(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Done {
+        match self {
+            Work::Sha256(h) => Done::Sha256(h.finalize()),
+            Work::Parts(h) => Done::Parts(h.finish()),
+            Work::Chunks(c) => Done::Chunks(c.finish()),
+            Work::Blake3(h) => Done::Blake3(h.digest()),
+        }
+    }
+}
+
+fn assemble(path: &Path, size: u64, opts: &DigestOptions, done: Vec<Done>) -> FileDigest {
+    let mut out = FileDigest {
+        path: path.to_path_buf(),
+        size,
+        sha256: [0; 32],
+        part_size: opts.part_size,
+        parts: None,
+        chunking: opts.chunking,
+        chunks: None,
+        blake3: None,
+    };
+    for d in done {
+        match d {
+            Done::Sha256(h) => out.sha256 = h,
+            Done::Parts(p) => out.parts = Some(p),
+            Done::Chunks(c) => out.chunks = Some(c),
+            Done::Blake3(h) => out.blake3 = Some(h),
+        }
+    }
+    out
+}
+
+/// An open regular file and what it looked like before reading.
+struct Source {
+    path: PathBuf,
+    file: File,
+    before: Metadata,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let before = file.metadata().map_err(|e| Error::io(path, e))?;
+        if before.is_dir() {
+            let e = io::Error::new(io::ErrorKind::IsADirectory, "Is a directory");
+            return Err(Error::io(path, e));
+        }
+        if !before.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: not a regular file",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            before,
+        })
+    }
+
+    /// Fills `buf` as far as the file allows; 0 means end of file.
+    fn read_block(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Fails if the file is not, after reading, what it was before: same length as read, same
+    /// modification and status-change times.
+    fn check_unchanged(&self, read: u64) -> Result<()> {
+        let after = self.file.metadata().map_err(|e| Error::io(&self.path, e))?;
+        let changed = |detail: String| {
+            Err(Error::FileChanged {
+                path: self.path.clone(),
+                detail,
+            })
+        };
+        if read != self.before.len() || after.len() != self.before.len() {
+            return changed(format!(
+                "size was {}, read {read}, now {}",
+                self.before.len(),
+                after.len()
+            ));
+        }
+        if after.modified().ok() != self.before.modified().ok() || ctime(&after) != ctime(&self.before)
+        {
+            return changed("modified during the read".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn ctime(m: &Metadata) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.ctime(), m.ctime_nsec())
+}
+
+#[cfg(not(unix))]
+fn ctime(_: &Metadata) -> (i64, i64) {
+    (0, 0)
+}
+
+/// A filled buffer shared by the consumer threads; dropping the last reference returns the
+/// buffer to the reader's ring.
+struct Block {
+    buf: Vec<u8>,
+    len: usize,
+    home: Sender<Vec<u8>>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // The reader may have stopped already; then the buffer is simply freed.
+        let _ = self.home.try_send(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Digests one file, reading it once with reading and hashing overlapped (see the module doc).
+pub fn hash_file(path: &Path, opts: &DigestOptions) -> Result<FileDigest> {
+    opts.validate()?;
+    let mut src = Source::open(path)?;
+    if src.before.len() < PIPELINE_MIN {
+        return digest_inline(src, opts);
+    }
+    let work = Work::plan(opts)?;
+    let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(RING);
+    for _ in 0..RING {
+        free_tx.send(vec![0; BLOCK]).expect("ring has room");
+    }
+    std::thread::scope(|s| {
+        let mut feeds = Vec::with_capacity(work.len());
+        let mut handles = Vec::with_capacity(work.len());
+        for mut w in work {
+            let (tx, rx): (Sender<Arc<Block>>, Receiver<Arc<Block>>) =
+                crossbeam_channel::unbounded();
+            feeds.push(tx);
+            handles.push(s.spawn(move || {
+                for block in rx {
+                    w.update(&block.buf[..block.len]);
+                }
+                w.finish()
+            }));
+        }
+        let mut total = 0u64;
+        let read = loop {
+            // The ring bounds memory: a buffer comes back only when every consumer is done.
+            let mut buf = free_rx.recv().expect("reader holds a sender");
+            let n = match src.read_block(&mut buf) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            if n == 0 {
+                break Ok(total);
+            }
+            total += n as u64;
+            let block = Arc::new(Block {
+                buf,
+                len: n,
+                home: free_tx.clone(),
+            });
+            for f in &feeds {
+                f.send(block.clone()).expect("consumer outlives the feed");
+            }
+        };
+        drop(feeds);
+        let done: Vec<Done> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        let total = read?;
+        src.check_unchanged(total)?;
+        Ok(assemble(&src.path, total, opts, done))
+    })
+}
+
+/// Digests one file on the calling thread alone.
+fn digest_inline(mut src: Source, opts: &DigestOptions) -> Result<FileDigest> {
+    let mut work = Work::plan(opts)?;
+    let cap = (src.before.len() as usize).clamp(1, BLOCK);
+    let mut buf = vec![0; cap];
+    let mut total = 0u64;
+    loop {
+        let n = src.read_block(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        for w in &mut work {
+            w.update(&buf[..n]);
+        }
+    }
+    src.check_unchanged(total)?;
+    let done = work.into_iter().map(Work::finish).collect();
+    Ok(assemble(&src.path, total, opts, done))
+}
+
+/// Digests many files in parallel on the shared pool; one result per path, in input order.
+pub fn hash_files(paths: &[PathBuf], opts: &DigestOptions) -> Result<Vec<Result<FileDigest>>> {
+    opts.validate()?;
+    pool::map(paths, |p| Source::open(p).and_then(|src| digest_inline(src, opts)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunking::chunk_bytes;
+    use crate::hashing::{blake3, sha256};
+    use std::io::Write;
+
+    fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+        f
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i * 31) ^ (i >> 9)) as u8).collect()
+    }
+
+    fn all_opts(part_size: u64) -> DigestOptions {
+        DigestOptions {
+            part_size: Some(part_size),
+            chunking: Some(ChunkParams::default()),
+            blake3: true,
+        }
+    }
+
+    fn check(bytes: &[u8], d: &FileDigest, part_size: u64) {
+        assert_eq!(d.size, bytes.len() as u64);
+        assert_eq!(d.sha256, sha256(bytes));
+        assert_eq!(d.blake3, Some(blake3(bytes)));
+        let parts = d.parts.as_ref().unwrap();
+        let plan = crate::chunking::part_plan(bytes.len() as u64, part_size).unwrap();
+        assert_eq!(parts.len(), plan.len());
+        for (p, want) in parts.iter().zip(plan) {
+            let s = want.offset as usize;
+            assert_eq!(p.sha256, sha256(&bytes[s..s + want.size as usize]));
+        }
+        let chunks = chunk_bytes(bytes, ChunkParams::default()).unwrap();
+        assert_eq!(d.chunks.as_ref(), Some(&chunks));
+    }
+
+    #[test]
+    fn inline_and_pipelined_agree_at_boundaries() {
+        let ps = BLOCK as u64 + 3;
+        let big = PIPELINE_MIN as usize;
+        for len in [0, 1, 63, 64, 65, BLOCK - 1, BLOCK, BLOCK + 1, big - 1, big, big + 1, 3 * big + 7] {
+            let bytes = data(len);
+            let f = file_with(&bytes);
+            let d = hash_file(f.path(), &all_opts(ps)).unwrap();
+            check(&bytes, &d, ps);
+            let plain = hash_file(f.path(), &DigestOptions::default()).unwrap();
+            assert_eq!(plain.sha256, d.sha256);
+            assert!(plain.parts.is_none() && plain.chunks.is_none() && plain.blake3.is_none());
+        }
+    }
+
+    #[test]
+    fn batch_matches_single_and_keeps_order() {
+        let files: Vec<_> = [0, 10, 5 * BLOCK, 1000].iter().map(|&n| file_with(&data(n))).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
+        let opts = all_opts(1 << 20);
+        let out = hash_files(&paths, &opts).unwrap();
+        for (p, r) in paths.iter().zip(out) {
+            assert_eq!(r.unwrap(), hash_file(p, &opts).unwrap());
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let missing = PathBuf::from("/nonexistent/ferryman-test");
+        let err = hash_file(&missing, &DigestOptions::default()).unwrap_err();
+        assert!(matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound));
+        assert!(err.to_string().contains("/nonexistent/ferryman-test"));
+        let dir = tempfile::tempdir().unwrap();
+        let err = hash_file(dir.path(), &DigestOptions::default()).unwrap_err();
+        assert!(matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::IsADirectory));
+        let bad = DigestOptions {
+            part_size: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(hash_file(dir.path(), &bad), Err(Error::InvalidArgument(_))));
+        let out = hash_files(&[missing.clone(), dir.path().to_path_buf()], &DigestOptions::default()).unwrap();
+        assert!(out.iter().all(|r| r.is_err()));
+    }
+
+    #[test]
+    fn growth_during_read_is_reported() {
+        // Simulate a writer that appends after the size was taken: open, then append, then read.
+        let bytes = data(10_000);
+        let f = file_with(&bytes);
+        let src = Source::open(f.path()).unwrap();
+        let mut w = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
+        w.write_all(b"more").unwrap();
+        let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::FileChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn rewrite_in_place_is_reported() {
+        let bytes = data(10 * BLOCK);
+        let f = file_with(&bytes);
+        let src = Source::open(f.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut w = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
+        w.write_all(b"XXXX").unwrap();
+        let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::FileChanged { .. }), "{err}");
+    }
+}

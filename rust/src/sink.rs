@@ -1,0 +1,226 @@
+//! A hashing file sink for uploads: the caller hands it received chunks and goes back to its
+//! event loop; a native thread writes them to a new file and hashes them (SHA-256, optionally
+//! per part). [`Sink::close`] fsyncs and returns the size and digests; [`Sink::abort`] (or
+//! dropping an unclosed sink) removes the partial file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::error::{Error, Result};
+use crate::hashing::{Digest, PartDigest, PartHasher, Sha256};
+
+/// Chunks queued for the writer thread at most; a caller that outruns the disk waits here.
+const QUEUE: usize = 16;
+
+/// What a closed sink wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkResult {
+    pub size: u64,
+    pub sha256: Digest,
+    pub parts: Option<Vec<PartDigest>>,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct Sink {
+    path: PathBuf,
+    tx: Option<Sender<Vec<u8>>>,
+    worker: Option<JoinHandle<Result<SinkResult>>>,
+    written: u64,
+    limit: Option<u64>,
+}
+
+impl Sink {
+    /// Creates `path` (which must not exist) and starts the writer thread. `limit` caps the
+    /// bytes accepted; `part_size` asks for per-part digests.
+    pub fn create(path: &Path, part_size: Option<u64>, limit: Option<u64>) -> Result<Self> {
+        let parts = part_size.map(PartHasher::new).transpose()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE);
+        let owned = path.to_path_buf();
+        let worker = std::thread::Builder::new()
+            .name("ferryman-sink".into())
+            .spawn(move || write_all(&owned, file, parts, rx))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tx: Some(tx),
+            worker: Some(worker),
+            written: 0,
+            limit,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes accepted so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Queues a chunk. Fails with [`Error::TooLarge`] (accepting nothing of the chunk) if it
+    /// would pass the limit, and with the writer's error if writing failed.
+    pub fn write(&mut self, chunk: Vec<u8>) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(Error::Closed("sink"))?;
+        let after = self.written + chunk.len() as u64;
+        if let Some(limit) = self.limit {
+            if after > limit {
+                return Err(Error::TooLarge { limit });
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if tx.send(chunk).is_err() {
+            // The writer stopped early: it failed, and its error says why.
+            self.tx = None;
+            let err = self.join().err().unwrap_or(Error::Closed("sink"));
+            let _ = std::fs::remove_file(&self.path);
+            return Err(err);
+        }
+        self.written = after;
+        Ok(())
+    }
+
+    /// Waits for the writer, fsyncs the file and returns what was written. On error the
+    /// partial file is removed.
+    pub fn close(&mut self) -> Result<SinkResult> {
+        self.tx.take().ok_or(Error::Closed("sink"))?;
+        let out = self.join();
+        if out.is_err() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        out
+    }
+
+    /// Stops the writer and removes the partial file. Idempotent.
+    pub fn abort(&mut self) {
+        let was_open = self.tx.take().is_some();
+        if self.worker.is_some() {
+            let _ = self.join();
+        }
+        if was_open {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    fn join(&mut self) -> Result<SinkResult> {
+        match self.worker.take() {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Err(Error::Closed("sink")),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+fn write_all(
+    path: &Path,
+    mut file: File,
+    mut parts: Option<PartHasher>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+) -> Result<SinkResult> {
+    let mut sha = Sha256::new();
+    let mut size = 0u64;
+    for chunk in rx {
+        file.write_all(&chunk).map_err(|e| Error::io(path, e))?;
+        sha.update(&chunk);
+        if let Some(p) = parts.as_mut() {
+            p.update(&chunk);
+        }
+        size += chunk.len() as u64;
+    }
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(SinkResult {
+        size,
+        sha256: sha.finalize(),
+        parts: parts.map(PartHasher::finish),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::sha256;
+
+    #[test]
+    fn writes_and_hashes_what_it_is_fed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let mut sink = Sink::create(&path, Some(100_000), Some(300_000)).unwrap();
+        for piece in data.chunks(7777) {
+            sink.write(piece.to_vec()).unwrap();
+        }
+        let out = sink.close().unwrap();
+        assert_eq!(out.size, 300_000);
+        assert_eq!(out.sha256, sha256(&data));
+        let parts = out.parts.unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2].sha256, sha256(&data[200_000..]));
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(matches!(sink.close(), Err(Error::Closed(_))));
+        assert!(matches!(sink.write(vec![1]), Err(Error::Closed(_))));
+    }
+
+    #[test]
+    fn limit_refuses_the_overflowing_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut sink = Sink::create(&path, None, Some(10)).unwrap();
+        sink.write(vec![1; 6]).unwrap();
+        assert!(matches!(sink.write(vec![1; 5]), Err(Error::TooLarge { limit: 10 })));
+        sink.write(vec![1; 4]).unwrap();
+        assert_eq!(sink.close().unwrap().size, 10);
+    }
+
+    #[test]
+    fn abort_and_drop_remove_the_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut sink = Sink::create(&path, None, None).unwrap();
+        sink.write(vec![0; 1000]).unwrap();
+        sink.abort();
+        sink.abort();
+        assert!(!path.exists());
+        {
+            let mut sink = Sink::create(&path, None, None).unwrap();
+            sink.write(vec![0; 1000]).unwrap();
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exists");
+        std::fs::write(&path, b"keep").unwrap();
+        assert!(matches!(Sink::create(&path, None, None), Err(Error::Io { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn empty_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty");
+        let mut sink = Sink::create(&path, Some(5), None).unwrap();
+        let out = sink.close().unwrap();
+        assert_eq!(out.size, 0);
+        assert_eq!(out.sha256, sha256(b""));
+        assert_eq!(out.parts.unwrap().len(), 1);
+    }
+}
