@@ -39,9 +39,24 @@ impl ChunkParams {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::InvalidArgument(format!("chunking: {msg}")));
         let ranges = [
-            ("min_size", self.min_size, v2020::MINIMUM_MIN, v2020::MINIMUM_MAX),
-            ("avg_size", self.avg_size, v2020::AVERAGE_MIN, v2020::AVERAGE_MAX),
-            ("max_size", self.max_size, v2020::MAXIMUM_MIN, v2020::MAXIMUM_MAX),
+            (
+                "min_size",
+                self.min_size,
+                v2020::MINIMUM_MIN,
+                v2020::MINIMUM_MAX,
+            ),
+            (
+                "avg_size",
+                self.avg_size,
+                v2020::AVERAGE_MIN,
+                v2020::AVERAGE_MAX,
+            ),
+            (
+                "max_size",
+                self.max_size,
+                v2020::MAXIMUM_MIN,
+                v2020::MAXIMUM_MAX,
+            ),
         ];
         for (name, value, lo, hi) in ranges {
             if !(lo..=hi).contains(&value) {
@@ -55,7 +70,10 @@ impl ChunkParams {
             return bad("need min_size <= avg_size <= max_size".into());
         }
         if self.normalization > 3 {
-            return bad(format!("normalization must be 0..=3, got {}", self.normalization));
+            return bad(format!(
+                "normalization must be 0..=3, got {}",
+                self.normalization
+            ));
         }
         Ok(())
     }
@@ -240,7 +258,11 @@ mod tests {
         assert_eq!((one[0].offset, one[0].length), (0, 1));
         // All zeroes never matches a mask: every chunk is max_size but the last.
         let zeros = vec![0u8; p.max_size * 3 + 5];
-        let lens: Vec<_> = chunk_bytes(&zeros, p).unwrap().iter().map(|c| c.length).collect();
+        let lens: Vec<_> = chunk_bytes(&zeros, p)
+            .unwrap()
+            .iter()
+            .map(|c| c.length)
+            .collect();
         let m = p.max_size as u64;
         assert_eq!(lens, vec![m, m, m, 5]);
     }

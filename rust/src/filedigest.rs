@@ -190,7 +190,8 @@ impl Source {
                 after.len()
             ));
         }
-        if after.modified().ok() != self.before.modified().ok() || ctime(&after) != ctime(&self.before)
+        if after.modified().ok() != self.before.modified().ok()
+            || ctime(&after) != ctime(&self.before)
         {
             return changed("modified during the read".into());
         }
@@ -306,7 +307,9 @@ fn digest_inline(mut src: Source, opts: &DigestOptions) -> Result<FileDigest> {
 /// Digests many files in parallel on the shared pool; one result per path, in input order.
 pub fn hash_files(paths: &[PathBuf], opts: &DigestOptions) -> Result<Vec<Result<FileDigest>>> {
     opts.validate()?;
-    pool::map(paths, |p| Source::open(p).and_then(|src| digest_inline(src, opts)))
+    pool::map(paths, |p| {
+        Source::open(p).and_then(|src| digest_inline(src, opts))
+    })
 }
 
 #[cfg(test)]
@@ -354,7 +357,20 @@ mod tests {
     fn inline_and_pipelined_agree_at_boundaries() {
         let ps = BLOCK as u64 + 3;
         let big = PIPELINE_MIN as usize;
-        for len in [0, 1, 63, 64, 65, BLOCK - 1, BLOCK, BLOCK + 1, big - 1, big, big + 1, 3 * big + 7] {
+        for len in [
+            0,
+            1,
+            63,
+            64,
+            65,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            big - 1,
+            big,
+            big + 1,
+            3 * big + 7,
+        ] {
             let bytes = data(len);
             let f = file_with(&bytes);
             let d = hash_file(f.path(), &all_opts(ps)).unwrap();
@@ -367,7 +383,10 @@ mod tests {
 
     #[test]
     fn batch_matches_single_and_keeps_order() {
-        let files: Vec<_> = [0, 10, 5 * BLOCK, 1000].iter().map(|&n| file_with(&data(n))).collect();
+        let files: Vec<_> = [0, 10, 5 * BLOCK, 1000]
+            .iter()
+            .map(|&n| file_with(&data(n)))
+            .collect();
         let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
         let opts = all_opts(1 << 20);
         let out = hash_files(&paths, &opts).unwrap();
@@ -380,17 +399,28 @@ mod tests {
     fn errors_name_the_file() {
         let missing = PathBuf::from("/nonexistent/ferryman-test");
         let err = hash_file(&missing, &DigestOptions::default()).unwrap_err();
-        assert!(matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound));
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        );
         assert!(err.to_string().contains("/nonexistent/ferryman-test"));
         let dir = tempfile::tempdir().unwrap();
         let err = hash_file(dir.path(), &DigestOptions::default()).unwrap_err();
-        assert!(matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::IsADirectory));
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::IsADirectory)
+        );
         let bad = DigestOptions {
             part_size: Some(0),
             ..Default::default()
         };
-        assert!(matches!(hash_file(dir.path(), &bad), Err(Error::InvalidArgument(_))));
-        let out = hash_files(&[missing.clone(), dir.path().to_path_buf()], &DigestOptions::default()).unwrap();
+        assert!(matches!(
+            hash_file(dir.path(), &bad),
+            Err(Error::InvalidArgument(_))
+        ));
+        let out = hash_files(
+            &[missing.clone(), dir.path().to_path_buf()],
+            &DigestOptions::default(),
+        )
+        .unwrap();
         assert!(out.iter().all(|r| r.is_err()));
     }
 
@@ -400,7 +430,10 @@ mod tests {
         let bytes = data(10_000);
         let f = file_with(&bytes);
         let src = Source::open(f.path()).unwrap();
-        let mut w = std::fs::OpenOptions::new().append(true).open(f.path()).unwrap();
+        let mut w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(f.path())
+            .unwrap();
         w.write_all(b"more").unwrap();
         let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
         assert!(matches!(err, Error::FileChanged { .. }), "{err}");
@@ -412,7 +445,10 @@ mod tests {
         let f = file_with(&bytes);
         let src = Source::open(f.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let mut w = std::fs::OpenOptions::new().write(true).open(f.path()).unwrap();
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(f.path())
+            .unwrap();
         w.write_all(b"XXXX").unwrap();
         let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
         assert!(matches!(err, Error::FileChanged { .. }), "{err}");

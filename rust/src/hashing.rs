@@ -205,7 +205,10 @@ pub(crate) mod tests {
         let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
         for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 300] {
             let whole = sha256(&data[..len]);
-            for split in [0, 1, len / 2, len.saturating_sub(1), len].into_iter().filter(|&s| s <= len) {
+            for split in [0, 1, len / 2, len.saturating_sub(1), len]
+                .into_iter()
+                .filter(|&s| s <= len)
+            {
                 let mut h = Sha256::new();
                 h.update(&data[..split]);
                 let copy = h.clone();
@@ -232,7 +235,10 @@ pub(crate) mod tests {
                 let plan = crate::chunking::part_plan(len as u64, ps).unwrap();
                 assert_eq!(parts.len(), plan.len(), "len {len}");
                 for (got, want) in parts.iter().zip(&plan) {
-                    assert_eq!((got.index, got.offset, got.size), (want.index, want.offset, want.size));
+                    assert_eq!(
+                        (got.index, got.offset, got.size),
+                        (want.index, want.offset, want.size)
+                    );
                     let s = want.offset as usize;
                     assert_eq!(got.sha256, sha256(&data[s..s + want.size as usize]));
                 }

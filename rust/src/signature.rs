@@ -7,13 +7,10 @@
 
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::{AsDer as _, PublicKeyX509Der};
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaParameters, RsaPssSaltLength};
 use base64::Engine as _;
 use der::{Decode as _, Encode as _};
-use rsa::pkcs1::DecodeRsaPublicKey as _;
-use rsa::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
-use rsa::signature::hazmat::PrehashVerifier as _;
-use rsa::traits::PublicKeyParts as _;
-use sha2::Sha256;
 
 use crate::error::{Error, Result};
 use crate::hashing::{self, to_hex, Digest};
@@ -27,6 +24,9 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 const RSA_MIN_BITS: u32 = 2048;
 const RSA_MAX_BITS: u32 = 4096;
+/// PSS with the largest salt (emLen - hLen - 2); the default constant expects hLen.
+static RSA_PSS_MAX_SALT: RsaParameters =
+    lc::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
 
 /// A signature algorithm, named as in the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,9 +80,9 @@ enum Material {
     Ed25519(ed25519_dalek::VerifyingKey),
     Rsa {
         bits: u32,
-        pkcs1: rsa::pkcs1v15::VerifyingKey<Sha256>,
+        pkcs1: ParsedPublicKey,
         /// PSS with salt length = digest length, and with the maximum salt length.
-        pss: [rsa::pss::VerifyingKey<Sha256>; 2],
+        pss: [ParsedPublicKey; 2],
     },
 }
 
@@ -122,7 +122,7 @@ impl PublicKey {
                 .map_err(|e| bad_key(format!("malformed PEM: {e}")))?;
             return match label {
                 "PUBLIC KEY" => Self::from_spki_der(&der),
-                "RSA PUBLIC KEY" => Self::from_pkcs1_der(&der),
+                "RSA PUBLIC KEY" => Self::from_rsa_der(&der),
                 "CERTIFICATE" => Self::from_certificate_der(&der),
                 other => Err(bad_key(format!(
                     "PEM label {other:?} is not a public key or certificate"
@@ -168,42 +168,43 @@ impl PublicKey {
                     .ok_or_else(|| bad_key("Ed25519 key must be 32 bytes"))?;
                 Self::from_ed25519_raw(&raw)
             }
-            RSA_OID => {
-                let key = rsa::PublicKey::from_public_key_der(der)
-                    .map_err(|e| bad_key(format!("malformed RSA key: {e}")))?;
-                Self::from_rsa(key)
-            }
+            RSA_OID => Self::from_rsa_der(der),
             oid => Err(bad_key(format!(
                 "unsupported key algorithm {oid} (want Ed25519 or RSA)"
             ))),
         }
     }
 
-    fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
-        let key = rsa::PublicKey::from_pkcs1_der(der)
-            .map_err(|e| bad_key(format!("malformed PKCS#1 RSA key: {e}")))?;
-        Self::from_rsa(key)
-    }
-
-    fn from_rsa(key: rsa::PublicKey) -> Result<Self> {
-        let bits = key.n().bit_width();
+    /// An RSA key from PKCS#1 `RSAPublicKey` or SubjectPublicKeyInfo DER.
+    fn from_rsa_der(der: &[u8]) -> Result<Self> {
+        let malformed = |e: aws_lc_rs::error::KeyRejected| match e.description_() {
+            "TooSmall" | "TooLarge" => bad_key(format!(
+                "RSA key size out of range; {RSA_MIN_BITS} to {RSA_MAX_BITS} bits are accepted"
+            )),
+            other => bad_key(format!("malformed RSA key: {other}")),
+        };
+        let pkcs1 =
+            ParsedPublicKey::new(&lc::RSA_PKCS1_2048_8192_SHA256, der).map_err(malformed)?;
+        let spki: PublicKeyX509Der<'static> = pkcs1
+            .as_der()
+            .map_err(|_| bad_key("cannot encode RSA key"))?;
+        let spki = spki.as_ref().to_vec();
+        let bits = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki)
+            .map_err(malformed)?
+            .key_size_bits() as u32;
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
             return Err(bad_key(format!(
                 "RSA key has {bits} bits; {RSA_MIN_BITS} to {RSA_MAX_BITS} are accepted"
             )));
         }
-        let spki = key
-            .to_public_key_der()
-            .map_err(|e| bad_key(format!("cannot encode RSA key: {e}")))?
-            .into_vec();
-        // RFC 8017 9.1.1: emLen = ceil((modBits - 1) / 8); the largest salt is emLen - hLen - 2.
-        let max_salt = (bits as usize - 1).div_ceil(8) - 32 - 2;
+        let parse =
+            |alg: &'static RsaParameters| ParsedPublicKey::new(alg, &spki).map_err(malformed);
         let material = Material::Rsa {
             bits,
-            pkcs1: rsa::pkcs1v15::VerifyingKey::new(key.clone()),
+            pkcs1,
             pss: [
-                rsa::pss::VerifyingKey::new(key.clone()),
-                rsa::pss::VerifyingKey::new_with_salt_len(key, max_salt),
+                parse(&lc::RSA_PSS_2048_8192_SHA256)?,
+                parse(&RSA_PSS_MAX_SALT)?,
             ],
         };
         Ok(Self::new(material, spki, None))
@@ -352,14 +353,14 @@ impl PublicKey {
                         signature.len()
                     )));
                 }
+                let digest =
+                    aws_lc_rs::digest::Digest::import_less_safe(data, &aws_lc_rs::digest::SHA256)
+                        .map_err(|_| Error::InvalidArgument("bad digest length".into()))?;
                 let ok = if alg == Algorithm::RsaPssSha256 {
-                    let sig = rsa::pss::Signature::try_from(signature)
-                        .map_err(|_| bad_sig("malformed RSA signature"))?;
-                    pss.iter().any(|v| v.verify_prehash(data, &sig).is_ok())
+                    pss.iter()
+                        .any(|k| k.verify_digest_sig(&digest, signature).is_ok())
                 } else {
-                    let sig = rsa::pkcs1v15::Signature::try_from(signature)
-                        .map_err(|_| bad_sig("malformed RSA signature"))?;
-                    pkcs1.verify_prehash(data, &sig).is_ok()
+                    pkcs1.verify_digest_sig(&digest, signature).is_ok()
                 };
                 if ok {
                     Ok(())
@@ -373,7 +374,12 @@ impl PublicKey {
     /// Verifies a signature over a binary whose content has SHA-256 `digest`, as DESIGN.md says
     /// binaries are signed: Ed25519 over the raw digest or, failing that, its lowercase hex;
     /// RSA over the content (checked from the digest). Says which form verified.
-    pub fn verify_binary(&self, alg: Algorithm, digest: &Digest, signature: &[u8]) -> Result<MessageForm> {
+    pub fn verify_binary(
+        &self,
+        alg: Algorithm,
+        digest: &Digest,
+        signature: &[u8],
+    ) -> Result<MessageForm> {
         match self.verify(alg, digest, signature) {
             Ok(()) => Ok(MessageForm::Digest),
             Err(first) if alg == Algorithm::Ed25519 => {
@@ -461,14 +467,20 @@ mod tests {
             key.verify(Algorithm::Ed25519, &msg, &sig).unwrap();
             let mut bad = sig.clone();
             bad[5] ^= 1;
-            assert!(matches!(key.verify(Algorithm::Ed25519, &msg, &bad), Err(Error::InvalidSignature(_))));
+            assert!(matches!(
+                key.verify(Algorithm::Ed25519, &msg, &bad),
+                Err(Error::InvalidSignature(_))
+            ));
             let mut other = msg.clone();
             other.push(0);
             assert!(key.verify(Algorithm::Ed25519, &other, &sig).is_err());
             // The same key through the SPKI encodings gives the same keyid.
             let again = PublicKey::parse(key.spki_pem().as_bytes()).unwrap();
             assert_eq!(again.keyid(), key.keyid());
-            assert_eq!(PublicKey::parse(key.spki_der()).unwrap().keyid(), key.keyid());
+            assert_eq!(
+                PublicKey::parse(key.spki_der()).unwrap().keyid(),
+                key.keyid()
+            );
         }
     }
 
@@ -515,11 +527,21 @@ mod tests {
         let digest: Digest = unhex(v["digest"].as_str().unwrap()).try_into().unwrap();
         let over_digest = unhex(v["signature_digest"].as_str().unwrap());
         let over_hex = unhex(v["signature_hex"].as_str().unwrap());
-        assert_eq!(key.verify_binary(Algorithm::Ed25519, &digest, &over_digest).unwrap(), MessageForm::Digest);
-        assert_eq!(key.verify_binary(Algorithm::Ed25519, &digest, &over_hex).unwrap(), MessageForm::Hex);
+        assert_eq!(
+            key.verify_binary(Algorithm::Ed25519, &digest, &over_digest)
+                .unwrap(),
+            MessageForm::Digest
+        );
+        assert_eq!(
+            key.verify_binary(Algorithm::Ed25519, &digest, &over_hex)
+                .unwrap(),
+            MessageForm::Hex
+        );
         let mut other = digest;
         other[0] ^= 1;
-        assert!(key.verify_binary(Algorithm::Ed25519, &other, &over_digest).is_err());
+        assert!(key
+            .verify_binary(Algorithm::Ed25519, &other, &over_digest)
+            .is_err());
     }
 
     #[test]
@@ -532,7 +554,10 @@ mod tests {
             let digest: Digest = unhex(v["digest"].as_str().unwrap()).try_into().unwrap();
             let alg = Algorithm::parse(v["algorithm"].as_str().unwrap()).unwrap();
             let sig = unhex(v["signature"].as_str().unwrap());
-            assert_eq!(key.verify_binary(alg, &digest, &sig).unwrap(), MessageForm::Digest);
+            assert_eq!(
+                key.verify_binary(alg, &digest, &sig).unwrap(),
+                MessageForm::Digest
+            );
             let mut bad = sig.clone();
             let last = bad.len() - 1;
             bad[last] ^= 1;
@@ -560,12 +585,18 @@ mod tests {
 
     #[test]
     fn unacceptable_keys() {
-        assert!(matches!(PublicKey::parse(b"garbage"), Err(Error::InvalidKey(_))));
-        assert!(PublicKey::parse(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(matches!(
+            PublicKey::parse(b"garbage"),
+            Err(Error::InvalidKey(_))
+        ));
+        assert!(PublicKey::parse(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
         let all = vectors("rsa.json");
         let small = all["rsa1024_pem"].as_str().unwrap();
         let err = PublicKey::parse(small.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("1024 bits"), "{err}");
+        assert!(err.to_string().contains("2048 to 4096 bits"), "{err}");
     }
 
     #[test]

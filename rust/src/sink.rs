@@ -183,7 +183,10 @@ mod tests {
         let path = dir.path().join("upload");
         let mut sink = Sink::create(&path, None, Some(10)).unwrap();
         sink.write(vec![1; 6]).unwrap();
-        assert!(matches!(sink.write(vec![1; 5]), Err(Error::TooLarge { limit: 10 })));
+        assert!(matches!(
+            sink.write(vec![1; 5]),
+            Err(Error::TooLarge { limit: 10 })
+        ));
         sink.write(vec![1; 4]).unwrap();
         assert_eq!(sink.close().unwrap().size, 10);
     }
@@ -209,7 +212,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exists");
         std::fs::write(&path, b"keep").unwrap();
-        assert!(matches!(Sink::create(&path, None, None), Err(Error::Io { .. })));
+        assert!(matches!(
+            Sink::create(&path, None, None),
+            Err(Error::Io { .. })
+        ));
         assert_eq!(std::fs::read(&path).unwrap(), b"keep");
     }
 
