@@ -269,8 +269,10 @@ mod tests {
 
     #[test]
     fn params_are_validated() {
-        let mut p = ChunkParams::default();
-        p.avg_size = 63;
+        let p = ChunkParams {
+            avg_size: 63,
+            ..ChunkParams::default()
+        };
         assert!(Chunker::new(p).is_err());
         let p = ChunkParams {
             min_size: 65536,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod filedigest;
 pub mod hashing;
 pub mod pool;
+pub mod sha256x2;
 pub mod signature;
 pub mod sink;
 

@@ -116,6 +116,10 @@ fn bad_sig(msg: impl Into<String>) -> Error {
 impl PublicKey {
     /// Parses any supported encoding (see the module doc).
     pub fn parse(data: &[u8]) -> Result<Self> {
+        // Raw Ed25519 first: its bytes may well look like whitespace at either end.
+        if let Ok(raw) = <&[u8; 32]>::try_from(data) {
+            return Self::from_ed25519_raw(raw);
+        }
         let trimmed = data.trim_ascii();
         if trimmed.starts_with(b"-----BEGIN") {
             let (label, der) = pem_rfc7468::decode_vec(trimmed)
@@ -128,11 +132,6 @@ impl PublicKey {
                     "PEM label {other:?} is not a public key or certificate"
                 ))),
             };
-        }
-        if trimmed.len() == 32 && data.len() == 32 {
-            let mut raw = [0u8; 32];
-            raw.copy_from_slice(data);
-            return Self::from_ed25519_raw(&raw);
         }
         // DER: a certificate is a SEQUENCE whose first element is itself a SEQUENCE of
         // SEQUENCEs; trying SPKI first and then the certificate keeps the errors precise.

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 use crate::error::{Error, Result};
-use crate::hashing::{Digest, PartDigest, PartHasher, Sha256};
+use crate::hashing::{Digest, PartDigest, Sha256, WholeAndParts};
 
 /// Chunks queued for the writer thread at most; a caller that outruns the disk waits here.
 const QUEUE: usize = 16;
@@ -38,7 +38,10 @@ impl Sink {
     /// Creates `path` (which must not exist) and starts the writer thread. `limit` caps the
     /// bytes accepted; `part_size` asks for per-part digests.
     pub fn create(path: &Path, part_size: Option<u64>, limit: Option<u64>) -> Result<Self> {
-        let parts = part_size.map(PartHasher::new).transpose()?;
+        let hasher = match part_size {
+            Some(ps) => Hasher::WithParts(WholeAndParts::new(ps)?),
+            None => Hasher::Whole(Sha256::new()),
+        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -48,7 +51,7 @@ impl Sink {
         let owned = path.to_path_buf();
         let worker = std::thread::Builder::new()
             .name("ferryman-sink".into())
-            .spawn(move || write_all(&owned, file, parts, rx))
+            .spawn(move || write_all(&owned, file, hasher, rx))
             .map_err(|e| Error::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -128,27 +131,38 @@ impl Drop for Sink {
     }
 }
 
+enum Hasher {
+    Whole(Sha256),
+    WithParts(WholeAndParts),
+}
+
 fn write_all(
     path: &Path,
     mut file: File,
-    mut parts: Option<PartHasher>,
+    mut hasher: Hasher,
     rx: crossbeam_channel::Receiver<Vec<u8>>,
 ) -> Result<SinkResult> {
-    let mut sha = Sha256::new();
     let mut size = 0u64;
     for chunk in rx {
         file.write_all(&chunk).map_err(|e| Error::io(path, e))?;
-        sha.update(&chunk);
-        if let Some(p) = parts.as_mut() {
-            p.update(&chunk);
+        match &mut hasher {
+            Hasher::Whole(h) => h.update(&chunk),
+            Hasher::WithParts(h) => h.update(&chunk),
         }
         size += chunk.len() as u64;
     }
     file.sync_all().map_err(|e| Error::io(path, e))?;
+    let (sha256, parts) = match hasher {
+        Hasher::Whole(h) => (h.finalize(), None),
+        Hasher::WithParts(h) => {
+            let (whole, parts) = h.finish();
+            (whole, Some(parts))
+        }
+    };
     Ok(SinkResult {
         size,
-        sha256: sha.finalize(),
-        parts: parts.map(PartHasher::finish),
+        sha256,
+        parts,
     })
 }
 

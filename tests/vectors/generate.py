@@ -24,8 +24,16 @@ HERE = Path(__file__).parent
 
 SHA256 = [
     # FIPS 180-4 examples (NIST CSRC "Examples with intermediate values").
-    {"name": "fips empty", "hex": "", "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-    {"name": "fips abc", "hex": b"abc".hex(), "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+    {
+        "name": "fips empty",
+        "hex": "",
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    },
+    {
+        "name": "fips abc",
+        "hex": b"abc".hex(),
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    },
     {
         "name": "fips 448-bit",
         "hex": b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".hex(),
@@ -39,12 +47,28 @@ SHA256 = [
         ).hex(),
         "sha256": "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1",
     },
-    {"name": "fips one million a", "repeat": "a", "count": 1_000_000,
-     "sha256": "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    {
+        "name": "fips one million a",
+        "repeat": "a",
+        "count": 1_000_000,
+        "sha256": "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+    },
     # SHAVS SHA256ShortMsg.rsp.
-    {"name": "shavs len 8", "hex": "d3", "sha256": "28969cdfa74a12c82f3bad960b0b000aca2ac329deea5c2328ebc6f2ba9802c1"},
-    {"name": "shavs len 16", "hex": "11af", "sha256": "5ca7133fa735326081558ac312c620eeca9970d1e70a4b95533d956f072d1f98"},
-    {"name": "shavs len 24", "hex": "b4190e", "sha256": "dff2e73091f6c05e528896c4c831b9448653dc2ff043528f6769437bc7b975c2"},
+    {
+        "name": "shavs len 8",
+        "hex": "d3",
+        "sha256": "28969cdfa74a12c82f3bad960b0b000aca2ac329deea5c2328ebc6f2ba9802c1",
+    },
+    {
+        "name": "shavs len 16",
+        "hex": "11af",
+        "sha256": "5ca7133fa735326081558ac312c620eeca9970d1e70a4b95533d956f072d1f98",
+    },
+    {
+        "name": "shavs len 24",
+        "hex": "b4190e",
+        "sha256": "dff2e73091f6c05e528896c4c831b9448653dc2ff043528f6769437bc7b975c2",
+    },
     # SHAVS SHA256LongMsg-style: the long message "abcdefgh" * 2**16 + block boundaries.
     {"name": "long 512 KiB", "repeat": "abcdefgh", "count": 65536, "sha256": None},
 ]
@@ -194,8 +218,8 @@ def rsa_vectors() -> dict:
             )
     sk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferryman test signer")])
-    not_before = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
-    not_after = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
+    not_before = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    not_after = dt.datetime(2035, 1, 1, tzinfo=dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -164,17 +165,18 @@ fn verify_many(py: Python<'_>, items: &Bound<'_, PyAny>, binary: bool) -> PyResu
     let mut batch = Vec::new();
     for item in items.try_iter()? {
         let item = item?;
-        let (key, data, signature, alg): (
-            PyRef<'_, PyPublicKey>,
-            Vec<u8>,
-            Vec<u8>,
-            Option<String>,
-        ) = match item.extract() {
+        type Four<'a> = (PyRef<'a, PyPublicKey>, Vec<u8>, Vec<u8>, Option<String>);
+        type Three<'a> = (PyRef<'a, PyPublicKey>, Vec<u8>, Vec<u8>);
+        let (key, data, signature, alg): Four<'_> = match item.extract::<Four<'_>>() {
             Ok(four) => four,
-            Err(_) => {
-                let (k, d, s): (PyRef<'_, PyPublicKey>, Vec<u8>, Vec<u8>) = item.extract()?;
-                (k, d, s, None)
-            }
+            Err(_) => match item.extract::<Three<'_>>() {
+                Ok((k, d, s)) => (k, d, s, None),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(
+                        "each item must be (PublicKey, bytes, bytes[, algorithm])",
+                    ))
+                }
+            },
         };
         batch.push(BatchItem {
             algorithm: algorithm(&key.0, alg.as_deref())?,
