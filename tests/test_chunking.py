@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ferryman.chunking import ChunkParams, chunk_bytes, part_plan
+from ferryman.chunking import ChunkParams, chunk_bytes, chunk_file, part_plan
 
 SMALL = ChunkParams(min_size=256, avg_size=1024, max_size=4096, normalization=1)
 
@@ -79,3 +79,9 @@ def test_part_plan(size, sizes):
 def test_part_plan_rejects_zero_part_size():
     with pytest.raises(ValueError):
         part_plan(10, 0)
+
+
+def test_chunk_file_matches_chunk_bytes(write_file):
+    data = noise(1_500_000, 9)
+    assert chunk_file(write_file(data), SMALL) == chunk_bytes(data, SMALL)
+    assert chunk_file(write_file(data)) == chunk_bytes(data)

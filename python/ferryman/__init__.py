@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ferryman import errors
 from ferryman._native import __version__
-from ferryman.chunking import Chunk, ChunkParams, Part, chunk_bytes, part_plan
+from ferryman.chunking import Chunk, ChunkParams, Part, chunk_bytes, chunk_file, part_plan
 from ferryman.errors import (
     FerrymanError,
     FileChangedError,
@@ -53,6 +53,7 @@ __all__ = [
     "Verdict",
     "__version__",
     "chunk_bytes",
+    "chunk_file",
     "errors",
     "get_threads",
     "hash_file",

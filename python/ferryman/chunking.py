@@ -7,6 +7,20 @@ Chunk digests are BLAKE3.
 
 from __future__ import annotations
 
-from ferryman._native import Chunk, ChunkParams, Part, chunk_bytes, part_plan
+import os
 
-__all__ = ["Chunk", "ChunkParams", "Part", "chunk_bytes", "part_plan"]
+from ferryman._native import Chunk, ChunkParams, Part, chunk_bytes, hash_file, part_plan
+
+__all__ = ["Chunk", "ChunkParams", "Part", "chunk_bytes", "chunk_file", "part_plan"]
+
+
+def chunk_file(path: str | os.PathLike[str], params: ChunkParams | None = None) -> list[Chunk]:
+    """The FastCDC chunks of a file, read once (the file's SHA-256 comes along for free).
+
+    Raises:
+        OSError: the file cannot be read (the exception names it).
+        FileChangedError: the file changed while it was being read.
+    """
+    digest = hash_file(path, chunking=params or ChunkParams())
+    assert digest.chunks is not None
+    return digest.chunks
