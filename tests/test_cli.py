@@ -58,9 +58,7 @@ def test_help_lists_options(capsys):
         assert opt in out
 
 
-@pytest.mark.parametrize(
-    ("text", "n"), [("1", 1), ("8MiB", 8 << 20), ("8M", 8_000_000), ("1.5GiB", 3 << 29), ("64kib", 65536)]
-)
+@pytest.mark.parametrize(("text", "n"), [("1", 1), ("8MiB", 8 << 20), ("8M", 8_000_000), ("1.5GiB", 3 << 29), ("64kib", 65536)])
 def test_parse_size(text, n):
     assert parse_size(text) == n
 

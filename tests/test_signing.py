@@ -57,9 +57,7 @@ def test_rfc8032(v):
 def test_strict_rejections(v):
     """Each case is refused, at key load or at verification."""
     with pytest.raises((InvalidSignature, InvalidKey)):
-        load_public_key(bytes.fromhex(v["public_key"])).verify(
-            bytes.fromhex(v["message"]), bytes.fromhex(v["signature"])
-        )
+        load_public_key(bytes.fromhex(v["public_key"])).verify(bytes.fromhex(v["message"]), bytes.fromhex(v["signature"]))
 
 
 def test_strict_rejects_what_openssl_accepts():
@@ -137,6 +135,7 @@ def test_wrong_algorithm_for_key():
     with pytest.raises(ValueError, match="unknown algorithm"):
         key.verify(bytes(32), bytes(256), "rsa-md5")
     assert key.default_algorithm == "rsa-pkcs1v15-sha256"
+    assert key.supports("rsa-pss-sha256") and not key.supports("ed25519") and not key.supports("md5")
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

@@ -99,6 +99,19 @@ def _cmd_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ferryman.config import Config
+    from ferryman.server import serve
+
+    if args.signature_threshold < 1:
+        print("ferryman: error: --signature-threshold must be at least 1", file=sys.stderr)
+        return 2
+    serve(Config(host=args.host, port=args.port, data_dir=Path(args.data), signature_threshold=args.signature_threshold))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferryman", description="Ferryman: binaries from CI to device fleets.")
     p.add_argument("--version", action="version", version=f"ferryman {__version__}")
@@ -116,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--threads", type=int, metavar="N", help="worker threads (default: one per core)")
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     h.set_defaults(func=_cmd_hash)
+
+    s = sub.add_parser(
+        "serve",
+        help="run the Ferryman service",
+        description="Run the service: SQLite catalog and file store under --data. No other setup.",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    s.add_argument("--data", default="ferryman-data", metavar="DIR", help="data directory (default ./ferryman-data)")
+    s.add_argument(
+        "--signature-threshold", type=int, default=1, metavar="N",
+        help="distinct active keys whose signatures make a binary signed (default 1)",
+    )  # fmt: skip
+    s.set_defaults(func=_cmd_serve)
     return p
 
 

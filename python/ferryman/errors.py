@@ -7,11 +7,21 @@ Operating-system errors on files are raised as the standard :class:`OSError` sub
 from __future__ import annotations
 
 __all__ = [
+    "Conflict",
+    "DomainError",
     "FerrymanError",
     "FileChangedError",
+    "Forbidden",
+    "Invalid",
     "InvalidKey",
     "InvalidSignature",
+    "InvalidTransition",
+    "LengthRequired",
+    "NotFound",
     "SizeLimitExceeded",
+    "TooLarge",
+    "Unauthenticated",
+    "UnsupportedMediaType",
 ]
 
 
@@ -33,3 +43,66 @@ class FileChangedError(FerrymanError):
 
 class SizeLimitExceeded(FerrymanError, ValueError):
     """More bytes were written to a sink than its limit allows."""
+
+
+# Domain errors: raised by the catalog, lifecycle and storage code, which know nothing of HTTP;
+# the server turns each into one RFC 9457 problem (see ferryman.server.middlewares).
+
+
+class DomainError(FerrymanError):
+    """Base of the errors a request can cause; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or {}
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class InvalidTransition(Conflict):
+    title = "Invalid state transition"
+
+
+class Invalid(DomainError):
+    """A well-formed request whose content is not acceptable (field errors in ``errors``)."""
+
+    status = 422
+    title = "Unprocessable content"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class TooLarge(DomainError):
+    status = 413
+    title = "Content too large"
+
+
+class LengthRequired(DomainError):
+    status = 411
+    title = "Length required"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    title = "Unsupported media type"

@@ -42,8 +42,7 @@ SHA256 = [
     {
         "name": "fips 896-bit",
         "hex": (
-            b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
-            b"klmnopqrlmnopqrsmnopqrstnopqrstu"
+            b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
         ).hex(),
         "sha256": "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1",
     },

@@ -66,6 +66,12 @@ impl PyPublicKey {
         self.0.signature_len()
     }
 
+    /// Whether `algorithm` (an API name) can be used with this key.
+    #[pyo3(signature = (algorithm, /))]
+    fn supports(&self, algorithm: &str) -> bool {
+        Algorithm::parse(algorithm).is_ok_and(|a| self.0.check_algorithm(a).is_ok())
+    }
+
     /// Decodes a hex or base64 signature text, checking its length for this key.
     #[pyo3(signature = (text, /))]
     fn decode_signature<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyBytes>> {

@@ -1,0 +1,221 @@
+"""The API's data shapes, as msgspec structs. The handlers decode requests into the ``*Create``
+and ``*Patch`` structs and encode the resource structs; the OpenAPI document is generated from
+the same structs, so the three cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+__all__ = [
+    "ROLES",
+    "ApiKey",
+    "ApiKeyCreate",
+    "Artifact",
+    "ArtifactCreate",
+    "ArtifactPatch",
+    "Binary",
+    "BinaryCreate",
+    "BinaryPatch",
+    "Event",
+    "PartInfo",
+    "Parts",
+    "Signature",
+    "SignatureCreate",
+    "SigningKey",
+    "SigningKeyCreate",
+    "SigningKeyPatch",
+    "Version",
+    "VersionCreate",
+    "VersionPatch",
+]
+
+MIB = 1 << 20
+GIB = 1 << 30
+MIN_PART = 5 * MIB
+MAX_PART = 5 * GIB
+DEFAULT_PART = 8 * MIB
+MAX_PARTS = 10_000
+METADATA_MAX_BYTES = 16 * 1024
+
+ROLES = ("admin", "publisher", "signer", "releaser", "viewer")
+
+Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Text = Annotated[str, Meta(max_length=4096)]
+Metadata = dict[str, Any]
+Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=r"^[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+$")]
+VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")]
+Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
+
+
+class _In(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Request bodies: unknown fields are an error, not silently dropped."""
+
+
+class ArtifactCreate(_In):
+    name: Name
+    description: Text | None = None
+    custom_metadata: Metadata = {}
+
+
+class ArtifactPatch(_In):
+    description: Text | UnsetType | None = UNSET
+    custom_metadata: Metadata | UnsetType = UNSET
+
+
+class Artifact(Struct, kw_only=True):
+    id: str
+    name: str
+    description: str | None
+    custom_metadata: Metadata
+    created_at: str
+    updated_at: str
+
+
+class VersionCreate(_In):
+    version: VersionText
+    description: Text | None = None
+    custom_metadata: Metadata = {}
+
+
+class VersionPatch(_In):
+    description: Text | UnsetType | None = UNSET
+    custom_metadata: Metadata | UnsetType = UNSET
+
+
+class Version(Struct, kw_only=True):
+    id: str
+    artifact_id: str
+    version: str
+    semver: bool
+    description: str | None
+    custom_metadata: Metadata
+    created_at: str
+    updated_at: str
+
+
+class BinaryCreate(_In):
+    target: Target
+    size: Annotated[int, Meta(ge=0, le=MAX_PART * MAX_PARTS)]
+    sha256: Sha256Hex
+    part_size: Annotated[int, Meta(ge=MIN_PART, le=MAX_PART)] | None = None
+    description: Text | None = None
+    custom_metadata: Metadata = {}
+
+
+class BinaryPatch(_In):
+    state: Literal["uploadable", "hashable", "hashing", "signable", "signed", "destroyed"] | UnsetType = UNSET
+    description: Text | UnsetType | None = UNSET
+    custom_metadata: Metadata | UnsetType = UNSET
+
+
+class Binary(Struct, kw_only=True):
+    id: str
+    version_id: str
+    artifact_id: str
+    target: str
+    size: int
+    sha256: str
+    part_size: int
+    part_count: int
+    state: str
+    error: str | None
+    description: str | None
+    custom_metadata: Metadata
+    created_at: str
+    updated_at: str
+
+
+class PartInfo(Struct, kw_only=True):
+    index: int
+    size: int
+    sha256: str
+    created_at: str
+
+
+class Parts(Struct, kw_only=True):
+    binary_id: str
+    state: str
+    part_size: int
+    part_count: int
+    parts: list[PartInfo]
+    missing: list[int]
+
+
+class SigningKeyCreate(_In):
+    name: Name
+    public_key: Annotated[str, Meta(min_length=1, max_length=16384)]
+    algorithm: Literal["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"] | None = None
+
+
+class SigningKeyPatch(_In):
+    state: Literal["active", "revoked"] | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
+
+
+class SigningKey(Struct, kw_only=True):
+    id: str
+    name: str
+    keyid: str
+    algorithm: str
+    kind: str
+    bits: int
+    public_key: str
+    not_before: str | None
+    not_after: str | None
+    state: str
+    created_at: str
+    updated_at: str
+
+
+class SignatureCreate(_In):
+    signature: Annotated[str, Meta(min_length=1, max_length=4096)]
+    signing_key_id: str | None = None
+    keyid: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class Signature(Struct, kw_only=True):
+    id: str
+    binary_id: str
+    signing_key_id: str
+    keyid: str
+    algorithm: str
+    signature: str
+    message: str
+    key_state: str
+    created_at: str
+
+
+class ApiKeyCreate(_In):
+    name: Name
+    role: Role
+
+
+class ApiKey(Struct, kw_only=True, omit_defaults=True):
+    id: str
+    name: str
+    role: str
+    created_at: str
+    token: str | None = None
+
+
+class Event(Struct, kw_only=True):
+    id: str
+    at: str
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def check_metadata(value: Metadata, field: str = "custom_metadata") -> None:
+    """Caps custom metadata at METADATA_MAX_BYTES of JSON."""
+    from ferryman.errors import Invalid
+
+    if len(msgspec.json.encode(value)) > METADATA_MAX_BYTES:
+        raise Invalid(f"{field} is too large", {field: [f"at most {METADATA_MAX_BYTES} bytes of JSON"]})

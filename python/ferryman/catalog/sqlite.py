@@ -1,0 +1,194 @@
+"""The embedded catalog: SQLite in WAL mode with foreign keys, on one worker thread.
+
+Every public method is a coroutine that runs one transaction on the worker thread, so the event
+loop never waits on the disk and transactions never interleave. State changes are conditional
+updates (``... WHERE state = ?``) checked by row count, so two requests racing on one binary can
+never both win. Every change records its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from ferryman.catalog.schema import MIGRATIONS
+from ferryman.errors import Conflict, Invalid, NotFound
+from ferryman.ids import new_id
+
+__all__ = ["Page", "SqliteCatalog", "now"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+def now() -> str:
+    """The current time, RFC 3339 UTC with microseconds."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Page(msgspec.Struct):
+    items: list[Row]
+    next_cursor: str | None
+
+
+def _encode_cursor(rowid: int) -> str:
+    return base64.urlsafe_b64encode(str(rowid).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("malformed cursor", {"cursor": ["not a cursor this server issued"]}) from None
+    if value < 0:
+        raise Invalid("malformed cursor", {"cursor": ["not a cursor this server issued"]})
+    return value
+
+
+class Tx:
+    """One transaction's view: helpers over the connection, and the audit log."""
+
+    def __init__(self, conn: sqlite3.Connection, actor: str) -> None:
+        self.conn = conn
+        self.actor = actor
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        cur = self.conn.execute(sql, args)
+        row = cur.fetchone()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, args).rowcount
+
+    def insert(self, table: str, row: Row) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
+
+    def update(self, table: str, id_: str, changes: Row, where: Row | None = None) -> int:
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        conds = "".join(f" AND {k} = ?" for k in (where or {}))
+        args = [*changes.values(), id_, *(where or {}).values()]
+        return self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?{conds}", args).rowcount
+
+    def page(self, sql: str, args: Sequence[Any], limit: int, cursor: str | None) -> Page:
+        """Rows of ``sql`` (which must select ``rowid`` and filter with ``rowid > ?`` last)."""
+        rows = self.all(sql + " ORDER BY rowid LIMIT ?", [*args, _decode_cursor(cursor), limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1]["rowid"]) if more and rows else None
+        for r in rows:
+            r.pop("rowid", None)
+        return Page(rows, next_cursor)
+
+    def event(self, action: str, resource_type: str, resource_id: str, before: Row | None, after: Row | None) -> None:
+        self.insert(
+            "events",
+            {
+                "id": new_id("event"),
+                "at": now(),
+                "actor": self.actor,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "before": None if before is None else msgspec.json.encode(before).decode(),
+                "after": None if after is None else msgspec.json.encode(after).decode(),
+            },
+        )
+
+
+class SqliteCatalog:
+    """The catalog store on SQLite (see the module doc). Open with :meth:`open`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteCatalog:
+        db = cls(path)
+        await db._call(db._connect)
+        return db
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {i}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._call(close)
+        self._pool.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def tx(self, actor: str, fn: Callable[[Tx], T], *, write: bool = True) -> T:
+        """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises."""
+
+        def run() -> T:
+            assert self._conn is not None, "catalog is closed"
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                out = fn(Tx(self._conn, actor))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return out
+
+        try:
+            return await self._call(run)
+        except sqlite3.IntegrityError as e:
+            raise Conflict(f"conflicts with an existing record ({e})") from None
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await self.tx("", fn, write=False)
+
+
+def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
+    row = tx.one(f"SELECT * FROM {table} WHERE id = ?", [id_])
+    if row is None:
+        raise NotFound(f"no {what} {id_}")
+    return row
+
+
+def loads_fields(row: Row, fields: Iterable[str] = ("custom_metadata",)) -> Row:
+    for f in fields:
+        if isinstance(row.get(f), str):
+            row[f] = msgspec.json.decode(row[f])
+    return row

@@ -1,0 +1,23 @@
+"""Typed keys of the application and request state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from ferryman.catalog import Catalog
+from ferryman.config import Config
+from ferryman.server.signing_keys import KeyCache
+from ferryman.storage import FsStore
+
+__all__ = ["CATALOG", "CONFIG", "KEY_CACHE", "PRINCIPAL", "STORE", "TASKS"]
+
+CONFIG = web.AppKey("config", Config)
+CATALOG = web.AppKey("catalog", Catalog)
+STORE = web.AppKey("store", FsStore)
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+# Background work (hashing) that must finish or be cancelled on shutdown.
+TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("tasks")
+# The authenticated caller: (actor id, role).
+PRINCIPAL = "ferryman.principal"

@@ -1,0 +1,79 @@
+"""The two middlewares: errors to problem+json, and authentication with role checks.
+
+Every route declares the roles it admits in the route table (``routes.py``); a route without a
+declaration is refused, so a forgotten one fails closed."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from ferryman.errors import DomainError, Forbidden, Unauthenticated
+from ferryman.server.http import problem
+from ferryman.server.keys import CATALOG, CONFIG, PRINCIPAL
+
+__all__ = ["auth_middleware", "problem_middleware"]
+
+log = logging.getLogger("ferryman.server")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ROLES_ATTR = "ferryman_roles"
+PUBLIC = frozenset({"public"})
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as e:
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        resp = problem(e.status, e.title, e.detail, e.errors, **e.extra)
+        if headers:
+            resp.headers.update(headers)
+        return resp
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        resp = problem(e.status, e.reason, e.text or e.reason)
+        for name in ("Allow", "Retry-After"):
+            if name in e.headers:
+                resp.headers[name] = e.headers[name]
+        return resp
+    except msgspec.DecodeError as e:
+        return problem(400, "Bad request", f"malformed JSON: {e}")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal server error", "the server failed; the error was logged")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None:  # no such route (404) or method (405)
+        raise request.match_info.http_exception
+    roles: frozenset[str] | None = getattr(request.match_info.route.handler, ROLES_ATTR, None)
+    if roles is None:
+        raise Forbidden("this route declares no roles")
+    if roles == PUBLIC:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("an Authorization: Bearer token is required")
+    token = token.strip()
+    config = request.app[CONFIG]
+    if config.admin_token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
+        principal = ("env:FERRYMAN_ADMIN_TOKEN", "admin")
+    else:
+        row = await request.app[CATALOG].authenticate(token)
+        if row is None:
+            raise Unauthenticated("the token is not valid")
+        principal = (row["id"], row["role"])
+    if principal[1] != "admin" and principal[1] not in roles:
+        resource = request.match_info.route.resource
+        where = resource.canonical if resource is not None else request.path
+        raise Forbidden(f"role {principal[1]} may not {request.method} {where}")
+    request[PRINCIPAL] = principal
+    return await handler(request)

@@ -1,0 +1,104 @@
+"""The one URL table: every route with the roles it admits and the types it reads and writes
+(the OpenAPI document is generated from this table). ``admin`` is admitted everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ferryman.catalog import models as m
+from ferryman.server.handlers import api_keys, artifacts, binaries, events, meta, signing
+from ferryman.server.middlewares import PUBLIC, ROLES_ATTR
+
+__all__ = ["ROUTES", "Route", "add_routes"]
+
+API = "/api/v1"
+READ = frozenset({"admin", "publisher", "signer", "releaser", "viewer"})
+PUBLISH = frozenset({"admin", "publisher"})
+SIGN = frozenset({"admin", "signer"})
+ADMIN = frozenset({"admin"})
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    roles: frozenset[str]
+    summary: str
+    body: Any = None
+    response: Any = None
+    status: int = 200
+    raw_body: bool = False
+
+
+ROUTES: list[Route] = [
+    Route("GET", "/healthz", meta.healthz, PUBLIC, "Liveness"),
+    Route("GET", f"{API}/openapi.json", meta.openapi, PUBLIC, "This API's OpenAPI 3.1 document"),
+    Route("POST", f"{API}/api-keys", api_keys.create, ADMIN, "Create an API key (token shown once)",
+          m.ApiKeyCreate, m.ApiKey, 201),
+    Route("GET", f"{API}/api-keys", api_keys.list_, ADMIN, "List API keys", response=list[m.ApiKey]),
+    Route("DELETE", f"{API}/api-keys/{{key_id}}", api_keys.delete, ADMIN, "Delete an API key", status=204),
+    Route("POST", f"{API}/artifacts", artifacts.create, PUBLISH, "Create an artifact", m.ArtifactCreate, m.Artifact, 201),
+    Route("GET", f"{API}/artifacts", artifacts.list_, READ, "List artifacts (?name=)", response=list[m.Artifact]),
+    Route("GET", f"{API}/artifacts/{{artifact_id}}", artifacts.get, READ, "Get an artifact", response=m.Artifact),
+    Route("PATCH", f"{API}/artifacts/{{artifact_id}}", artifacts.patch, PUBLISH, "Update an artifact",
+          m.ArtifactPatch, m.Artifact),
+    Route("DELETE", f"{API}/artifacts/{{artifact_id}}", artifacts.delete, PUBLISH,
+          "Delete an artifact without versions", status=204),
+    Route("POST", f"{API}/artifacts/{{artifact_id}}/versions", artifacts.create_version, PUBLISH,
+          "Create a version", m.VersionCreate, m.Version, 201),
+    Route("GET", f"{API}/artifacts/{{artifact_id}}/versions", artifacts.list_versions, READ,
+          "List versions in version order", response=list[m.Version]),
+    Route("GET", f"{API}/versions/{{version_id}}", artifacts.get_version, READ, "Get a version", response=m.Version),
+    Route("PATCH", f"{API}/versions/{{version_id}}", artifacts.patch_version, PUBLISH, "Update a version",
+          m.VersionPatch, m.Version),
+    Route("POST", f"{API}/versions/{{version_id}}/binaries", binaries.create, PUBLISH,
+          "Declare a binary (target, size, sha256)", m.BinaryCreate, m.Binary, 201),
+    Route("GET", f"{API}/versions/{{version_id}}/binaries", binaries.list_for_version, READ,
+          "List a version's binaries", response=list[m.Binary]),
+    Route("GET", f"{API}/binaries", binaries.list_, READ, "List binaries (?version_id= &target= &state= &sha256=)",
+          response=list[m.Binary]),
+    Route("GET", f"{API}/binaries/{{binary_id}}", binaries.get, READ, "Get a binary", response=m.Binary),
+    Route("PATCH", f"{API}/binaries/{{binary_id}}", binaries.patch, PUBLISH,
+          "Change a binary's state or fields", m.BinaryPatch, m.Binary),
+    Route("PUT", f"{API}/binaries/{{binary_id}}/parts/{{index}}", binaries.put_part, PUBLISH,
+          "Upload one part (Content-Length required; Content-Digest verified)", response=m.PartInfo, raw_body=True),
+    Route("GET", f"{API}/binaries/{{binary_id}}/parts", binaries.get_parts, READ,
+          "Parts received and missing", response=m.Parts),
+    Route("PUT", f"{API}/binaries/{{binary_id}}/content", binaries.put_content, PUBLISH,
+          "Upload a one-part binary in one request", response=m.Binary, raw_body=True),
+    Route("GET", f"{API}/binaries/{{binary_id}}/content", binaries.get_content, READ, "Download the content",
+          raw_body=True),
+    Route("POST", f"{API}/binaries/{{binary_id}}/signatures", signing.create_signature, SIGN,
+          "Submit a signature (verified; bad ones are refused)", m.SignatureCreate, m.Signature, 201),
+    Route("GET", f"{API}/binaries/{{binary_id}}/signatures", signing.list_signatures, READ,
+          "List a binary's signatures", response=list[m.Signature]),
+    Route("POST", f"{API}/signing-keys", signing.create_key, SIGN, "Register a public key",
+          m.SigningKeyCreate, m.SigningKey, 201),
+    Route("GET", f"{API}/signing-keys", signing.list_keys, READ, "List signing keys (?state=)",
+          response=list[m.SigningKey]),
+    Route("GET", f"{API}/signing-keys/{{key_id}}", signing.get_key, READ, "Get a signing key", response=m.SigningKey),
+    Route("PATCH", f"{API}/signing-keys/{{key_id}}", signing.patch_key, SIGN, "Rename or revoke a signing key",
+          m.SigningKeyPatch, m.SigningKey),
+    Route("GET", f"{API}/events", events.list_, READ,
+          "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
+]  # fmt: skip
+
+
+def add_routes(app: web.Application) -> None:
+    for r in ROUTES:
+        handler = _bind(r.handler, r.roles)
+        app.router.add_route(r.method, r.path, handler)
+
+
+def _bind(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], roles: frozenset[str]) -> Any:
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    setattr(route, ROLES_ATTR, roles)
+    route.__name__ = handler.__name__
+    return route
