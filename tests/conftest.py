@@ -35,3 +35,16 @@ def write_file(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A fresh service (own data directory) on a real socket; yields an admin client."""
+    from apiclient import ADMIN, ThreadServer
+
+    from ferryman.config import Config
+
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN))
+    api = srv.start()
+    yield api
+    srv.stop()

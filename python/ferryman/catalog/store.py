@@ -322,17 +322,18 @@ class Catalog:
         expect: State | None = None,
         error: str | None = None,
         check: Any = None,
+        then: State | None = None,
     ) -> Row:
         """Moves a binary to ``target`` if the lifecycle allows it from its current state (and,
-        with ``expect``, only from that state). ``check(tx, row)`` may refuse further. The update
-        is conditional on the state read, so of two racing requests only one can win."""
+        with ``expect``, only from that state); ``then`` continues at once, as the server, to a
+        further state in the same transaction. ``check(tx, row)`` may refuse. The update is
+        conditional on the state read, so of two racing requests only one can win."""
         _check_id(binary_id, "binary", "binary")
 
         def run(tx: Tx) -> Row:
             row = get_or_404(tx, "binaries", binary_id, "binary")
             current = State(row["state"])
             if expect is not None and current is not expect:
-                check_server_transition(current, target) if by_server else check_client_transition(current, target)
                 raise Conflict(f"binary is {current}, not {expect}", state=str(current))
             if by_server:
                 check_server_transition(current, target)
@@ -340,22 +341,29 @@ class Catalog:
                 check_client_transition(current, target)
             if check is not None:
                 check(tx, row)
-            before = _binary_view(tx, row)
-            changed = tx.update(
-                "binaries",
-                binary_id,
-                {"state": target.value, "error": error, "updated_at": now()},
-                where={"state": current.value},
-            )
-            if changed != 1:
-                raise Conflict("the binary changed state meanwhile; retry")
-            if target in (State.UPLOADABLE, State.DESTROYED):
-                tx.run("DELETE FROM parts WHERE binary_id = ?", [binary_id])
-            after = _binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary"))
-            tx.event(f"state:{target}", "binary", binary_id, before, after)
+            after = self._move(tx, row, target, error)
+            if then is not None:
+                check_server_transition(target, then)
+                after = self._move(tx, get_or_404(tx, "binaries", binary_id, "binary"), then, None)
             return after
 
         return await self.db.tx(actor, run)
+
+    def _move(self, tx: Tx, row: Row, target: State, error: str | None) -> Row:
+        before = _binary_view(tx, row)
+        changed = tx.update(
+            "binaries",
+            row["id"],
+            {"state": target.value, "error": error, "updated_at": now()},
+            where={"state": row["state"]},
+        )
+        if changed != 1:
+            raise Conflict("the binary changed state meanwhile; retry")
+        if target in (State.UPLOADABLE, State.DESTROYED):
+            tx.run("DELETE FROM parts WHERE binary_id = ?", [row["id"]])
+        after = _binary_view(tx, get_or_404(tx, "binaries", row["id"], "binary"))
+        tx.event(f"state:{target}", "binary", row["id"], before, after)
+        return after
 
     async def binaries_in_state(self, state: State) -> list[str]:
         rows = await self.db.read(lambda tx: tx.all("SELECT id FROM binaries WHERE state = ?", [state.value]))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -20,7 +21,11 @@ from ferryman.server.routes import add_routes
 from ferryman.server.signing_keys import KeyCache
 from ferryman.storage import FsStore
 
-__all__ = ["create_app", "serve"]
+__all__ = ["RUNNER_OPTIONS", "create_app", "serve"]
+
+# A refused upload is answered at once; the rest of its body is read and dropped for at most a
+# second (aiohttp's "lingering close") so that the client sees the answer rather than a reset.
+RUNNER_OPTIONS: dict[str, Any] = {"lingering_time": 1.0, "shutdown_timeout": 10.0}
 
 log = logging.getLogger("ferryman.server")
 
@@ -62,4 +67,4 @@ def create_app(config: Config | None = None) -> web.Application:
 def serve(config: Config) -> None:
     """Runs the service until SIGINT or SIGTERM, then shuts down cleanly."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(create_app(config), host=config.host, port=config.port, print=lambda s: print(s, flush=True))
+    web.run_app(create_app(config), host=config.host, port=config.port, print=lambda s: print(s, flush=True), **RUNNER_OPTIONS)

@@ -52,6 +52,8 @@ async def decode(request: web.Request, type_: type[T]) -> T:
         raise Invalid(f"invalid request body: {message}", {field: [text]}) from None
     except msgspec.DecodeError as e:
         raise DomainError(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise DomainError("malformed JSON: nested too deeply") from None
 
 
 def page_params(request: web.Request) -> tuple[int, str | None]:

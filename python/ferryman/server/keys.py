@@ -20,4 +20,4 @@ KEY_CACHE = web.AppKey("key_cache", KeyCache)
 # Background work (hashing) that must finish or be cancelled on shutdown.
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("tasks")
 # The authenticated caller: (actor id, role).
-PRINCIPAL = "ferryman.principal"
+PRINCIPAL: web.RequestKey[tuple[str, str]] = web.RequestKey("principal")

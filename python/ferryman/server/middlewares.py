@@ -26,6 +26,14 @@ PUBLIC = frozenset({"public"})
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await _problem_or_response(request, handler)
+    if resp.status >= 400 and request.body_exists and not request.content.at_eof():
+        # Refused before its body was read (a bad upload, say): close rather than drain it.
+        resp.force_close()
+    return resp
+
+
+async def _problem_or_response(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DomainError as e:

@@ -57,15 +57,9 @@ def _all_parts_present(tx: Tx, binary: Row) -> None:
 
 
 async def move_to_hashable(request: web.Request, binary_id: str) -> Row:
-    """hashable, then straight on to hashing (DESIGN.md), with the hashing scheduled."""
-    catalog, who = request.app[CATALOG], actor(request)
-    await catalog.transition(who, binary_id, State.HASHABLE, check=_all_parts_present)
-    return await begin_hashing(request, binary_id, by_server=True)
-
-
-async def begin_hashing(request: web.Request, binary_id: str, *, by_server: bool) -> Row:
+    """hashable, and in the same transaction on to hashing (DESIGN.md), which is then started."""
     catalog = request.app[CATALOG]
-    row = await catalog.transition(actor(request) if not by_server else "server", binary_id, State.HASHING, by_server=by_server)
+    row = await catalog.transition(actor(request), binary_id, State.HASHABLE, check=_all_parts_present, then=State.HASHING)
     start_hashing(catalog, request.app[STORE], request.app[TASKS], binary_id)
     return row
 
@@ -75,12 +69,13 @@ async def patch(request: web.Request) -> web.Response:
     binary_id = request.match_info["binary_id"]
     catalog, store = request.app[CATALOG], request.app[STORE]
     row = await catalog.patch_binary_fields(actor(request), binary_id, body)
-    if body.state is not m.UNSET and body.state != row["state"]:
+    if body.state is not m.UNSET:
         target = State(body.state)
         if target is State.HASHABLE:
             row = await move_to_hashable(request, binary_id)
         elif target is State.HASHING:
-            row = await begin_hashing(request, binary_id, by_server=False)
+            row = await catalog.transition(actor(request), binary_id, State.HASHING)
+            start_hashing(catalog, store, request.app[TASKS], binary_id)
         else:
             row = await catalog.transition(actor(request), binary_id, target)
             if target in (State.UPLOADABLE, State.DESTROYED):
