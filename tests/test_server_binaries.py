@@ -104,9 +104,31 @@ def test_bad_parts_leave_no_trace(server: Api, tmp_path: Path):
     for bad in ["0", "3", "-1", "abc", "1.5", "99999999999"]:
         assert server.put(f"{API}/binaries/{b['id']}/parts/{bad}", b"x").status in (404, 422), bad
     assert server.ok("GET", f"{API}/binaries/{b['id']}/parts")["parts"] == []
-    store = tmp_path / "data" / "store"
-    assert list((store / "tmp").iterdir()) == []
-    assert not (store / "parts" / b["id"]).exists() or list((store / "parts" / b["id"]).iterdir()) == []
+    assert not (tmp_path / "data" / "store" / "content" / b["id"]).exists()
+    # The refused bytes are overwritten by the good uploads; the content is exactly the data.
+    for i, chunk in enumerate(parts_of(data), start=1):
+        assert put_part(server, b["id"], i, chunk).status == 200
+    server.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "hashable"})
+    server.wait_state(b["id"], {"signable"})
+    assert server.get(f"{API}/binaries/{b['id']}/content").body == data
+
+
+def test_upload_in_flight_blocks_hashing(server: Api):
+    data = os.urandom(2 * PART)
+    b = declare(server, data)
+    assert put_part(server, b["id"], 2, data[PART:]).status == 200
+    assert put_part(server, b["id"], 1, data[:PART]).status == 200
+    conn = _slow_part_upload(server, b["id"], data[:PART])  # re-uploading part 1, half sent
+    try:
+        time.sleep(0.2)
+        p = problem(server.patch(f"{API}/binaries/{b['id']}", {"state": "hashable"}), 409)
+        assert "uploads in progress" in p["detail"]
+        conn.send(data[:PART][PART // 2 :])
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    server.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "hashable"})
+    server.wait_state(b["id"], {"signable"})
 
 
 def test_content_length_is_required(server: Api):
@@ -260,7 +282,6 @@ def test_sigkill_mid_upload_then_resume(tmp_path: Path):
         api = srv.start()
         parts = api.ok("GET", f"{API}/binaries/{b['id']}/parts")
         assert parts["missing"] == [1] and [p["index"] for p in parts["parts"]] == [2]
-        assert list((tmp_path / "data" / "store" / "tmp").iterdir()) == []
         assert put_part(api, b["id"], 1, data[:PART]).status == 200
         api.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "hashable"})
         api.wait_state(b["id"], {"signable"})
@@ -292,7 +313,7 @@ def test_sigkill_during_hashing_recovers(tmp_path: Path):
 
 
 def test_interrupted_hashing_restarts_at_startup(tmp_path: Path):
-    """Deterministic version: the catalog says hashing and a half-written temporary file exists."""
+    """Deterministic version: the process died with the catalog saying hashing."""
     srv = ProcessServer(tmp_path / "data")
     api = srv.start()
     data = os.urandom(PART + 7)
@@ -302,11 +323,10 @@ def test_interrupted_hashing_restarts_at_startup(tmp_path: Path):
     with db:
         db.execute("UPDATE binaries SET state = 'hashing' WHERE id = ?", [b["id"]])
     db.close()
-    (tmp_path / "data" / "store" / "tmp" / "deadbeef").write_bytes(data[:1000])
     api = srv.start()
     try:
         api.wait_state(b["id"], {"signable"})
-        assert list((tmp_path / "data" / "store" / "tmp").iterdir()) == []
+        assert api.get(f"{API}/binaries/{b['id']}/content").body == data
     finally:
         srv.stop()
 

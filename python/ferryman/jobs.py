@@ -1,11 +1,10 @@
-"""Background work of the binary lifecycle: hashing a binary's assembled content.
+"""Background work of the binary lifecycle: hashing a binary's uploaded content.
 
-``start_hashing`` moves a ``hashable`` binary to ``hashing`` and schedules ``hash_binary``,
-which concatenates the recorded parts into the content file while the native sink hashes it
-(off the event loop), then moves the binary to ``signable`` when the SHA-256 and size match
-the declared ones, or back to ``hashable`` with an ``error`` saying what differed (the parts
-are kept, so nothing is lost). A process that dies mid-way leaves the binary in ``hashing``;
-``resume`` restarts those at start-up."""
+``hash_binary`` hashes the upload file natively, off the event loop, and moves the binary to
+``signable`` when its size and SHA-256 match the declared ones (publishing the content), or
+back to ``hashable`` with an ``error`` saying what differed, naming the parts whose bytes no
+longer match what their upload reported (the upload is kept, so nothing is lost). A process
+that dies mid-way leaves the binary in ``hashing``; ``resume`` restarts those at start-up."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import asyncio
 import logging
 
 from ferryman.catalog import Catalog
-from ferryman.errors import Conflict, DomainError
+from ferryman.errors import Conflict
 from ferryman.lifecycle import State
 from ferryman.storage import FsStore
 
@@ -23,25 +22,35 @@ log = logging.getLogger("ferryman.jobs")
 SERVER = "server"
 
 
+async def _explain(catalog: Catalog, store: FsStore, binary: dict, declared_what: str) -> str:
+    loop = asyncio.get_running_loop()
+    recorded = {p["idx"]: p["sha256"] for p in await catalog.parts(binary["id"])}
+    d = await loop.run_in_executor(None, store.digest, binary["id"], binary["part_size"])
+    bad = [p.index for p in d.parts or [] if recorded.get(p.index) != p.sha256]
+    if bad:
+        shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
+        return f"{declared_what}; parts whose bytes differ from their upload: {shown}"
+    return f"{declared_what}; every part matches its upload, so the declared digest or size is wrong"
+
+
 async def hash_binary(catalog: Catalog, store: FsStore, binary_id: str) -> None:
+    loop = asyncio.get_running_loop()
     binary = await catalog.get_binary(binary_id)
-    parts = [(p["idx"], p["sha256"]) for p in await catalog.parts(binary_id)]
     error = None
     try:
-        result = await asyncio.get_running_loop().run_in_executor(None, store.assemble, binary_id, parts)
-    except (DomainError, OSError) as e:
-        error = f"cannot assemble the content: {e}"
+        d = await loop.run_in_executor(None, store.digest, binary_id, None)
+    except OSError as e:
+        error = f"cannot read the uploaded content: {e.strerror or e}"
     else:
-        if result.size != binary["size"]:
-            error = f"content has {result.size} bytes, {binary['size']} were declared"
-        elif result.sha256 != binary["sha256"]:
-            error = f"content SHA-256 is {result.sha256}, {binary['sha256']} was declared"
+        if d.size != binary["size"]:
+            error = await _explain(catalog, store, binary, f"content has {d.size} bytes, {binary['size']} were declared")
+        elif d.sha256 != binary["sha256"]:
+            error = await _explain(catalog, store, binary, f"content SHA-256 is {d.sha256}, {binary['sha256']} was declared")
     try:
         if error is None:
+            await loop.run_in_executor(None, store.publish, binary_id)
             await catalog.transition(SERVER, binary_id, State.SIGNABLE, by_server=True, expect=State.HASHING)
-            store.drop_parts(binary_id)
         else:
-            await asyncio.get_running_loop().run_in_executor(None, store.content_path(binary_id).unlink, True)
             await catalog.transition(SERVER, binary_id, State.HASHABLE, by_server=True, expect=State.HASHING, error=error)
     except Conflict:
         # Destroyed (or otherwise moved) while hashing: its own transition cleaned up.
@@ -62,5 +71,6 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def resume(catalog: Catalog, store: FsStore, tasks: set[asyncio.Task[None]]) -> None:
+    await catalog.clear_uploads_in_flight()
     for binary_id in await catalog.binaries_in_state(State.HASHING):
         start_hashing(catalog, store, tasks, binary_id)

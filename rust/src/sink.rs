@@ -1,10 +1,11 @@
 //! A hashing file sink for uploads: the caller hands it received chunks and goes back to its
-//! event loop; a native thread writes them to a new file and hashes them (SHA-256, optionally
-//! per part). [`Sink::close`] fsyncs and returns the size and digests; [`Sink::abort`] (or
-//! dropping an unclosed sink) removes the partial file.
+//! event loop; a native thread writes them and hashes them (SHA-256, optionally per part).
+//! [`Sink::create`] writes a new file, which [`Sink::abort`] (or dropping an unclosed sink)
+//! removes; [`Sink::at`] writes into a region of a shared file (one part of a binary), which an
+//! abort leaves as it is. [`Sink::close`] fsyncs and returns the size and digests.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -32,21 +33,51 @@ pub struct Sink {
     worker: Option<JoinHandle<Result<SinkResult>>>,
     written: u64,
     limit: Option<u64>,
+    /// Whether the sink created the file (and so removes it on abort).
+    owns_file: bool,
 }
 
 impl Sink {
     /// Creates `path` (which must not exist) and starts the writer thread. `limit` caps the
     /// bytes accepted; `part_size` asks for per-part digests.
     pub fn create(path: &Path, part_size: Option<u64>, limit: Option<u64>) -> Result<Self> {
-        let hasher = match part_size {
-            Some(ps) => Hasher::WithParts(WholeAndParts::new(ps)?),
-            None => Hasher::Whole(Sha256::new()),
-        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
+        Self::start(path, file, part_size, limit, true)
+    }
+
+    /// Writes into `path` (created if missing, never truncated) from byte `offset` on.
+    pub fn at(
+        path: &Path,
+        offset: u64,
+        part_size: Option<u64>,
+        limit: Option<u64>,
+    ) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(path, e))?;
+        Self::start(path, file, part_size, limit, false)
+    }
+
+    fn start(
+        path: &Path,
+        file: File,
+        part_size: Option<u64>,
+        limit: Option<u64>,
+        owns_file: bool,
+    ) -> Result<Self> {
+        let hasher = match part_size {
+            Some(ps) => Hasher::WithParts(WholeAndParts::new(ps)?),
+            None => Hasher::Whole(Sha256::new()),
+        };
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE);
         let owned = path.to_path_buf();
         let worker = std::thread::Builder::new()
@@ -59,6 +90,7 @@ impl Sink {
             worker: Some(worker),
             written: 0,
             limit,
+            owns_file,
         })
     }
 
@@ -88,7 +120,7 @@ impl Sink {
             // The writer stopped early: it failed, and its error says why.
             self.tx = None;
             let err = self.join().err().unwrap_or(Error::Closed("sink"));
-            let _ = std::fs::remove_file(&self.path);
+            self.remove_own_file();
             return Err(err);
         }
         self.written = after;
@@ -101,18 +133,24 @@ impl Sink {
         self.tx.take().ok_or(Error::Closed("sink"))?;
         let out = self.join();
         if out.is_err() {
-            let _ = std::fs::remove_file(&self.path);
+            self.remove_own_file();
         }
         out
     }
 
-    /// Stops the writer and removes the partial file. Idempotent.
+    /// Stops the writer and removes the partial file (if the sink created it). Idempotent.
     pub fn abort(&mut self) {
         let was_open = self.tx.take().is_some();
         if self.worker.is_some() {
             let _ = self.join();
         }
         if was_open {
+            self.remove_own_file();
+        }
+    }
+
+    fn remove_own_file(&self) {
+        if self.owns_file {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -151,7 +189,7 @@ fn write_all(
         }
         size += chunk.len() as u64;
     }
-    file.sync_all().map_err(|e| Error::io(path, e))?;
+    file.sync_data().map_err(|e| Error::io(path, e))?;
     let (sha256, parts) = match hasher {
         Hasher::Whole(h) => (h.finalize(), None),
         Hasher::WithParts(h) => {
@@ -219,6 +257,24 @@ mod tests {
             sink.write(vec![0; 1000]).unwrap();
         }
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn regions_of_a_shared_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binary");
+        let mut second = Sink::at(&path, 4, None, Some(4)).unwrap();
+        second.write(b"5678".to_vec()).unwrap();
+        let mut first = Sink::at(&path, 0, None, Some(4)).unwrap();
+        first.write(b"1234".to_vec()).unwrap();
+        assert_eq!(first.close().unwrap().sha256, sha256(b"1234"));
+        assert_eq!(second.close().unwrap().sha256, sha256(b"5678"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"12345678");
+        // An aborted region write leaves the shared file in place.
+        let mut third = Sink::at(&path, 0, None, None).unwrap();
+        third.write(b"ab".to_vec()).unwrap();
+        third.abort();
+        assert!(path.exists());
     }
 
     #[test]

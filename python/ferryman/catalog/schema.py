@@ -93,3 +93,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_resource ON events (resource_id);
     """,
 ]
+
+MIGRATIONS.append(
+    """
+    CREATE TABLE uploads_in_flight (
+        id TEXT PRIMARY KEY,
+        binary_id TEXT NOT NULL REFERENCES binaries(id),
+        idx INTEGER NOT NULL,
+        started_at TEXT NOT NULL
+    );
+    CREATE INDEX uploads_in_flight_binary ON uploads_in_flight (binary_id);
+    """
+)

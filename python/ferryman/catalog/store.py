@@ -371,6 +371,27 @@ class Catalog:
 
     # Parts ------------------------------------------------------------------------------------
 
+    async def begin_part(self, actor: str, binary_id: str, index: int) -> str:
+        """Registers an upload of part ``index`` as in flight, only while the binary is
+        ``uploadable``; hashing cannot start until every upload in flight has ended."""
+
+        def run(tx: Tx) -> str:
+            row = get_or_404(tx, "binaries", binary_id, "binary")
+            if row["state"] != State.UPLOADABLE:
+                raise Conflict(f"binary is {row['state']}; parts are accepted only while uploadable")
+            token = new_id("event")
+            tx.insert("uploads_in_flight", {"id": token, "binary_id": binary_id, "idx": index, "started_at": now()})
+            return token
+
+        return await self.db.tx(actor, run)
+
+    async def end_part(self, token: str) -> None:
+        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight WHERE id = ?", [token]))
+
+    async def clear_uploads_in_flight(self) -> None:
+        """At start-up: uploads of a previous process are over (single-process deployments)."""
+        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight"))
+
     async def record_part(self, actor: str, binary_id: str, index: int, size: int, sha256: str) -> Row:
         """Records an uploaded part (replacing an earlier upload of the same index), only while
         the binary is still ``uploadable``."""

@@ -25,9 +25,10 @@ impl PySinkResult {
     }
 }
 
-/// Writes and hashes received chunks on a native thread. Creates `path` (it must not exist);
-/// `close()` fsyncs and returns a `SinkResult`; `abort()` removes the partial file, as does
-/// leaving a `with` block without closing.
+/// Writes and hashes received chunks on a native thread. Without `offset` it creates `path`
+/// (which must not exist) and `abort()` (or leaving a `with` block unclosed) removes it; with
+/// `offset` it writes into `path` from that byte on (creating it if missing, never truncating)
+/// and an abort leaves the file. `close()` fsyncs and returns a `SinkResult`.
 #[pyclass(module = "ferryman._native", name = "Sink", frozen)]
 pub struct PySink(Mutex<Sink>);
 
@@ -40,9 +41,18 @@ impl PySink {
 #[pymethods]
 impl PySink {
     #[new]
-    #[pyo3(signature = (path, /, *, part_size = None, limit = None))]
-    fn new(path: PathBuf, part_size: Option<u64>, limit: Option<u64>) -> PyResult<Self> {
-        Ok(Self(Mutex::new(Sink::create(&path, part_size, limit)?)))
+    #[pyo3(signature = (path, /, *, part_size = None, limit = None, offset = None))]
+    fn new(
+        path: PathBuf,
+        part_size: Option<u64>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> PyResult<Self> {
+        let sink = match offset {
+            None => Sink::create(&path, part_size, limit)?,
+            Some(at) => Sink::at(&path, at, part_size, limit)?,
+        };
+        Ok(Self(Mutex::new(sink)))
     }
 
     /// Queues a chunk (any buffer; copied). Waits only if the writer is far behind.

@@ -48,6 +48,9 @@ async def get(request: web.Request) -> web.Response:
 
 
 def _all_parts_present(tx: Tx, binary: Row) -> None:
+    busy = tx.all("SELECT DISTINCT idx FROM uploads_in_flight WHERE binary_id = ? ORDER BY idx", [binary["id"]])
+    if busy:
+        raise Conflict("uploads in progress for parts " + ", ".join(str(r["idx"]) for r in busy))
     count = max(1, -(-binary["size"] // binary["part_size"]))
     have = {r["idx"] for r in tx.all("SELECT idx FROM parts WHERE binary_id = ?", [binary["id"]])}
     missing = [i for i in range(1, count + 1) if i not in have]
@@ -110,7 +113,8 @@ def _part_size(binary: Row, index: int) -> int:
 
 
 async def _receive(request: web.Request, binary: Row, index: int) -> Row:
-    """Streams one part into the store, checks it and records it; a bad part leaves nothing."""
+    """Streams one part into its range of the upload, checks it and records it; a bad part is
+    not recorded (its bytes are overwritten by the next upload of that part)."""
     expected = _part_size(binary, index)
     length = request.content_length
     if length is None:
@@ -120,10 +124,11 @@ async def _receive(request: web.Request, binary: Row, index: int) -> Row:
     if length < expected:
         raise Invalid(f"part {index} has {expected} bytes; {length} were sent", {"content-length": [str(expected)]})
     declared = _parse_content_digest(request.headers.get("Content-Digest"))
-    store, catalog = request.app[STORE], request.app[CATALOG]
-    tmp, result = await store.receive_part(binary["id"], request.content.iter_chunked(UPLOAD_CHUNK), expected)
-    loop = asyncio.get_running_loop()
+    store, catalog, who = request.app[STORE], request.app[CATALOG], actor(request)
+    token = await catalog.begin_part(who, binary["id"], index)
     try:
+        offset = (index - 1) * binary["part_size"]
+        result = await store.receive_part(binary["id"], request.content.iter_chunked(UPLOAD_CHUNK), offset, expected)
         if result.size != expected:
             raise Invalid(f"part {index} has {expected} bytes; {result.size} arrived", {"body": ["short"]})
         if declared is not None and declared != result.sha256:
@@ -131,10 +136,9 @@ async def _receive(request: web.Request, binary: Row, index: int) -> Row:
                 f"part {index} SHA-256 is {result.sha256}; Content-Digest said {declared}",
                 {"content-digest": ["does not match the body"]},
             )
-        await loop.run_in_executor(None, store.keep_part, tmp, binary["id"], index, result.sha256)
+        return await catalog.record_part(who, binary["id"], index, result.size, result.sha256)
     finally:
-        store.discard(tmp)
-    return await catalog.record_part(actor(request), binary["id"], index, result.size, result.sha256)
+        await catalog.end_part(token)
 
 
 async def put_part(request: web.Request) -> web.Response:
