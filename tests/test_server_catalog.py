@@ -181,3 +181,25 @@ def test_audit_log_records_who_did_what(server: Api):
     pub_id = next(k["id"] for k in keys if k["role"] == "publisher")
     assert {e["actor"] for e in events} == {pub_id}
     assert all(e["at"].endswith("Z") for e in events)
+
+
+def test_first_start_prints_a_working_admin_key(tmp_path, capsys):
+    from apiclient import ThreadServer
+
+    from ferryman.config import Config
+
+    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None))
+    api = srv.start()
+    try:
+        out = capsys.readouterr().out
+        token = out.strip().splitlines()[-1]
+        assert token.startswith("fm_")
+        assert api.as_(token).get(f"{API}/api-keys").status == 200
+        assert api.as_("test-admin-token").get(f"{API}/api-keys").status == 401  # no env token here
+    finally:
+        srv.stop()
+    # A second start finds keys and prints none.
+    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None))
+    srv.start()
+    srv.stop()
+    assert "fm_" not in capsys.readouterr().out
