@@ -20,6 +20,10 @@ class Config:
     admin_token: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_ADMIN_TOKEN") or None)
     # JSON request bodies larger than this are refused with 413.
     max_json_bytes: int = 1 << 20
+    # Secret for download grants; default: kept in the data directory (see ferryman.grants).
+    url_secret: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_URL_SECRET") or None)
+    # How long a download grant stays valid, in seconds.
+    grant_ttl: int = 3600
 
     @property
     def catalog_path(self) -> Path:

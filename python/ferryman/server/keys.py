@@ -11,12 +11,14 @@ from ferryman.config import Config
 from ferryman.server.signing_keys import KeyCache
 from ferryman.storage import FsStore
 
-__all__ = ["CATALOG", "CONFIG", "KEY_CACHE", "PRINCIPAL", "STORE", "TASKS"]
+__all__ = ["CATALOG", "CONFIG", "KEY_CACHE", "PRINCIPAL", "STORE", "TASKS", "URL_SECRET"]
 
 CONFIG = web.AppKey("config", Config)
 CATALOG = web.AppKey("catalog", Catalog)
 STORE = web.AppKey("store", FsStore)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
+# HMAC key of download grants.
+URL_SECRET = web.AppKey("url_secret", bytes)
 # Background work (hashing) that must finish or be cancelled on shutdown.
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("tasks")
 # The authenticated caller: (actor id, role).

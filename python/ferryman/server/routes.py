@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ferryman.catalog import models as m
-from ferryman.server.handlers import api_keys, artifacts, binaries, events, meta, signing
+from ferryman.server.handlers import api_keys, artifacts, binaries, downloads, events, meta, signing
 from ferryman.server.middlewares import PUBLIC, ROLES_ATTR
 
 __all__ = ["ROUTES", "Route", "add_routes"]
@@ -71,8 +71,12 @@ ROUTES: list[Route] = [
           "Parts received and missing", response=m.Parts),
     Route("PUT", f"{API}/binaries/{{binary_id}}/content", binaries.put_content, PUBLISH,
           "Upload a one-part binary in one request", response=m.Binary, raw_body=True),
-    Route("GET", f"{API}/binaries/{{binary_id}}/content", binaries.get_content, READ, "Download the content",
+    Route("GET", f"{API}/binaries/{{binary_id}}/content", downloads.content, READ,
+          "Download the content (RFC 9110 ranges)", raw_body=True),
+    Route("HEAD", f"{API}/binaries/{{binary_id}}/content", downloads.content, READ, "Content headers", raw_body=True),
+    Route("GET", "/dl/{token}", downloads.grant, PUBLIC, "Download through a signed, expiring grant (RFC 9110 ranges)",
           raw_body=True),
+    Route("HEAD", "/dl/{token}", downloads.grant, PUBLIC, "Headers of a grant download", raw_body=True),
     Route("POST", f"{API}/binaries/{{binary_id}}/signatures", signing.create_signature, SIGN,
           "Submit a signature (verified; bad ones are refused)", m.SignatureCreate, m.Signature, 201),
     Route("GET", f"{API}/binaries/{{binary_id}}/signatures", signing.list_signatures, READ,

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ferryman.catalog import models as m
 from ferryman.catalog.sqlite import Row, Tx
-from ferryman.errors import Conflict, DomainError, Invalid, LengthRequired, NotFound, TooLarge
+from ferryman.errors import Conflict, DomainError, Invalid, LengthRequired, TooLarge
 from ferryman.jobs import start_hashing
 from ferryman.lifecycle import State
 from ferryman.server.handlers.common import actor, page_response
@@ -181,13 +181,3 @@ async def put_content(request: web.Request) -> web.Response:
     await _receive(request, binary, 1)
     row = await move_to_hashable(request, binary["id"])
     return json_response(m.Binary(**row))
-
-
-async def get_content(request: web.Request) -> web.StreamResponse:
-    binary = await request.app[CATALOG].get_binary(request.match_info["binary_id"])
-    if binary["state"] not in (State.SIGNABLE, State.SIGNED):
-        raise Conflict(f"binary is {binary['state']}; content is served once it is signable")
-    path = request.app[STORE].content_path(binary["id"])
-    if not path.exists():
-        raise NotFound("the content is missing from the store")
-    return web.FileResponse(path, headers={"ETag": f'"{binary["sha256"]}"'})

@@ -1,0 +1,221 @@
+"""Our own RFC 9110 range responder: what to send for a GET or HEAD of an immutable file.
+
+aiohttp's FileResponse falls short here: it refuses multi-range requests, and it answers a stale
+``If-Range`` entity tag with 206, which lets a resuming client splice two versions of a file.
+``plan`` is pure (headers in, decision out); ``send`` writes the decision with ``sendfile``.
+
+Rules (DESIGN.md section 3): single, suffix and open-ended ranges; several ranges as
+``multipart/byteranges`` with one part per requested range in request order (never merged or
+reordered) and ``boundary=`` last in the Content-Type; up to ``MAX_RANGES`` ranges; overlapping
+ranges or more than that are declined with the full 200 body, never 416; 416 (with
+``Content-Range: bytes */len``) only when no range is satisfiable; a Range header that does not
+parse is ignored. Validators: the strong ETag (the SHA-256), Last-Modified, ``If-None-Match``,
+``If-Modified-Since`` and ``If-Range``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import email.utils
+import itertools
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+__all__ = ["MAX_RANGES", "Plan", "plan", "respond"]
+
+MAX_RANGES = 1000
+PART_TYPE = "application/octet-stream"
+
+
+@dataclass
+class Plan:
+    status: int
+    spans: list[tuple[int, int]] = field(default_factory=list)  # inclusive (first, last)
+    headers: dict[str, str] = field(default_factory=dict)
+    boundary: str | None = None
+    # For multipart: (prefix bytes, first, last) per part, then the closing delimiter.
+    parts: list[tuple[bytes, int, int]] = field(default_factory=list)
+    trailer: bytes = b""
+    length: int = 0
+
+
+class _Ignore(Exception):
+    """The Range header does not parse: serve the whole representation."""
+
+
+def _parse(value: str, size: int) -> list[tuple[int, int]] | None:
+    """Satisfiable spans of a Range header, in request order; [] if none is satisfiable."""
+    unit, _, sets = value.partition("=")
+    if unit.strip().lower() != "bytes" or not sets.strip():
+        raise _Ignore
+    spans = []
+    for spec in sets.split(","):
+        spec = spec.strip()
+        if not spec:
+            continue
+        first, dash, last = spec.partition("-")
+        if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+            raise _Ignore
+        if first == "":
+            if last == "":
+                raise _Ignore
+            n = int(last)
+            if n > 0 and size > 0:
+                spans.append((max(0, size - n), size - 1))
+            continue
+        a = int(first)
+        b = int(last) if last else None
+        if b is not None and b < a:
+            raise _Ignore
+        if a >= size:
+            continue
+        spans.append((a, size - 1 if b is None else min(b, size - 1)))
+    if len(spans) > MAX_RANGES:
+        return None
+    ordered = sorted(spans)
+    if any(nxt[0] <= prev[1] for prev, nxt in itertools.pairwise(ordered)):
+        return None  # overlapping: declined, whole body
+    return spans
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _etag_list(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def plan(method: str, request_headers: Mapping[str, str], size: int, sha256: str, mtime: float) -> Plan:
+    """Decides status, spans and headers for a GET or HEAD of a file of ``size`` bytes."""
+    etag = f'"{sha256}"'
+    modified = dt.datetime.fromtimestamp(int(mtime), dt.UTC)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": email.utils.format_datetime(modified, usegmt=True),
+        "Repr-Digest": "sha-256=:" + base64.b64encode(bytes.fromhex(sha256)).decode() + ":",
+    }
+    inm = request_headers.get("If-None-Match")
+    if inm is not None:
+        tags = _etag_list(inm)
+        if "*" in tags or any(t.removeprefix("W/") == etag for t in tags):
+            return Plan(304, headers=headers)
+    else:
+        since = _http_date(request_headers.get("If-Modified-Since"))
+        if since is not None and modified <= since:
+            return Plan(304, headers=headers)
+    whole = Plan(200, [(0, size - 1)] if size else [], headers, length=size)
+    headers["Content-Type"] = PART_TYPE
+    rng = request_headers.get("Range")
+    if rng is None or method not in ("GET", "HEAD"):
+        return whole
+    if_range = request_headers.get("If-Range")
+    if if_range is not None:
+        if_range = if_range.strip()
+        if if_range.startswith('"') or if_range.startswith("W/"):
+            if if_range != etag:  # strong comparison only
+                return whole
+        else:
+            date = _http_date(if_range)
+            if date is None or date != modified:
+                return whole
+    try:
+        spans = _parse(rng, size)
+    except _Ignore:
+        return whole
+    if spans is None:
+        return whole
+    if not spans:
+        return Plan(416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if len(spans) == 1:
+        a, b = spans[0]
+        return Plan(206, spans, {**headers, "Content-Range": f"bytes {a}-{b}/{size}"}, length=b - a + 1)
+    boundary = secrets.token_hex(16)
+    parts = []
+    length = 0
+    for i, (a, b) in enumerate(spans):
+        lead = b"\r\n" if i else b""
+        prefix = lead + (f"--{boundary}\r\nContent-Type: {PART_TYPE}\r\nContent-Range: bytes {a}-{b}/{size}\r\n\r\n").encode()
+        parts.append((prefix, a, b))
+        length += len(prefix) + (b - a + 1)
+    trailer = f"\r\n--{boundary}--\r\n".encode()
+    length += len(trailer)
+    headers = {**headers, "Content-Type": f"multipart/byteranges; boundary={boundary}"}
+    return Plan(206, spans, headers, boundary, parts, trailer, length)
+
+
+async def _sendfile(request: web.Request, writer, fobj, offset: int, count: int) -> None:
+    if count <= 0:
+        return
+    await writer.drain()
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("connection lost")
+    try:
+        await request._loop.sendfile(transport, fobj, offset, count)
+        return
+    except NotImplementedError:  # e.g. TLS: copy through the writer instead
+        pass
+    fobj.seek(offset)
+    while count > 0:
+        chunk = await request._loop.run_in_executor(None, fobj.read, min(count, 1 << 20))
+        if not chunk:
+            raise ConnectionResetError("file shrank")
+        await writer.write(chunk)
+        count -= len(chunk)
+
+
+async def respond(
+    request: web.Request, path: Path, sha256: str, extra_headers: Mapping[str, str] | None = None
+) -> web.StreamResponse:
+    """Serves ``path`` (immutable content whose SHA-256 is ``sha256``) to a GET or HEAD."""
+    loop = asyncio.get_running_loop()
+    fobj = await loop.run_in_executor(None, open, path, "rb")
+    try:
+        st = os.fstat(fobj.fileno())
+        p = plan(request.method, request.headers, st.st_size, sha256, st.st_mtime)
+        resp = web.StreamResponse(status=p.status, headers={**p.headers, **(extra_headers or {})})
+        if p.status == 416:
+            resp.content_type = "application/problem+json"
+            body = (
+                '{"type":"about:blank","title":"Range not satisfiable","status":416,'
+                f'"detail":"no requested range lies within the {st.st_size} bytes","errors":{{}}}}'
+            ).encode()
+            resp.content_length = len(body)
+            await resp.prepare(request)
+            if request.method != "HEAD":
+                await resp.write(body)
+            await resp.write_eof()
+            return resp
+        if p.status == 304:
+            await resp.prepare(request)
+            await resp.write_eof()
+            return resp
+        resp.content_length = p.length
+        writer = await resp.prepare(request)
+        if request.method != "HEAD" and writer is not None:
+            if p.boundary is None:
+                for a, b in p.spans:
+                    await _sendfile(request, writer, fobj, a, b - a + 1)
+            else:
+                for prefix, a, b in p.parts:
+                    await writer.write(prefix)
+                    await _sendfile(request, writer, fobj, a, b - a + 1)
+                await writer.write(p.trailer)
+        await resp.write_eof()
+        return resp
+    finally:
+        fobj.close()

@@ -1,0 +1,282 @@
+"""The RFC 9110 range responder: the pure planner, then real HTTP over a socket (multi-range
+bodies parsed back byte for byte, sparse files past 4 GiB, curl resume) and download grants."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from apiclient import Api
+from test_server_binaries import upload
+
+from ferryman import grants
+from ferryman.server.ranges import MAX_RANGES, plan, respond
+
+SHA = "ab" * 32
+ETAG = f'"{SHA}"'
+MTIME = 1_700_000_000.0
+LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+def p(range_: str | None = None, size: int = 1000, **headers: str):
+    h = dict(headers)
+    if range_ is not None:
+        h["Range"] = range_
+    return plan("GET", {k.replace("_", "-"): v for k, v in h.items()}, size, SHA, MTIME)
+
+
+@pytest.mark.parametrize(
+    ("header", "spans"),
+    [
+        ("bytes=0-0", [(0, 0)]),
+        ("bytes=0-499", [(0, 499)]),
+        ("bytes=500-", [(500, 999)]),
+        ("bytes=-1", [(999, 999)]),
+        ("bytes=-5000", [(0, 999)]),
+        ("bytes=990-5000", [(990, 999)]),
+        ("bytes=0-9, 20-29,40-49", [(0, 9), (20, 29), (40, 49)]),
+        ("bytes=40-49,0-9", [(40, 49), (0, 9)]),  # request order kept
+        ("bytes=0-9,10-19", [(0, 9), (10, 19)]),  # adjacent: not merged
+        ("bytes=0-9,5000-6000", [(0, 9)]),  # the unsatisfiable one dropped
+        ("BYTES=1-2", [(1, 2)]),
+    ],
+)
+def test_satisfiable(header, spans):
+    result = p(header)
+    assert result.status == 206 and result.spans == spans
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=1000-1000,2000-"])
+def test_unsatisfiable_is_416(header):
+    result = p(header)
+    assert result.status == 416 and result.headers["Content-Range"] == "bytes */1000"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["items=0-1", "bytes=", "bytes=5-3", "bytes=a-b", "bytes=--1", "bytes 0-1", "bytes=0-1-2", "bytes=-"],
+)
+def test_malformed_range_is_ignored(header):
+    assert p(header).status == 200
+
+
+def test_pathological_requests_get_the_whole_body_not_416():
+    assert p("bytes=0-10,5-20").status == 200  # overlapping
+    many = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2 * (MAX_RANGES + 1), 2))
+    assert p(many, size=10_000).status == 200
+    ok = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 510, 2))  # 255 ranges are served
+    assert len(p(ok).spans) == 255
+
+
+def test_validators():
+    assert p().headers["ETag"] == ETAG
+    assert p().headers["Repr-Digest"] == "sha-256=:" + base64.b64encode(bytes.fromhex(SHA)).decode() + ":"
+    assert p().headers["Last-Modified"] == LAST_MODIFIED
+    assert p(If_None_Match=ETAG).status == 304
+    assert p(If_None_Match=f'"x", W/{ETAG}').status == 304
+    assert p(If_None_Match="*").status == 304
+    assert p(If_None_Match='"other"').status == 200
+    assert p(If_Modified_Since=LAST_MODIFIED).status == 304
+    assert p(If_Modified_Since="Mon, 13 Nov 2023 00:00:00 GMT").status == 200
+    assert p(If_Modified_Since="garbage").status == 200
+    assert p("bytes=0-1", If_Range=ETAG).status == 206
+    assert p("bytes=0-1", If_Range='"stale"').status == 200  # never splice two versions
+    assert p("bytes=0-1", If_Range=f"W/{ETAG}").status == 200  # weak tags never match
+    assert p("bytes=0-1", If_Range=LAST_MODIFIED).status == 206
+    assert p("bytes=0-1", If_Range="Mon, 13 Nov 2023 00:00:00 GMT").status == 200
+
+
+def test_multipart_layout():
+    result = p("bytes=0-1,10-12")
+    assert result.headers["Content-Type"].endswith(f"boundary={result.boundary}")
+    assert result.headers["Content-Type"].startswith("multipart/byteranges;")
+    total = sum(len(prefix) + b - a + 1 for prefix, a, b in result.parts) + len(result.trailer)
+    assert result.length == total
+
+
+def test_empty_file():
+    assert p(size=0).status == 200 and p(size=0).length == 0
+    assert p("bytes=0-", size=0).status == 416
+
+
+# Real HTTP.
+
+
+class FileServer:
+    """The responder alone, serving one file, on a real socket."""
+
+    def __init__(self, path: Path, sha256: str) -> None:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await respond(request, path, sha256)
+
+        self.app = web.Application()
+        self.app.router.add_route("GET", "/f", handler)
+        self.app.router.add_route("HEAD", "/f", handler)
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ready.set()
+        self.loop.run_forever()
+
+    def get(self, headers: dict[str, str] | None = None, method: str = "GET"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, "/f", headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.headers, r.read()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
+    boundary = re.search(r"boundary=([^;]+)$", content_type).group(1)  # type: ignore[union-attr]
+    assert body.endswith(f"\r\n--{boundary}--\r\n".encode())
+    out = []
+    for chunk in body.split(f"--{boundary}".encode())[1:-1]:
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        assert data.endswith(b"\r\n")
+        lines = dict(line.split(": ", 1) for line in head.decode().strip().split("\r\n"))
+        assert lines["Content-Type"] == "application/octet-stream"
+        out.append((lines["Content-Range"], data[:-2]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    data = os.urandom(300_000)
+    path = tmp_path_factory.mktemp("f") / "blob"
+    path.write_bytes(data)
+    srv = FileServer(path, hashlib.sha256(data).hexdigest())
+    yield srv, data
+    srv.close()
+
+
+def test_full_and_single_ranges_over_http(served):
+    srv, data = served
+    status, headers, body = srv.get()
+    assert (status, body) == (200, data) and headers["Accept-Ranges"] == "bytes"
+    status, headers, body = srv.get({"Range": "bytes=100-199"})
+    assert (status, body, headers["Content-Range"]) == (206, data[100:200], "bytes 100-199/300000")
+    assert srv.get({"Range": "bytes=-10"})[2] == data[-10:]
+    assert srv.get({"Range": "bytes=299990-"})[2] == data[299990:]
+    status, headers, body = srv.get({"Range": "bytes=300000-"})
+    assert status == 416 and headers["Content-Range"] == "bytes */300000"
+    status, headers, body = srv.get(method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Length"] == "300000"
+    etag = headers["ETag"]
+    assert srv.get({"If-None-Match": etag})[0] == 304
+    assert srv.get({"Range": "bytes=0-9", "If-Range": '"stale"'})[2] == data
+
+
+def test_multirange_bodies_match_byte_for_byte(served):
+    srv, data = served
+    ranges = [(0, 0), (5000, 5999), (299_999, 299_999), (100, 199), (200, 299)]
+    header = "bytes=" + ",".join(f"{a}-{b}" for a, b in ranges)
+    status, headers, body = srv.get({"Range": header})
+    assert status == 206
+    assert int(headers["Content-Length"]) == len(body)
+    parts = parse_multipart(headers["Content-Type"], body)
+    assert [cr for cr, _ in parts] == [f"bytes {a}-{b}/300000" for a, b in ranges]
+    assert [d for _, d in parts] == [data[a : b + 1] for a, b in ranges]
+    many = [(i * 1000, i * 1000 + 9) for i in range(255)]
+    status, headers, body = srv.get({"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many)})
+    assert status == 206 and [d for _, d in parse_multipart(headers["Content-Type"], body)] == [data[a : b + 1] for a, b in many]
+
+
+def test_ranges_past_4_gib_on_a_sparse_file(tmp_path):
+    path = tmp_path / "sparse"
+    size = (5 << 30) + 123
+    with open(path, "wb") as f:
+        f.truncate(size)
+        f.seek(4 << 30)
+        f.write(b"past four gibibytes")
+        f.seek(size - 3)
+        f.write(b"end")
+    srv = FileServer(path, "00" * 32)
+    try:
+        start = 4 << 30
+        status, headers, body = srv.get({"Range": f"bytes={start}-{start + 18}"})
+        assert (status, body) == (206, b"past four gibibytes")
+        assert headers["Content-Range"] == f"bytes {start}-{start + 18}/{size}"
+        status, headers, body = srv.get({"Range": f"bytes=-3,{start}-{start + 3}"})
+        assert [d for _, d in parse_multipart(headers["Content-Type"], body)] == [b"end", b"past"]
+        status, headers, _ = srv.get(method="HEAD")
+        assert headers["Content-Length"] == str(size)
+    finally:
+        srv.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_curl_range_and_resume(served, tmp_path):
+    srv, data = served
+    url = f"http://127.0.0.1:{srv.port}/f"
+    out = subprocess.run(["curl", "-sf", "--range", "10-19", url], capture_output=True, check=True).stdout
+    assert out == data[10:20]
+    partial = tmp_path / "download"
+    partial.write_bytes(data[:123_456])
+    subprocess.run(["curl", "-sf", "-C", "-", "-o", str(partial), url], check=True)
+    assert partial.read_bytes() == data
+
+
+# Download grants through the service.
+
+
+def test_grants_serve_and_refuse(server: Api, tmp_path):
+    data = os.urandom(50_000)
+    b = upload(server, data)
+    server.ok("PATCH", f"/api/v1/binaries/{b['id']}", {"state": "hashable"})
+    server.wait_state(b["id"], {"signable"})
+    secret = (tmp_path / "data" / "url-secret").read_text().strip().encode()
+    token = grants.issue(secret, b["id"], int(time.time()) + 600)
+    anon = server.as_(None)
+    r = anon.get(f"/dl/{token}")
+    assert r.status == 200 and r.body == data
+    assert r.headers["Cache-Control"].startswith("public, max-age=")
+    r = anon.get(f"/dl/{token}", headers={"Range": "bytes=10-19"})
+    assert (r.status, r.body) == (206, data[10:20])
+    assert anon.call("HEAD", f"/dl/{token}").status == 200
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for bad in [forged, grants.issue(b"other secret", b["id"], int(time.time()) + 600),
+                grants.issue(secret, b["id"], int(time.time()) - 1), "garbage", "bin_x.1.y"]:  # fmt: skip
+        r = anon.get(f"/dl/{bad}")
+        assert r.status == 403, (bad, r)
+    # The operator route uses the same responder.
+    r = server.get(f"/api/v1/binaries/{b['id']}/content", headers={"Range": "bytes=0-4,-5"})
+    assert r.status == 206 and [d for _, d in parse_multipart(r.headers["Content-Type"], r.body)] == [data[:5], data[-5:]]
+    server.ok("PATCH", f"/api/v1/binaries/{b['id']}", {"state": "destroyed"})
+    assert anon.get(f"/dl/{token}").status == 404
+
+
+def test_grant_tokens_unit():
+    secret = b"s"
+    t = grants.issue(secret, "bin_" + "a" * 26, 2_000_000_000)
+    assert grants.verify(secret, t, now=1_000_000_000) == "bin_" + "a" * 26
+    with pytest.raises(Exception, match="expired"):
+        grants.verify(secret, t, now=3_000_000_000)
