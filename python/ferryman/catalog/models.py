@@ -19,14 +19,28 @@ __all__ = [
     "Binary",
     "BinaryCreate",
     "BinaryPatch",
+    "Bundle",
+    "BundleCreate",
+    "Channel",
+    "ChannelCreate",
+    "Cohort",
+    "CohortCreate",
+    "DeviceCreate",
+    "DeviceOut",
+    "DeviceReport",
     "Event",
+    "OverrideCreate",
+    "OverrideOut",
     "PartInfo",
     "Parts",
+    "ReleaseCreate",
+    "ReleaseOut",
     "Signature",
     "SignatureCreate",
     "SigningKey",
     "SigningKeyCreate",
     "SigningKeyPatch",
+    "UpdateRequest",
     "Version",
     "VersionCreate",
     "VersionPatch",
@@ -46,7 +60,8 @@ Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][
 Text = Annotated[str, Meta(max_length=4096)]
 Metadata = dict[str, Any]
 Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
-Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=r"^[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+$")]
+# A target triplet-like identifier, or "any" for binaries that run on every target.
+Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=r"^(any|[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+)$")]
 VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")]
 Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
 
@@ -219,3 +234,194 @@ def check_metadata(value: Metadata, field: str = "custom_metadata") -> None:
 
     if len(msgspec.json.encode(value)) > METADATA_MAX_BYTES:
         raise Invalid(f"{field} is too large", {field: [f"at most {METADATA_MAX_BYTES} bytes of JSON"]})
+
+
+# Bundles, channels, cohorts, releases, devices, overrides ----------------------------------
+
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+Time = Annotated[str, Meta(max_length=64)]
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
+class BundleEntryIn(_In):
+    binary_id: Id
+    custom_metadata: Metadata = {}
+
+
+class BundleCreate(_In):
+    binaries: Annotated[list[Id | BundleEntryIn], Meta(min_length=1, max_length=1000)]
+    name: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class BundleEntry(Struct, kw_only=True):
+    binary_id: str
+    artifact: str
+    version: str
+    target: str
+    size: int
+    sha256: str
+    custom_metadata: Metadata
+
+
+class Bundle(Struct, kw_only=True):
+    id: str
+    name: str | None
+    hash: str
+    entries: list[BundleEntry]
+    signatures: list[dict[str, Any]]
+    created_at: str
+
+
+class ChannelCreate(_In):
+    name: Name
+    description: Text | None = None
+
+
+class ChannelPatch(_In):
+    name: Name | UnsetType = UNSET
+    description: Text | UnsetType | None = UNSET
+
+
+class Channel(Struct, kw_only=True):
+    id: str
+    name: str
+    description: str | None
+    latest_release_id: str | None
+    created_at: str
+    updated_at: str
+
+
+class CohortCreate(_In):
+    name: Name
+    channel_id: Id | None = None
+    description: Text | None = None
+
+
+class CohortPatch(_In):
+    name: Name | UnsetType = UNSET
+    channel_id: Id | UnsetType | None = UNSET
+    description: Text | UnsetType | None = UNSET
+
+
+class Cohort(Struct, kw_only=True):
+    id: str
+    name: str
+    channel_id: str | None
+    description: str | None
+    created_at: str
+    updated_at: str
+
+
+class PhaseIn(_In):
+    mode: Literal["percent", "count", "tags"]
+    value: float | None = None
+    tags: list[Tag] | None = None
+
+
+class ReleaseCreate(_In):
+    name: Name
+    bundle_id: Id
+    version: VersionText | None = None
+    version_requirement: Annotated[str, Meta(max_length=256)] | None = None
+    next_release_id: Id | None = None
+    previous_release_id: Id | None = None
+    required: bool = False
+    disabled: bool = False
+    schedule_at: Time | None = None
+    phase: PhaseIn | None = None
+
+
+class ReleasePatch(_In):
+    name: Name | UnsetType = UNSET
+    version: VersionText | UnsetType | None = UNSET
+    version_requirement: Annotated[str, Meta(max_length=256)] | UnsetType | None = UNSET
+    required: bool | UnsetType = UNSET
+    disabled: bool | UnsetType = UNSET
+    schedule_at: Time | UnsetType | None = UNSET
+    phase: PhaseIn | UnsetType | None = UNSET
+
+
+class ReleaseOut(Struct, kw_only=True):
+    id: str
+    channel_id: str
+    name: str
+    bundle_id: str
+    version: str | None
+    version_requirement: str | None
+    next_release_id: str | None
+    required: bool
+    disabled: bool
+    schedule_at: str | None
+    phase: dict[str, Any] | None
+    claimed: int
+    created_at: str
+    updated_at: str
+
+
+class DeviceCreate(_In):
+    identifier: Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+    target: Target
+    cohort_id: Id | None = None
+    tags: Annotated[list[Tag], Meta(max_length=64)] = []
+
+
+class DevicePatch(_In):
+    target: Target | UnsetType = UNSET
+    cohort_id: Id | UnsetType | None = UNSET
+    tags: Annotated[list[Tag], Meta(max_length=64)] | UnsetType = UNSET
+    quarantined: bool | UnsetType = UNSET
+
+
+class DeviceOut(Struct, kw_only=True, omit_defaults=True):
+    id: str
+    identifier: str
+    target: str
+    tags: list[str]
+    cohort_id: str | None
+    quarantined: bool
+    reported_release_id: str | None
+    reported_bundle_id: str | None
+    reported_version: str | None
+    last_status: str | None
+    last_detail: str | None
+    last_seen_at: str | None
+    created_at: str
+    updated_at: str
+    token: str | None = None
+
+
+class UpdateRequest(_In):
+    release_id: Id | None = None
+    bundle_id: Id | None = None
+    version: VersionText | None = None
+    write: bool = False
+
+
+class DeviceReport(_In):
+    bundle_id: Id
+    status: Literal["installed", "failed"]
+    release_id: Id | None = None
+    version: VersionText | None = None
+    detail: Text | None = None
+
+
+class OverrideCreate(_In):
+    bundle_id: Id
+    device_ids: Annotated[list[Id], Meta(min_length=1, max_length=10000)]
+    starts_at: Time | None = None
+    ends_at: Time | None = None
+
+
+class OverridePatch(_In):
+    starts_at: Time | UnsetType = UNSET
+    ends_at: Time | UnsetType | None = UNSET
+
+
+class OverrideOut(Struct, kw_only=True):
+    id: str
+    bundle_id: str
+    device_ids: list[str]
+    starts_at: str
+    ends_at: str | None
+    created_at: str
+    updated_at: str

@@ -105,3 +105,103 @@ MIGRATIONS.append(
     CREATE INDEX uploads_in_flight_binary ON uploads_in_flight (binary_id);
     """
 )
+
+MIGRATIONS.append(
+    """
+    CREATE TABLE bundles (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX bundles_hash ON bundles (hash);
+    CREATE TABLE bundle_entries (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id),
+        position INTEGER NOT NULL,
+        binary_id TEXT NOT NULL REFERENCES binaries(id),
+        custom_metadata TEXT NOT NULL,
+        PRIMARY KEY (bundle_id, position)
+    );
+    CREATE INDEX bundle_entries_binary ON bundle_entries (binary_id);
+    CREATE TABLE bundle_signatures (
+        id TEXT PRIMARY KEY,
+        bundle_id TEXT NOT NULL REFERENCES bundles(id),
+        signing_key_id TEXT NOT NULL REFERENCES signing_keys(id),
+        signature TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (bundle_id, signing_key_id)
+    );
+    CREATE TABLE channels (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE cohorts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        channel_id TEXT REFERENCES channels(id),
+        description TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        channel_id TEXT NOT NULL REFERENCES channels(id),
+        name TEXT NOT NULL,
+        bundle_id TEXT NOT NULL REFERENCES bundles(id),
+        version TEXT,
+        version_requirement TEXT,
+        next_release_id TEXT REFERENCES releases(id),
+        required INTEGER NOT NULL,
+        disabled INTEGER NOT NULL,
+        schedule_at TEXT,
+        phase TEXT,
+        claimed INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (channel_id, name)
+    );
+    CREATE INDEX releases_channel ON releases (channel_id);
+    CREATE TABLE release_claims (
+        release_id TEXT NOT NULL REFERENCES releases(id),
+        device_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (release_id, device_id)
+    );
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        identifier TEXT NOT NULL UNIQUE,
+        target TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        cohort_id TEXT REFERENCES cohorts(id),
+        quarantined INTEGER NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        reported_release_id TEXT,
+        reported_bundle_id TEXT,
+        reported_version TEXT,
+        last_status TEXT,
+        last_detail TEXT,
+        last_seen_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX devices_cohort ON devices (cohort_id);
+    CREATE TABLE bundle_overrides (
+        id TEXT PRIMARY KEY,
+        bundle_id TEXT NOT NULL REFERENCES bundles(id),
+        starts_at TEXT NOT NULL,
+        ends_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE override_devices (
+        override_id TEXT NOT NULL REFERENCES bundle_overrides(id),
+        device_id TEXT NOT NULL REFERENCES devices(id),
+        PRIMARY KEY (override_id, device_id)
+    );
+    CREATE INDEX override_devices_device ON override_devices (device_id);
+    """
+)

@@ -13,6 +13,7 @@ import msgspec
 import semver
 
 from ferryman.catalog import models as m
+from ferryman.catalog.fleet import FleetOps
 from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, loads_fields, now
 from ferryman.errors import Conflict, Invalid, NotFound
 from ferryman.ids import is_id, new_id
@@ -50,7 +51,7 @@ def _binary_view(tx: Tx, row: Row) -> Row:
     return out
 
 
-class Catalog:
+class Catalog(FleetOps):
     """The catalog (see the module doc). ``threshold`` is the number of distinct active keys
     whose valid signatures make a binary ``signed``."""
 

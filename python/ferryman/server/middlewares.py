@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
+from ferryman.catalog.store import hash_token
 from ferryman.errors import DomainError, Forbidden, Unauthenticated
 from ferryman.server.http import problem
 from ferryman.server.keys import CATALOG, CONFIG, PRINCIPAL
@@ -22,6 +23,8 @@ log = logging.getLogger("ferryman.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROLES_ATTR = "ferryman_roles"
 PUBLIC = frozenset({"public"})
+# Routes for devices: only device tokens, which reach nothing else.
+DEVICE = frozenset({"device"})
 
 
 @web.middleware
@@ -71,6 +74,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("an Authorization: Bearer token is required")
     token = token.strip()
+    if roles == DEVICE:
+        device = await request.app[CATALOG].authenticate_device(hash_token(token))
+        if device is None:
+            raise Unauthenticated("the device token is not valid")
+        request[PRINCIPAL] = (device["id"], "device")
+        return await handler(request)
     config = request.app[CONFIG]
     if config.admin_token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
         principal = ("env:FERRYMAN_ADMIN_TOKEN", "admin")

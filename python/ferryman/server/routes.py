@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from ferryman.catalog import models as m
-from ferryman.server.handlers import api_keys, artifacts, binaries, downloads, events, meta, signing
-from ferryman.server.middlewares import PUBLIC, ROLES_ATTR
+from ferryman.server.handlers import api_keys, artifacts, binaries, downloads, events, fleet, meta, signing, updates
+from ferryman.server.middlewares import DEVICE, PUBLIC, ROLES_ATTR
 
 __all__ = ["ROUTES", "Route", "add_routes"]
 
@@ -20,6 +20,7 @@ READ = frozenset({"admin", "publisher", "signer", "releaser", "viewer"})
 PUBLISH = frozenset({"admin", "publisher"})
 SIGN = frozenset({"admin", "signer"})
 ADMIN = frozenset({"admin"})
+RELEASE = frozenset({"admin", "releaser"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,53 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/signing-keys/{{key_id}}", signing.get_key, READ, "Get a signing key", response=m.SigningKey),
     Route("PATCH", f"{API}/signing-keys/{{key_id}}", signing.patch_key, SIGN, "Rename or revoke a signing key",
           m.SigningKeyPatch, m.SigningKey),
+    Route("POST", f"{API}/bundles", fleet.create_bundle, RELEASE, "Create a bundle of signed binaries",
+          m.BundleCreate, m.Bundle, 201),
+    Route("GET", f"{API}/bundles", fleet.list_bundles, READ, "List bundles", response=list[m.Bundle]),
+    Route("GET", f"{API}/bundles/{{bundle_id}}", fleet.get_bundle, READ, "Get a bundle", response=m.Bundle),
+    Route("POST", f"{API}/bundles/{{bundle_id}}/signatures", fleet.sign_bundle, SIGN,
+          "Submit a signature over the bundle hash", m.SignatureCreate, None, 201),
+    Route("POST", f"{API}/channels", fleet.create_channel, RELEASE, "Create a release channel",
+          m.ChannelCreate, m.Channel, 201),
+    Route("GET", f"{API}/channels", fleet.list_channels, READ, "List channels", response=list[m.Channel]),
+    Route("GET", f"{API}/channels/{{channel_id}}", fleet.get_channel, READ, "Get a channel", response=m.Channel),
+    Route("PATCH", f"{API}/channels/{{channel_id}}", fleet.patch_channel, RELEASE, "Update a channel",
+          m.ChannelPatch, m.Channel),
+    Route("POST", f"{API}/channels/{{channel_id}}/releases", fleet.create_release, RELEASE,
+          "Add a release to the channel graph", m.ReleaseCreate, m.ReleaseOut, 201),
+    Route("GET", f"{API}/channels/{{channel_id}}/releases", fleet.list_releases, READ, "List a channel's releases",
+          response=list[m.ReleaseOut]),
+    Route("GET", f"{API}/releases/{{release_id}}", fleet.get_release, READ, "Get a release", response=m.ReleaseOut),
+    Route("PATCH", f"{API}/releases/{{release_id}}", fleet.patch_release, RELEASE, "Update a release",
+          m.ReleasePatch, m.ReleaseOut),
+    Route("POST", f"{API}/cohorts", fleet.create_cohort, RELEASE, "Create a cohort", m.CohortCreate, m.Cohort, 201),
+    Route("GET", f"{API}/cohorts", fleet.list_cohorts, READ, "List cohorts", response=list[m.Cohort]),
+    Route("GET", f"{API}/cohorts/{{cohort_id}}", fleet.get_cohort, READ, "Get a cohort", response=m.Cohort),
+    Route("PATCH", f"{API}/cohorts/{{cohort_id}}", fleet.patch_cohort, RELEASE, "Update a cohort",
+          m.CohortPatch, m.Cohort),
+    Route("POST", f"{API}/devices", fleet.create_device, RELEASE, "Register a device (token shown once)",
+          m.DeviceCreate, m.DeviceOut, 201),
+    Route("GET", f"{API}/devices", fleet.list_devices, READ, "List devices (?cohort_id= &tag= &target=)",
+          response=list[m.DeviceOut]),
+    Route("GET", f"{API}/devices/{{device_id}}", fleet.get_device, READ, "Get a device", response=m.DeviceOut),
+    Route("PATCH", f"{API}/devices/{{device_id}}", fleet.patch_device, RELEASE,
+          "Update a device (cohort, tags, target, quarantine)", m.DevicePatch, m.DeviceOut),
+    Route("POST", f"{API}/devices/{{device_id}}/update", updates.update_for_device, ADMIN,
+          "Resolve an update on behalf of a device (write: claim and record)", m.UpdateRequest),
+    Route("POST", f"{API}/bundle-overrides", fleet.create_override, RELEASE, "Force devices onto a bundle for a time",
+          m.OverrideCreate, m.OverrideOut, 201),
+    Route("GET", f"{API}/bundle-overrides", fleet.list_overrides, READ, "List overrides (?device_id=)",
+          response=list[m.OverrideOut]),
+    Route("GET", f"{API}/bundle-overrides/{{override_id}}", fleet.get_override, READ, "Get an override",
+          response=m.OverrideOut),
+    Route("PATCH", f"{API}/bundle-overrides/{{override_id}}", fleet.patch_override, RELEASE, "Change an override's window",
+          m.OverridePatch, m.OverrideOut),
+    Route("DELETE", f"{API}/bundle-overrides/{{override_id}}", fleet.delete_override, RELEASE, "Delete an override",
+          status=204),
+    Route("GET", "/device/v1/update", updates.device_update, DEVICE,
+          "Update check (headers Ferryman-Release-Id, Ferryman-Bundle-Id, Ferryman-Release-Version)"),
+    Route("POST", "/device/v1/report", updates.device_report, DEVICE, "Report an installation result",
+          m.DeviceReport),
     Route("GET", f"{API}/events", events.list_, READ,
           "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
 ]  # fmt: skip

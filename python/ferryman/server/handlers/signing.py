@@ -70,10 +70,11 @@ async def patch_key(request: web.Request) -> web.Response:
     return json_response(_key_view(row))
 
 
-async def create_signature(request: web.Request) -> web.Response:
-    body = await decode(request, m.SignatureCreate)
+async def verified_signature(request: web.Request, body: m.SignatureCreate, digest_hex: str) -> tuple[Row, bytes, str]:
+    """Finds the key a submission names, checks it is active and inside its certificate's
+    validity, and verifies the signature over ``digest_hex`` (422 otherwise). Returns the key's
+    row, the raw signature and the message form that verified."""
     catalog = request.app[CATALOG]
-    binary = await catalog.get_binary(request.match_info["binary_id"])
     if (body.signing_key_id is None) == (body.keyid is None):
         raise Invalid("give exactly one of signing_key_id and keyid", {"signing_key_id": ["or keyid, not both"]})
     try:
@@ -96,9 +97,17 @@ async def create_signature(request: web.Request) -> web.Response:
     key = request.app[KEY_CACHE].get(key_row["keyid"], key_row["public_key"])
     try:
         raw = key.decode_signature(body.signature)
-        form = key.verify_binary(bytes.fromhex(binary["sha256"]), raw, key_row["algorithm"])
+        form = key.verify_binary(bytes.fromhex(digest_hex), raw, key_row["algorithm"])
     except InvalidSignature as e:
         raise Invalid(str(e), {"signature": [str(e)]}) from None
+    return key_row, raw, form
+
+
+async def create_signature(request: web.Request) -> web.Response:
+    body = await decode(request, m.SignatureCreate)
+    catalog = request.app[CATALOG]
+    binary = await catalog.get_binary(request.match_info["binary_id"])
+    key_row, raw, form = await verified_signature(request, body, binary["sha256"])
     row, created = await catalog.add_signature(actor(request), binary["id"], key_row, raw.hex(), form)
     view = m.Signature(**row, keyid=key_row["keyid"], algorithm=key_row["algorithm"], key_state=key_row["state"])
     return json_response(view, 201 if created else 200)

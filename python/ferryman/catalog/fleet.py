@@ -1,0 +1,662 @@
+"""Catalog operations for distribution: bundles, channels, cohorts, releases, devices, bundle
+overrides, and update resolution with its atomic ``count``-phase claims. Mixed into ``Catalog``;
+the graph rules and the resolution itself are the pure ``ferryman.releases`` modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+import semver
+
+from ferryman.catalog import models as m
+from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, now
+from ferryman.errors import Conflict, Invalid, NotFound
+from ferryman.ids import is_id, new_id
+from ferryman.releases import (
+    CountPhase,
+    Decision,
+    Device,
+    Override,
+    PercentPhase,
+    Release,
+    Reported,
+    TagsPhase,
+    check_graph,
+    insert_release,
+    resolve,
+)
+
+__all__ = ["FleetOps", "bundle_hash", "parse_time"]
+
+
+def parse_time(value: str | None, field: str) -> str | None:
+    """An RFC 3339 time, normalised to UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (so text order is
+    time order)."""
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{field} is not an RFC 3339 time", {field: ["RFC 3339, e.g. 2026-01-31T12:00:00Z"]}) from None
+    if t.tzinfo is None:
+        raise Invalid(f"{field} needs a time zone", {field: ["add Z or an offset"]})
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def bundle_hash(entries: list[dict[str, Any]]) -> str:
+    """SHA-256 (hex) of the canonical JSON of the ordered entries: ``{"entries": [{"artifact",
+    "custom_metadata", "sha256", "size", "target", "version"}, ...]}`` with keys sorted, no
+    whitespace (separators ``,`` and ``:``), UTF-8, non-ASCII characters unescaped."""
+    doc = {
+        "entries": [{k: e[k] for k in ("artifact", "custom_metadata", "sha256", "size", "target", "version")} for e in entries]
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check(value: str, kind: str, what: str, field: str | None = None) -> None:
+    if not is_id(value, kind):
+        if field:
+            raise Invalid(f"no {what} {value!r}", {field: [f"unknown {what}"]})
+        raise NotFound(f"no {what} {value!r}")
+
+
+def _phase(body: m.PhaseIn | None) -> dict[str, Any] | None:
+    if body is None:
+        return None
+    if body.mode == "percent":
+        if body.value is None or not 0 <= body.value <= 1 or body.tags is not None:
+            raise Invalid("a percent phase has a value from 0 to 1", {"phase": ["value: 0..1"]})
+        return {"mode": "percent", "value": float(body.value)}
+    if body.mode == "count":
+        if body.value is None or body.value != int(body.value) or body.value < 1 or body.tags is not None:
+            raise Invalid("a count phase has a whole value of at least 1", {"phase": ["value: integer >= 1"]})
+        return {"mode": "count", "value": int(body.value)}
+    if not body.tags or body.value is not None:
+        raise Invalid("a tags phase lists at least one tag", {"phase": ["tags: non-empty list"]})
+    return {"mode": "tags", "tags": sorted(set(body.tags))}
+
+
+def _requirement(text: str | None) -> str | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        for p in parts:
+            if not p or p[0] not in "<>=!":
+                raise ValueError(p)
+            semver.Version(0).match(p)
+    except ValueError:
+        raise Invalid(
+            f"version_requirement {text!r} is not a SemVer requirement",
+            {"version_requirement": ["comparisons like >=1.2.0,<2.0.0"]},
+        ) from None
+    return ",".join(parts)
+
+
+def _to_release(row: Row) -> Release:
+    phase: PercentPhase | CountPhase | TagsPhase | None = None
+    if row["phase"]:
+        p = json.loads(row["phase"])
+        if p["mode"] == "percent":
+            phase = PercentPhase(p["value"])
+        elif p["mode"] == "count":
+            phase = CountPhase(p["value"], row["claimed"])
+        else:
+            phase = TagsPhase(frozenset(p["tags"]))
+    return Release(
+        id=row["id"],
+        bundle_id=row["bundle_id"],
+        created_at=row["created_at"],
+        version=row["version"],
+        version_requirement=row["version_requirement"],
+        next_id=row["next_release_id"],
+        required=bool(row["required"]),
+        disabled=bool(row["disabled"]),
+        schedule_at=_time(row["schedule_at"]),
+        phase=phase,
+    )
+
+
+def release_view(row: Row) -> Row:
+    out = dict(row)
+    out["required"] = bool(out["required"])
+    out["disabled"] = bool(out["disabled"])
+    out["phase"] = json.loads(out["phase"]) if out["phase"] else None
+    return out
+
+
+def device_view(row: Row) -> Row:
+    out = {k: v for k, v in row.items() if k != "token_hash"}
+    out["tags"] = json.loads(out["tags"])
+    out["quarantined"] = bool(out["quarantined"])
+    return out
+
+
+class FleetOps:
+    db: SqliteCatalog
+
+    # Bundles -------------------------------------------------------------------------------
+
+    def _bundle_view(self, tx: Tx, bundle: Row) -> Row:
+        entries = tx.all(
+            "SELECT e.binary_id, e.custom_metadata, b.target, b.size, b.sha256, v.version, a.name AS artifact "
+            "FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id JOIN versions v ON v.id = b.version_id "
+            "JOIN artifacts a ON a.id = v.artifact_id WHERE e.bundle_id = ? ORDER BY e.position",
+            [bundle["id"]],
+        )
+        for e in entries:
+            e["custom_metadata"] = json.loads(e["custom_metadata"])
+        sigs = tx.all(
+            "SELECT s.id, s.signing_key_id, k.keyid, k.algorithm, s.signature, s.message, s.created_at, k.state AS key_state "
+            "FROM bundle_signatures s JOIN signing_keys k ON k.id = s.signing_key_id WHERE s.bundle_id = ? ORDER BY s.rowid",
+            [bundle["id"]],
+        )
+        return {**bundle, "entries": entries, "signatures": sigs}
+
+    async def create_bundle(self, actor: str, body: m.BundleCreate) -> Row:
+        entries_in = [e if isinstance(e, m.BundleEntryIn) else m.BundleEntryIn(binary_id=e) for e in body.binaries]
+        for i, e in enumerate(entries_in):
+            m.check_metadata(e.custom_metadata, f"binaries[{i}].custom_metadata")
+            _check(e.binary_id, "binary", "binary", f"binaries[{i}]")
+
+        def run(tx: Tx) -> Row:
+            seen: set[str] = set()
+            for i, e in enumerate(entries_in):
+                row = tx.one("SELECT state FROM binaries WHERE id = ?", [e.binary_id])
+                field = f"binaries[{i}]"
+                if row is None:
+                    raise Invalid(f"no binary {e.binary_id}", {field: ["unknown binary"]})
+                if row["state"] != "signed":
+                    raise Invalid(
+                        f"binary {e.binary_id} is {row['state']}; bundles take signed binaries",
+                        {field: [f"binary is {row['state']}"]},
+                    )
+                if e.binary_id in seen:
+                    raise Invalid(f"binary {e.binary_id} is listed twice", {field: ["duplicate"]})
+                seen.add(e.binary_id)
+            bundle: Row = {"id": new_id("bundle"), "name": body.name, "hash": "", "created_at": now()}
+            tx.insert("bundles", bundle)
+            for pos, e in enumerate(entries_in):
+                tx.insert(
+                    "bundle_entries",
+                    {
+                        "bundle_id": bundle["id"],
+                        "position": pos,
+                        "binary_id": e.binary_id,
+                        "custom_metadata": msgspec.json.encode(e.custom_metadata).decode(),
+                    },
+                )
+            view = self._bundle_view(tx, bundle)
+            bundle["hash"] = view["hash"] = bundle_hash(view["entries"])
+            tx.run("UPDATE bundles SET hash = ? WHERE id = ?", [bundle["hash"], bundle["id"]])
+            tx.event("create", "bundle", bundle["id"], None, view)
+            return view
+
+        return await self.db.tx(actor, run)
+
+    async def get_bundle(self, bundle_id: str) -> Row:
+        _check(bundle_id, "bundle", "bundle")
+        return await self.db.read(lambda tx: self._bundle_view(tx, get_or_404(tx, "bundles", bundle_id, "bundle")))
+
+    async def list_bundles(self, limit: int, cursor: str | None) -> Page:
+        def run(tx: Tx) -> Page:
+            page = tx.page("SELECT rowid, * FROM bundles WHERE rowid > ?", [], limit, cursor)
+            page.items = [self._bundle_view(tx, r) for r in page.items]
+            return page
+
+        return await self.db.read(run)
+
+    async def add_bundle_signature(
+        self, actor: str, bundle_id: str, key: Row, signature_hex: str, message: str
+    ) -> tuple[Row, bool]:
+        def run(tx: Tx) -> tuple[Row, bool]:
+            get_or_404(tx, "bundles", bundle_id, "bundle")
+            existing = tx.one(
+                "SELECT * FROM bundle_signatures WHERE bundle_id = ? AND signing_key_id = ?", [bundle_id, key["id"]]
+            )
+            if existing:
+                return existing, False
+            row: Row = {"id": new_id("signature"), "bundle_id": bundle_id, "signing_key_id": key["id"], "signature": signature_hex,
+                   "message": message, "created_at": now()}  # fmt: skip
+            tx.insert("bundle_signatures", row)
+            tx.event("sign", "bundle", bundle_id, None, {**row, "keyid": key["keyid"]})
+            return row, True
+
+        return await self.db.tx(actor, run)
+
+    # Channels and cohorts --------------------------------------------------------------------
+
+    def _channel_view(self, tx: Tx, row: Row) -> Row:
+        latest = tx.one("SELECT id FROM releases WHERE channel_id = ? AND next_release_id IS NULL", [row["id"]])
+        return {**row, "latest_release_id": latest["id"] if latest else None}
+
+    async def create_channel(self, actor: str, body: m.ChannelCreate) -> Row:
+        def run(tx: Tx) -> Row:
+            if tx.one("SELECT id FROM channels WHERE name = ?", [body.name]):
+                raise Conflict(f"a channel named {body.name!r} exists", {"name": ["already taken"]})
+            t = now()
+            row: Row = {"id": new_id("channel"), "name": body.name, "description": body.description, "created_at": t, "updated_at": t}
+            tx.insert("channels", row)
+            tx.event("create", "channel", row["id"], None, row)
+            return self._channel_view(tx, row)
+
+        return await self.db.tx(actor, run)
+
+    async def get_channel(self, channel_id: str) -> Row:
+        _check(channel_id, "channel", "channel")
+        return await self.db.read(lambda tx: self._channel_view(tx, get_or_404(tx, "channels", channel_id, "channel")))
+
+    async def list_channels(self, limit: int, cursor: str | None) -> Page:
+        def run(tx: Tx) -> Page:
+            page = tx.page("SELECT rowid, * FROM channels WHERE rowid > ?", [], limit, cursor)
+            page.items = [self._channel_view(tx, r) for r in page.items]
+            return page
+
+        return await self.db.read(run)
+
+    async def patch_channel(self, actor: str, channel_id: str, body: m.ChannelPatch) -> Row:
+        _check(channel_id, "channel", "channel")
+        return await self.db.tx(actor, lambda tx: self._patch(tx, "channels", "channel", channel_id, body, self._channel_view))
+
+    def _patch(self, tx: Tx, table: str, kind: str, id_: str, body: msgspec.Struct, view: Any) -> Row:
+        before = get_or_404(tx, table, id_, kind)
+        changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not msgspec.UNSET}
+        renamed = "name" in changes and changes["name"] != before["name"]
+        if renamed and tx.one(f"SELECT id FROM {table} WHERE name = ?", [changes["name"]]):
+            raise Conflict(f"a {kind} named {changes['name']!r} exists", {"name": ["already taken"]})
+        if changes:
+            tx.update(table, id_, {**changes, "updated_at": now()})
+        after = get_or_404(tx, table, id_, kind)
+        tx.event("update", kind, id_, before, after)
+        return view(tx, after) if view else after
+
+    async def create_cohort(self, actor: str, body: m.CohortCreate) -> Row:
+        if body.channel_id is not None:
+            _check(body.channel_id, "channel", "channel", "channel_id")
+
+        def run(tx: Tx) -> Row:
+            if body.channel_id is not None and not tx.one("SELECT id FROM channels WHERE id = ?", [body.channel_id]):
+                raise Invalid(f"no channel {body.channel_id}", {"channel_id": ["unknown channel"]})
+            if tx.one("SELECT id FROM cohorts WHERE name = ?", [body.name]):
+                raise Conflict(f"a cohort named {body.name!r} exists", {"name": ["already taken"]})
+            t = now()
+            row: Row = {"id": new_id("cohort"), "name": body.name, "channel_id": body.channel_id, "description": body.description,
+                   "created_at": t, "updated_at": t}  # fmt: skip
+            tx.insert("cohorts", row)
+            tx.event("create", "cohort", row["id"], None, row)
+            return row
+
+        return await self.db.tx(actor, run)
+
+    async def get_cohort(self, cohort_id: str) -> Row:
+        _check(cohort_id, "cohort", "cohort")
+        return await self.db.read(lambda tx: get_or_404(tx, "cohorts", cohort_id, "cohort"))
+
+    async def list_cohorts(self, limit: int, cursor: str | None) -> Page:
+        return await self.db.read(lambda tx: tx.page("SELECT rowid, * FROM cohorts WHERE rowid > ?", [], limit, cursor))
+
+    async def patch_cohort(self, actor: str, cohort_id: str, body: m.CohortPatch) -> Row:
+        _check(cohort_id, "cohort", "cohort")
+        if isinstance(body.channel_id, str):
+            _check(body.channel_id, "channel", "channel", "channel_id")
+
+        def run(tx: Tx) -> Row:
+            if isinstance(body.channel_id, str) and not tx.one("SELECT id FROM channels WHERE id = ?", [body.channel_id]):
+                raise Invalid(f"no channel {body.channel_id}", {"channel_id": ["unknown channel"]})
+            return self._patch(tx, "cohorts", "cohort", cohort_id, body, None)
+
+        return await self.db.tx(actor, run)
+
+    # Releases ----------------------------------------------------------------------------------
+
+    def _graph(self, tx: Tx, channel_id: str) -> dict[str, Release]:
+        return {r["id"]: _to_release(r) for r in tx.all("SELECT * FROM releases WHERE channel_id = ?", [channel_id])}
+
+    async def create_release(self, actor: str, channel_id: str, body: m.ReleaseCreate) -> Row:
+        _check(channel_id, "channel", "channel")
+        _check(body.bundle_id, "bundle", "bundle", "bundle_id")
+        if body.version is not None and not semver.Version.is_valid(body.version):
+            raise Invalid(f"version {body.version!r} is not SemVer", {"version": ["SemVer 2.0, e.g. 1.4.0"]})
+        requirement = _requirement(body.version_requirement)
+        phase = _phase(body.phase)
+        schedule_at = parse_time(body.schedule_at, "schedule_at")
+
+        def run(tx: Tx) -> Row:
+            get_or_404(tx, "channels", channel_id, "channel")
+            if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
+                raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
+            if tx.one("SELECT id FROM releases WHERE channel_id = ? AND name = ?", [channel_id, body.name]):
+                raise Conflict(f"the channel has a release named {body.name!r}", {"name": ["already taken"]})
+            t = now()
+            row: Row = {
+                "id": new_id("release"), "channel_id": channel_id, "name": body.name, "bundle_id": body.bundle_id,
+                "version": body.version, "version_requirement": requirement, "next_release_id": body.next_release_id,
+                "required": int(body.required), "disabled": int(body.disabled), "schedule_at": schedule_at,
+                "phase": json.dumps(phase) if phase else None, "claimed": 0, "created_at": t, "updated_at": t,
+            }  # fmt: skip
+            graph = self._graph(tx, channel_id)
+            after = insert_release(graph, _to_release(row), dt.datetime.now(dt.UTC), previous_id=body.previous_release_id)
+            tx.insert("releases", row)
+            for rid, rel in after.items():
+                if rid in graph and graph[rid].next_id != rel.next_id:
+                    before = release_view(get_or_404(tx, "releases", rid, "release"))
+                    tx.update("releases", rid, {"next_release_id": rel.next_id, "updated_at": t})
+                    tx.event("relink", "release", rid, before, release_view(get_or_404(tx, "releases", rid, "release")))
+            view = release_view(get_or_404(tx, "releases", row["id"], "release"))
+            tx.event("create", "release", row["id"], None, view)
+            return view
+
+        return await self.db.tx(actor, run)
+
+    async def list_releases(self, channel_id: str, limit: int, cursor: str | None) -> Page:
+        _check(channel_id, "channel", "channel")
+
+        def run(tx: Tx) -> Page:
+            get_or_404(tx, "channels", channel_id, "channel")
+            page = tx.page("SELECT rowid, * FROM releases WHERE channel_id = ? AND rowid > ?", [channel_id], limit, cursor)
+            page.items = [release_view(r) for r in page.items]
+            return page
+
+        return await self.db.read(run)
+
+    async def get_release(self, release_id: str) -> Row:
+        _check(release_id, "release", "release")
+        return await self.db.read(lambda tx: release_view(get_or_404(tx, "releases", release_id, "release")))
+
+    async def patch_release(self, actor: str, release_id: str, body: m.ReleasePatch) -> Row:
+        _check(release_id, "release", "release")
+        changes: Row = {}
+        for f in ("name", "required", "disabled"):
+            if getattr(body, f) is not msgspec.UNSET:
+                changes[f] = getattr(body, f) if f == "name" else int(getattr(body, f))
+        if body.version is not msgspec.UNSET:
+            if body.version is not None and not semver.Version.is_valid(body.version):
+                raise Invalid(f"version {body.version!r} is not SemVer", {"version": ["SemVer 2.0"]})
+            changes["version"] = body.version
+        if body.version_requirement is not msgspec.UNSET:
+            changes["version_requirement"] = _requirement(body.version_requirement)
+        if body.schedule_at is not msgspec.UNSET:
+            changes["schedule_at"] = parse_time(body.schedule_at, "schedule_at")
+        if body.phase is not msgspec.UNSET:
+            p = _phase(body.phase)
+            changes["phase"] = json.dumps(p) if p else None
+
+        def run(tx: Tx) -> Row:
+            before = get_or_404(tx, "releases", release_id, "release")
+            renamed = "name" in changes and changes["name"] != before["name"]
+            sql = "SELECT id FROM releases WHERE channel_id = ? AND name = ?"
+            if renamed and tx.one(sql, [before["channel_id"], changes["name"]]):
+                raise Conflict(f"the channel has a release named {changes['name']!r}", {"name": ["already taken"]})
+            graph = self._graph(tx, before["channel_id"])
+            graph[release_id] = _to_release({**before, **changes})
+            check_graph(graph)
+            if changes:
+                tx.update("releases", release_id, {**changes, "updated_at": now()})
+            after = release_view(get_or_404(tx, "releases", release_id, "release"))
+            tx.event("update", "release", release_id, release_view(before), after)
+            return after
+
+        return await self.db.tx(actor, run)
+
+    # Devices -----------------------------------------------------------------------------------
+
+    async def create_device(self, actor: str, body: m.DeviceCreate, token_hash: str) -> Row:
+        if body.cohort_id is not None:
+            _check(body.cohort_id, "cohort", "cohort", "cohort_id")
+
+        def run(tx: Tx) -> Row:
+            if body.cohort_id is not None and not tx.one("SELECT id FROM cohorts WHERE id = ?", [body.cohort_id]):
+                raise Invalid(f"no cohort {body.cohort_id}", {"cohort_id": ["unknown cohort"]})
+            if tx.one("SELECT id FROM devices WHERE identifier = ?", [body.identifier]):
+                raise Conflict(f"a device {body.identifier!r} exists", {"identifier": ["already registered"]})
+            t = now()
+            row: Row = {
+                "id": new_id("device"), "identifier": body.identifier, "target": body.target,
+                "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
+                "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None, "reported_version": None,
+                "last_status": None, "last_detail": None, "last_seen_at": None, "created_at": t, "updated_at": t,
+            }  # fmt: skip
+            tx.insert("devices", row)
+            view = device_view(row)
+            tx.event("create", "device", row["id"], None, view)
+            return view
+
+        return await self.db.tx(actor, run)
+
+    async def get_device(self, device_id: str) -> Row:
+        _check(device_id, "device", "device")
+        return await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device")))
+
+    async def authenticate_device(self, token_hash: str) -> Row | None:
+        row = await self.db.read(lambda tx: tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash]))
+        return None if row is None else device_view(row)
+
+    async def list_devices(self, limit: int, cursor: str | None, filters: dict[str, str]) -> Page:
+        sql, args = "SELECT rowid, * FROM devices WHERE ", []
+        for col in ("cohort_id", "target"):
+            if col in filters:
+                sql += f"{col} = ? AND "
+                args.append(filters[col])
+        if "tag" in filters:
+            sql += "EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?) AND "
+            args.append(filters["tag"])
+
+        def run(tx: Tx) -> Page:
+            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page.items = [device_view(r) for r in page.items]
+            return page
+
+        return await self.db.read(run)
+
+    async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> Row:
+        _check(device_id, "device", "device")
+        if isinstance(body.cohort_id, str):
+            _check(body.cohort_id, "cohort", "cohort", "cohort_id")
+        changes: Row = {}
+        if body.target is not msgspec.UNSET:
+            changes["target"] = body.target
+        if body.cohort_id is not msgspec.UNSET:
+            changes["cohort_id"] = body.cohort_id
+        if body.tags is not msgspec.UNSET:
+            changes["tags"] = json.dumps(sorted(set(body.tags)))
+        if body.quarantined is not msgspec.UNSET:
+            changes["quarantined"] = int(body.quarantined)
+
+        def run(tx: Tx) -> Row:
+            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            if isinstance(body.cohort_id, str) and not tx.one("SELECT id FROM cohorts WHERE id = ?", [body.cohort_id]):
+                raise Invalid(f"no cohort {body.cohort_id}", {"cohort_id": ["unknown cohort"]})
+            if changes:
+                tx.update("devices", device_id, {**changes, "updated_at": now()})
+            after = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.event("update", "device", device_id, before, after)
+            return after
+
+        return await self.db.tx(actor, run)
+
+    async def report(self, device_id: str, body: m.DeviceReport) -> Row:
+        def run(tx: Tx) -> Row:
+            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
+            if body.status == "installed":
+                changes |= {"reported_release_id": body.release_id, "reported_bundle_id": body.bundle_id,
+                            "reported_version": body.version}  # fmt: skip
+            tx.update("devices", device_id, changes)
+            after = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.event("report", "device", device_id, before, {**after, "report": msgspec.to_builtins(body)})
+            return after
+
+        return await self.db.tx(device_id, run)
+
+    # Overrides ---------------------------------------------------------------------------------
+
+    def _override_view(self, tx: Tx, row: Row) -> Row:
+        devices = [
+            r["device_id"]
+            for r in tx.all("SELECT device_id FROM override_devices WHERE override_id = ? ORDER BY rowid", [row["id"]])
+        ]
+        return {**row, "device_ids": devices}
+
+    async def create_override(self, actor: str, body: m.OverrideCreate) -> Row:
+        _check(body.bundle_id, "bundle", "bundle", "bundle_id")
+        starts = parse_time(body.starts_at, "starts_at") or now()
+        ends = parse_time(body.ends_at, "ends_at")
+        if ends is not None and ends <= starts:
+            raise Invalid("ends_at must be after starts_at", {"ends_at": ["before starts_at"]})
+
+        def run(tx: Tx) -> Row:
+            if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
+                raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
+            for i, d in enumerate(dict.fromkeys(body.device_ids)):
+                if not is_id(d, "device") or not tx.one("SELECT id FROM devices WHERE id = ?", [d]):
+                    raise Invalid(f"no device {d}", {f"device_ids[{i}]": ["unknown device"]})
+            t = now()
+            row: Row = {"id": new_id("override"), "bundle_id": body.bundle_id, "starts_at": starts, "ends_at": ends,
+                   "created_at": t, "updated_at": t}  # fmt: skip
+            tx.insert("bundle_overrides", row)
+            for d in dict.fromkeys(body.device_ids):
+                tx.insert("override_devices", {"override_id": row["id"], "device_id": d})
+            view = self._override_view(tx, row)
+            tx.event("create", "override", row["id"], None, view)
+            return view
+
+        return await self.db.tx(actor, run)
+
+    async def get_override(self, override_id: str) -> Row:
+        _check(override_id, "override", "bundle override")
+        return await self.db.read(
+            lambda tx: self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+        )
+
+    async def list_overrides(self, limit: int, cursor: str | None, device_id: str | None) -> Page:
+        sql, args = "SELECT rowid, * FROM bundle_overrides WHERE ", []
+        if device_id:
+            sql += "id IN (SELECT override_id FROM override_devices WHERE device_id = ?) AND "
+            args.append(device_id)
+
+        def run(tx: Tx) -> Page:
+            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page.items = [self._override_view(tx, r) for r in page.items]
+            return page
+
+        return await self.db.read(run)
+
+    async def patch_override(self, actor: str, override_id: str, body: m.OverridePatch) -> Row:
+        _check(override_id, "override", "bundle override")
+        changes: Row = {}
+        if body.starts_at is not msgspec.UNSET:
+            changes["starts_at"] = parse_time(body.starts_at, "starts_at")
+        if body.ends_at is not msgspec.UNSET:
+            changes["ends_at"] = parse_time(body.ends_at, "ends_at")
+
+        def run(tx: Tx) -> Row:
+            before = self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+            merged = {**before, **changes}
+            if merged["ends_at"] is not None and merged["ends_at"] <= merged["starts_at"]:
+                raise Invalid("ends_at must be after starts_at", {"ends_at": ["before starts_at"]})
+            if changes:
+                tx.update("bundle_overrides", override_id, {**changes, "updated_at": now()})
+            after = self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+            tx.event("update", "override", override_id, before, after)
+            return after
+
+        return await self.db.tx(actor, run)
+
+    async def delete_override(self, actor: str, override_id: str) -> None:
+        _check(override_id, "override", "bundle override")
+
+        def run(tx: Tx) -> None:
+            before = self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+            tx.run("DELETE FROM override_devices WHERE override_id = ?", [override_id])
+            tx.run("DELETE FROM bundle_overrides WHERE id = ?", [override_id])
+            tx.event("delete", "override", override_id, before, None)
+
+        await self.db.tx(actor, run)
+
+    # Resolution --------------------------------------------------------------------------------
+
+    async def resolve_update(
+        self, actor: str, device_id: str, reported: Reported, *, write: bool
+    ) -> tuple[Decision, Row, list[Row]]:
+        """Resolves one device's update; with ``write``, claims a count phase atomically, records
+        the decision in the audit log and the device's last-seen time. Returns the decision,
+        the device, and the manifest's entries (binaries for the device's target)."""
+
+        def run(tx: Tx) -> tuple[Decision, Row, list[Row]]:
+            row = device_view(get_or_404(tx, "devices", device_id, "device"))
+            device = Device(row["id"], row["target"], frozenset(row["tags"]), row["quarantined"])
+            channel = None
+            if row["cohort_id"]:
+                c = tx.one("SELECT channel_id FROM cohorts WHERE id = ?", [row["cohort_id"]])
+                channel = c["channel_id"] if c else None
+            releases = self._graph(tx, channel) if channel else None
+            t = now()
+            overrides = [
+                Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
+                for o in tx.all(
+                    "SELECT o.* FROM bundle_overrides o JOIN override_devices d ON d.override_id = o.id "
+                    "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)",
+                    [device_id, t, t],
+                )
+            ]
+            claimed = frozenset(
+                r["release_id"] for r in tx.all("SELECT release_id FROM release_claims WHERE device_id = ?", [device_id])
+            )
+
+            def servable(bundle_id: str) -> bool:
+                unsigned = tx.one(
+                    "SELECT count(*) AS n FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id "
+                    "WHERE e.bundle_id = ? AND b.state != 'signed'",
+                    [bundle_id],
+                )
+                return unsigned["n"] == 0  # type: ignore[index]
+
+            when = _time(t)
+            assert when is not None
+            for _ in range(64):
+                decision = resolve(device, reported, releases, overrides, when, servable, claimed)
+                if not (write and decision.claim):
+                    break
+                rel = releases[decision.claim]  # type: ignore[index]
+                assert isinstance(rel.phase, CountPhase)
+                if (
+                    tx.run("UPDATE releases SET claimed = claimed + 1 WHERE id = ? AND claimed < ?", [rel.id, rel.phase.value])
+                    == 1
+                ):
+                    tx.insert("release_claims", {"release_id": rel.id, "device_id": device_id, "created_at": t})
+                    break
+                # Filled up meanwhile: resolve again with the phase full.
+                releases = {**releases, rel.id: replace(rel, phase=CountPhase(rel.phase.value, rel.phase.value))}  # type: ignore[dict-item]
+            entries: list[Row] = []
+            if decision.status == "update" and decision.bundle_id:
+                bundle = self._bundle_view(tx, get_or_404(tx, "bundles", decision.bundle_id, "bundle"))
+                for e in bundle["entries"]:
+                    if e["target"] not in (row["target"], "any"):
+                        continue
+                    sigs = tx.all(
+                        "SELECT k.keyid, k.algorithm, s.signature, k.public_key FROM signatures s "
+                        "JOIN signing_keys k ON k.id = s.signing_key_id "
+                        "WHERE s.binary_id = ? AND k.state = 'active' ORDER BY s.rowid",
+                        [e["binary_id"]],
+                    )
+                    entries.append({**e, "signatures": sigs})
+            if write:
+                tx.run("UPDATE devices SET last_seen_at = ? WHERE id = ?", [t, device_id])
+                tx.event("resolve", "device", device_id, None, {
+                    "status": decision.status, "reason": decision.reason, "source": decision.source,
+                    "release_id": decision.release.id if decision.release else None, "bundle_id": decision.bundle_id,
+                    "reported": msgspec.to_builtins(reported),
+                })  # fmt: skip
+            return decision, row, entries
+
+        return await self.db.tx(actor, run, write=True)
