@@ -226,8 +226,14 @@ class FleetOps:
             )
             if existing:
                 return existing, False
-            row: Row = {"id": new_id("signature"), "bundle_id": bundle_id, "signing_key_id": key["id"], "signature": signature_hex,
-                   "message": message, "created_at": now()}  # fmt: skip
+            row: Row = {
+                "id": new_id("signature"),
+                "bundle_id": bundle_id,
+                "signing_key_id": key["id"],
+                "signature": signature_hex,
+                "message": message,
+                "created_at": now(),
+            }
             tx.insert("bundle_signatures", row)
             tx.event("sign", "bundle", bundle_id, None, {**row, "keyid": key["keyid"]})
             return row, True
@@ -245,7 +251,13 @@ class FleetOps:
             if tx.one("SELECT id FROM channels WHERE name = ?", [body.name]):
                 raise Conflict(f"a channel named {body.name!r} exists", {"name": ["already taken"]})
             t = now()
-            row: Row = {"id": new_id("channel"), "name": body.name, "description": body.description, "created_at": t, "updated_at": t}
+            row: Row = {
+                "id": new_id("channel"),
+                "name": body.name,
+                "description": body.description,
+                "created_at": t,
+                "updated_at": t,
+            }
             tx.insert("channels", row)
             tx.event("create", "channel", row["id"], None, row)
             return self._channel_view(tx, row)
@@ -290,8 +302,14 @@ class FleetOps:
             if tx.one("SELECT id FROM cohorts WHERE name = ?", [body.name]):
                 raise Conflict(f"a cohort named {body.name!r} exists", {"name": ["already taken"]})
             t = now()
-            row: Row = {"id": new_id("cohort"), "name": body.name, "channel_id": body.channel_id, "description": body.description,
-                   "created_at": t, "updated_at": t}  # fmt: skip
+            row: Row = {
+                "id": new_id("cohort"),
+                "name": body.name,
+                "channel_id": body.channel_id,
+                "description": body.description,
+                "created_at": t,
+                "updated_at": t,
+            }
             tx.insert("cohorts", row)
             tx.event("create", "cohort", row["id"], None, row)
             return row
@@ -339,11 +357,21 @@ class FleetOps:
                 raise Conflict(f"the channel has a release named {body.name!r}", {"name": ["already taken"]})
             t = now()
             row: Row = {
-                "id": new_id("release"), "channel_id": channel_id, "name": body.name, "bundle_id": body.bundle_id,
-                "version": body.version, "version_requirement": requirement, "next_release_id": body.next_release_id,
-                "required": int(body.required), "disabled": int(body.disabled), "schedule_at": schedule_at,
-                "phase": json.dumps(phase) if phase else None, "claimed": 0, "created_at": t, "updated_at": t,
-            }  # fmt: skip
+                "id": new_id("release"),
+                "channel_id": channel_id,
+                "name": body.name,
+                "bundle_id": body.bundle_id,
+                "version": body.version,
+                "version_requirement": requirement,
+                "next_release_id": body.next_release_id,
+                "required": int(body.required),
+                "disabled": int(body.disabled),
+                "schedule_at": schedule_at,
+                "phase": json.dumps(phase) if phase else None,
+                "claimed": 0,
+                "created_at": t,
+                "updated_at": t,
+            }
             graph = self._graph(tx, channel_id)
             after = insert_release(graph, _to_release(row), dt.datetime.now(dt.UTC), previous_id=body.previous_release_id)
             tx.insert("releases", row)
@@ -421,11 +449,22 @@ class FleetOps:
                 raise Conflict(f"a device {body.identifier!r} exists", {"identifier": ["already registered"]})
             t = now()
             row: Row = {
-                "id": new_id("device"), "identifier": body.identifier, "target": body.target,
-                "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
-                "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None, "reported_version": None,
-                "last_status": None, "last_detail": None, "last_seen_at": None, "created_at": t, "updated_at": t,
-            }  # fmt: skip
+                "id": new_id("device"),
+                "identifier": body.identifier,
+                "target": body.target,
+                "tags": json.dumps(sorted(set(body.tags))),
+                "cohort_id": body.cohort_id,
+                "quarantined": 0,
+                "token_hash": token_hash,
+                "reported_release_id": None,
+                "reported_bundle_id": None,
+                "reported_version": None,
+                "last_status": None,
+                "last_detail": None,
+                "last_seen_at": None,
+                "created_at": t,
+                "updated_at": t,
+            }
             tx.insert("devices", row)
             view = device_view(row)
             tx.event("create", "device", row["id"], None, view)
@@ -489,8 +528,11 @@ class FleetOps:
             before = device_view(get_or_404(tx, "devices", device_id, "device"))
             changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
             if body.status == "installed":
-                changes |= {"reported_release_id": body.release_id, "reported_bundle_id": body.bundle_id,
-                            "reported_version": body.version}  # fmt: skip
+                changes |= {
+                    "reported_release_id": body.release_id,
+                    "reported_bundle_id": body.bundle_id,
+                    "reported_version": body.version,
+                }
             tx.update("devices", device_id, changes)
             after = device_view(get_or_404(tx, "devices", device_id, "device"))
             tx.event("report", "device", device_id, before, {**after, "report": msgspec.to_builtins(body)})
@@ -521,8 +563,14 @@ class FleetOps:
                 if not is_id(d, "device") or not tx.one("SELECT id FROM devices WHERE id = ?", [d]):
                     raise Invalid(f"no device {d}", {f"device_ids[{i}]": ["unknown device"]})
             t = now()
-            row: Row = {"id": new_id("override"), "bundle_id": body.bundle_id, "starts_at": starts, "ends_at": ends,
-                   "created_at": t, "updated_at": t}  # fmt: skip
+            row: Row = {
+                "id": new_id("override"),
+                "bundle_id": body.bundle_id,
+                "starts_at": starts,
+                "ends_at": ends,
+                "created_at": t,
+                "updated_at": t,
+            }
             tx.insert("bundle_overrides", row)
             for d in dict.fromkeys(body.device_ids):
                 tx.insert("override_devices", {"override_id": row["id"], "device_id": d})
@@ -652,11 +700,20 @@ class FleetOps:
                     entries.append({**e, "signatures": sigs})
             if write:
                 tx.run("UPDATE devices SET last_seen_at = ? WHERE id = ?", [t, device_id])
-                tx.event("resolve", "device", device_id, None, {
-                    "status": decision.status, "reason": decision.reason, "source": decision.source,
-                    "release_id": decision.release.id if decision.release else None, "bundle_id": decision.bundle_id,
-                    "reported": msgspec.to_builtins(reported),
-                })  # fmt: skip
+                tx.event(
+                    "resolve",
+                    "device",
+                    device_id,
+                    None,
+                    {
+                        "status": decision.status,
+                        "reason": decision.reason,
+                        "source": decision.source,
+                        "release_id": decision.release.id if decision.release else None,
+                        "bundle_id": decision.bundle_id,
+                        "reported": msgspec.to_builtins(reported),
+                    },
+                )
             return decision, row, entries
 
         return await self.db.tx(actor, run, write=True)

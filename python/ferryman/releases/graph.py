@@ -33,14 +33,18 @@ def check_graph(releases: Mapping[str, Release]) -> None:
         return
     for r in releases.values():
         if r.next_id is not None and r.next_id not in releases:
-            raise GraphError(f"release {r.id} points to {r.next_id}, which is not in this channel",
-                             {"next_release_id": ["not a release of this channel"]})  # fmt: skip
+            raise GraphError(
+                f"release {r.id} points to {r.next_id}, which is not in this channel",
+                {"next_release_id": ["not a release of this channel"]},
+            )
         if r.next_id == r.id:
             raise GraphError("a release cannot be its own next", {"next_release_id": ["cycle"]})
     sinks = [r for r in releases.values() if r.next_id is None]
     if len(sinks) != 1:
-        raise GraphError(f"a channel needs exactly one latest release, this change makes {len(sinks)}",
-                         {"next_release_id": ["would leave the channel without a single latest release"]})  # fmt: skip
+        raise GraphError(
+            f"a channel needs exactly one latest release, this change makes {len(sinks)}",
+            {"next_release_id": ["would leave the channel without a single latest release"]},
+        )
     sink = sinks[0]
     for r in releases.values():
         seen = {r.id}
@@ -52,8 +56,9 @@ def check_graph(releases: Mapping[str, Release]) -> None:
             seen.add(node.id)
         if (r.phase is not None or r.schedule_at is not None) and r.id != sink.id:
             only_latest = ["only on the latest release"]
-            raise GraphError("only the latest release may be scheduled or phased",
-                             {"phase": only_latest, "schedule_at": only_latest})  # fmt: skip
+            raise GraphError(
+                "only the latest release may be scheduled or phased", {"phase": only_latest, "schedule_at": only_latest}
+            )
 
 
 def insert_release(
@@ -71,13 +76,17 @@ def insert_release(
         raise GraphError(f"release {new.id} exists")
     if new.next_id is None:
         if previous_id is not None:
-            raise GraphError("previous_release_id needs next_release_id (or leave both out to append)",
-                             {"previous_release_id": ["needs next_release_id"]})  # fmt: skip
+            raise GraphError(
+                "previous_release_id needs next_release_id (or leave both out to append)",
+                {"previous_release_id": ["needs next_release_id"]},
+            )
         if out:
             latest = next(r for r in out.values() if r.next_id is None)
             if _constrained(latest, now):
-                raise GraphError(f"the latest release {latest.id} is still phased or scheduled; finish or lift that first",
-                                 {"next_release_id": ["current latest is constrained"]})  # fmt: skip
+                raise GraphError(
+                    f"the latest release {latest.id} is still phased or scheduled; finish or lift that first",
+                    {"next_release_id": ["current latest is constrained"]},
+                )
             out[latest.id] = replace(latest, next_id=new.id)
     else:
         if new.next_id not in out:
@@ -85,11 +94,14 @@ def insert_release(
         if previous_id is not None:
             prev = out.get(previous_id)
             if prev is None:
-                raise GraphError(f"{previous_id} is not a release of this channel",
-                                 {"previous_release_id": ["not in this channel"]})  # fmt: skip
+                raise GraphError(
+                    f"{previous_id} is not a release of this channel", {"previous_release_id": ["not in this channel"]}
+                )
             if prev.next_id != new.next_id:
-                raise GraphError(f"{previous_id} is not directly before {new.next_id}",
-                                 {"previous_release_id": ["its next is not next_release_id"]})  # fmt: skip
+                raise GraphError(
+                    f"{previous_id} is not directly before {new.next_id}",
+                    {"previous_release_id": ["its next is not next_release_id"]},
+                )
             out[previous_id] = replace(prev, next_id=new.id)
     out[new.id] = new
     check_graph(out)
