@@ -93,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         make_file(src, size)
         sha = hash_file(src).sha256
         port_f, port_n = free_port(), free_port()
-        ours = start([sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "f")], port_f,
-                     {"FERRYMAN_ADMIN_TOKEN": TOKEN, "FERRYMAN_URL_SECRET": SECRET})  # fmt: skip
+        ours = start(
+            [sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "f")],
+            port_f,
+            {"FERRYMAN_ADMIN_TOKEN": TOKEN, "FERRYMAN_URL_SECRET": SECRET},
+        )
         conf = tmp / "nginx.conf"
         conf.write_text(NGINX_CONF.format(tmp=tmp, port=port_n, root=tmp / "www"))
         ng = start([nginx, "-c", str(conf), "-e", str(tmp / "nginx-error.log")], port_n)
@@ -108,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                 curl(url)
             rows = []
             rows.append(("full GET", timed(lambda: curl(url_f), args.repeat), timed(lambda: curl(url_n), args.repeat), 0.9))
-            rows.append(("4 parallel ranges", timed(lambda: parallel_ranges(url_f, size), args.repeat),
-                         timed(lambda: parallel_ranges(url_n, size), args.repeat), 0.9))  # fmt: skip
+            rows.append(
+                (
+                    "4 parallel ranges",
+                    timed(lambda: parallel_ranges(url_f, size), args.repeat),
+                    timed(lambda: parallel_ranges(url_n, size), args.repeat),
+                    0.9,
+                )
+            )
             step = size // 16
             multi = "bytes=" + ",".join(f"{i * step}-{i * step + step // 2 - 1}" for i in range(16))
             multi_bytes = 16 * (step // 2)
@@ -124,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = t_base / t_ours
         verdict = "" if args.smoke else ("met" if ratio >= target else "MISSED")
         print(f"{case:20} {size / t_ours / 1e9:14.2f} {size / t_base / 1e9:11.2f} {ratio:6.2f}x  >= {target}x {verdict}")
-    print(f"16-range request: ferryman {multi_bytes / t_f / 1e6:.0f} MB/s, nginx {multi_bytes / t_n / 1e6:.0f} MB/s "
-          f"({multi_bytes // MIB} MiB of ranges)")  # fmt: skip
+    print(
+        f"16-range request: ferryman {multi_bytes / t_f / 1e6:.0f} MB/s, nginx {multi_bytes / t_n / 1e6:.0f} MB/s "
+        f"({multi_bytes // MIB} MiB of ranges)"
+    )
     if args.smoke:
         print("smoke run: sizes too small for the ratios to mean anything; targets not judged")
     return 0

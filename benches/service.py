@@ -150,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
 
             sha = ferryman.hash_file(src).sha256
         port_f, port_b = free_port(), free_port()
-        ours = start([sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "f")], port_f,
-                     {"FERRYMAN_ADMIN_TOKEN": TOKEN})  # fmt: skip
+        ours = start(
+            [sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "f")],
+            port_f,
+            {"FERRYMAN_ADMIN_TOKEN": TOKEN},
+        )
         base = start([sys.executable, "-m", "benches.baseline_upload", str(port_b), str(tmp / "b")], port_b)
         try:
             up_ours, up_base, hashing, dgst = [], [], [], []
@@ -175,8 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             big = tmp / "big.bin"
             make_file(big, args.rss_mib * MIB)
             big_sha = __import__("ferryman").hash_file(big).sha256
-            ours = start([sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "g")], port_f,
-                         {"FERRYMAN_ADMIN_TOKEN": TOKEN})  # fmt: skip
+            ours = start(
+                [sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "g")],
+                port_f,
+                {"FERRYMAN_ADMIN_TOKEN": TOKEN},
+            )
             idle = peak_rss_mib(ours.pid)
             asyncio.run(ferryman_upload(f"http://127.0.0.1:{port_f}", big, args.rss_mib * MIB, big_sha))
             peak = peak_rss_mib(ours.pid)

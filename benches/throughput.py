@@ -99,13 +99,20 @@ def bench_files(tmp: Path, size: int, repeat: int) -> list[Row]:
     ours = median_time(lambda: ferryman.hash_file(big), repeat)
     if shutil.which("openssl"):
         rows.append(
-            Row("file SHA-256", "hash_file", "openssl dgst", ours, median_time(lambda: openssl_dgst(big), repeat),
-                size, "GB/s", 0.95)
-        )  # fmt: skip
+            Row(
+                "file SHA-256",
+                "hash_file",
+                "openssl dgst",
+                ours,
+                median_time(lambda: openssl_dgst(big), repeat),
+                size,
+                "GB/s",
+                0.95,
+            )
+        )
     rows.append(
-        Row("file SHA-256", "hash_file", "hashlib loop", ours, median_time(lambda: hashlib_file(big), repeat),
-            size, "GB/s", None)
-    )  # fmt: skip
+        Row("file SHA-256", "hash_file", "hashlib loop", ours, median_time(lambda: hashlib_file(big), repeat), size, "GB/s", None)
+    )
     every = median_time(lambda: ferryman.hash_file(big, part_size=8 * MIB, chunking=True, blake3=True), repeat)
     rows.append(Row("parts+CDC+BLAKE3", "all digests", "SHA-256 only", every, ours, size, "GB/s", 0.85))
     for name, kwargs in (
@@ -126,8 +133,7 @@ def bench_batch(tmp: Path, count: int, size: int, repeat: int) -> list[Row]:
     for p in paths:
         p.unlink()
     cores = os.cpu_count() or 1
-    return [Row(f"hash_files {count} files", f"{cores} threads", "hashlib sequential", ours, base, count * size,
-                "GB/s", 1.7)]  # fmt: skip
+    return [Row(f"hash_files {count} files", f"{cores} threads", "hashlib sequential", ours, base, count * size, "GB/s", 1.7)]
 
 
 def bench_memory_hashers(size: int, repeat: int) -> list[Row]:
@@ -135,11 +141,27 @@ def bench_memory_hashers(size: int, repeat: int) -> list[Row]:
 
     data = os.urandom(size)
     rows = [
-        Row("Blake3 in memory", "Blake3", "blake3 package", median_time(lambda: ferryman.Blake3(data).digest(), repeat),
-            median_time(lambda: blake3.blake3(data).digest(), repeat), size, "GB/s", None),
-        Row("Sha256 in memory", "Sha256", "hashlib", median_time(lambda: ferryman.Sha256(data).digest(), repeat),
-            median_time(lambda: hashlib.sha256(data).digest(), repeat), size, "GB/s", None),
-    ]  # fmt: skip
+        Row(
+            "Blake3 in memory",
+            "Blake3",
+            "blake3 package",
+            median_time(lambda: ferryman.Blake3(data).digest(), repeat),
+            median_time(lambda: blake3.blake3(data).digest(), repeat),
+            size,
+            "GB/s",
+            None,
+        ),
+        Row(
+            "Sha256 in memory",
+            "Sha256",
+            "hashlib",
+            median_time(lambda: ferryman.Sha256(data).digest(), repeat),
+            median_time(lambda: hashlib.sha256(data).digest(), repeat),
+            size,
+            "GB/s",
+            None,
+        ),
+    ]
     return rows
 
 
@@ -166,8 +188,18 @@ def bench_sink(tmp: Path, size: int, repeat: int) -> list[Row]:
             os.fsync(f.fileno())
         path.unlink()
 
-    return [Row("upload sink, 1 MiB chunks", "Sink", "write+hashlib inline", median_time(ours, repeat),
-                median_time(inline, repeat), n * MIB, "GB/s", None)]  # fmt: skip
+    return [
+        Row(
+            "upload sink, 1 MiB chunks",
+            "Sink",
+            "write+hashlib inline",
+            median_time(ours, repeat),
+            median_time(inline, repeat),
+            n * MIB,
+            "GB/s",
+            None,
+        )
+    ]
 
 
 def bench_signatures(count: int, repeat: int) -> list[Row]:
@@ -189,9 +221,18 @@ def bench_signatures(count: int, repeat: int) -> list[Row]:
         for d, s in zip(digests, ed_sigs, strict=True):
             ed_pk.verify(s, d)
 
-    rows.append(Row(f"verify {count} Ed25519", "verify_many", "cryptography loop",
-                    median_time(lambda: ferryman.verify_many(ed_items), repeat), median_time(ed_loop, repeat),
-                    count, "op/s", 3.0))  # fmt: skip
+    rows.append(
+        Row(
+            f"verify {count} Ed25519",
+            "verify_many",
+            "cryptography loop",
+            median_time(lambda: ferryman.verify_many(ed_items), repeat),
+            median_time(ed_loop, repeat),
+            count,
+            "op/s",
+            3.0,
+        )
+    )
 
     rsa_sk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_pk = rsa_sk.public_key()
@@ -204,9 +245,18 @@ def bench_signatures(count: int, repeat: int) -> list[Row]:
         for d, s in zip(digests, rsa_sigs, strict=True):
             rsa_pk.verify(s, d, padding.PKCS1v15(), pre)
 
-    rows.append(Row(f"verify {count} RSA-2048", "verify_many", "cryptography loop",
-                    median_time(lambda: ferryman.verify_many(rsa_items), repeat), median_time(rsa_loop, repeat),
-                    count, "op/s", 1.5))  # fmt: skip
+    rows.append(
+        Row(
+            f"verify {count} RSA-2048",
+            "verify_many",
+            "cryptography loop",
+            median_time(lambda: ferryman.verify_many(rsa_items), repeat),
+            median_time(rsa_loop, repeat),
+            count,
+            "op/s",
+            1.5,
+        )
+    )
     return rows
 
 
@@ -217,11 +267,18 @@ def render(rows: list[Row], sha_limit: float | None, smoke: bool) -> str:
         scale = 1e9 if r.unit == "GB/s" else 1.0
         fmt = "{:.2f} " if r.unit == "GB/s" else "{:,.0f} "
         verdict = "" if r.target is None or smoke else ("met" if r.ratio >= r.target else "MISSED")
-        table.append([
-            r.case, r.ours, r.baseline,
-            fmt.format(r.volume / r.ours_s / scale) + r.unit, fmt.format(r.volume / r.base_s / scale) + r.unit,
-            f"{r.ratio:.2f}x", "" if r.target is None else f">= {r.target}x", verdict,
-        ])  # fmt: skip
+        table.append(
+            [
+                r.case,
+                r.ours,
+                r.baseline,
+                fmt.format(r.volume / r.ours_s / scale) + r.unit,
+                fmt.format(r.volume / r.base_s / scale) + r.unit,
+                f"{r.ratio:.2f}x",
+                "" if r.target is None else f">= {r.target}x",
+                verdict,
+            ]
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
     lines.insert(1, "-" * len(lines[0]))

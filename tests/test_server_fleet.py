@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -221,8 +222,16 @@ def test_devices_and_update_flow(fleet: Fleet, server: Api):
     _, oapi = fleet.device("unit-2", "riscv64-linux-gnu", cohort)
     m2 = check(oapi)
     assert m2["binaries"] == []
-    events = server.ok("GET", f"{API}/events?resource_id={dev['id']}&limit=500")["items"]
+    # Check-ins are written in batches, at most a second or so later.
+    deadline = time.monotonic() + 5
+    while True:
+        events = server.ok("GET", f"{API}/events?resource_id={dev['id']}&limit=500")["items"]
+        if {"resolve", "report"} <= {e["action"] for e in events} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert {"resolve", "report"} <= {e["action"] for e in events}
+    resolved = [e for e in events if e["action"] == "resolve"]
+    assert resolved[0]["after"]["reason"] == "release" and resolved[0]["actor"] == dev["id"]
 
 
 def test_overrides_take_precedence(fleet: Fleet, server: Api):

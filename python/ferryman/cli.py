@@ -108,7 +108,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.signature_threshold < 1:
         print("ferryman: error: --signature-threshold must be at least 1", file=sys.stderr)
         return 2
-    serve(Config(host=args.host, port=args.port, data_dir=Path(args.data), signature_threshold=args.signature_threshold))
+    serve(
+        Config(
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data),
+            signature_threshold=args.signature_threshold,
+            access_log=args.access_log,
+        )
+    )
     return 0
 
 
@@ -142,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         "--signature-threshold", type=int, default=1, metavar="N",
         help="distinct active keys whose signatures make a binary signed (default 1)",
     )  # fmt: skip
+    s.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
     s.set_defaults(func=_cmd_serve)
     return p
 

@@ -24,6 +24,8 @@ class Config:
     url_secret: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_URL_SECRET") or None)
     # How long a download grant stays valid, in seconds.
     grant_ttl: int = 3600
+    # One log line per request (aiohttp's access log) on stderr.
+    access_log: bool = False
 
     @property
     def catalog_path(self) -> Path:

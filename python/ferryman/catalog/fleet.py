@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -15,7 +16,7 @@ import semver
 
 from ferryman.catalog import models as m
 from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, now
-from ferryman.errors import Conflict, Invalid, NotFound
+from ferryman.errors import Conflict, Invalid, NotFound, Unauthenticated
 from ferryman.ids import is_id, new_id
 from ferryman.releases import (
     CountPhase,
@@ -31,7 +32,9 @@ from ferryman.releases import (
     resolve,
 )
 
-__all__ = ["FleetOps", "bundle_hash", "parse_time"]
+__all__ = ["CHECKIN_FLUSH_SECONDS", "FleetOps", "World", "bundle_hash", "parse_time"]
+
+CHECKIN_FLUSH_SECONDS = 1.0
 
 
 def parse_time(value: str | None, field: str) -> str | None:
@@ -144,6 +147,10 @@ def device_view(row: Row) -> Row:
 
 class FleetOps:
     db: SqliteCatalog
+    # Worker-thread state (see "Resolution" below); set up by Catalog.__init__.
+    _world_cache: World | None
+    _checkins: list[tuple[str, str, Row]]
+    _checkins_flushed: float
 
     # Bundles -------------------------------------------------------------------------------
 
@@ -476,10 +483,6 @@ class FleetOps:
         _check(device_id, "device", "device")
         return await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device")))
 
-    async def authenticate_device(self, token_hash: str) -> Row | None:
-        row = await self.db.read(lambda tx: tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash]))
-        return None if row is None else device_view(row)
-
     async def list_devices(self, limit: int, cursor: str | None, filters: dict[str, str]) -> Page:
         sql, args = "SELECT rowid, * FROM devices WHERE ", []
         for col in ("cohort_id", "target"):
@@ -523,9 +526,21 @@ class FleetOps:
 
         return await self.db.tx(actor, run)
 
-    async def report(self, device_id: str, body: m.DeviceReport) -> Row:
+    async def device_for_token(self, token_hash: str) -> str:
+        """The ID of the device with this token; raises Unauthenticated."""
+        row = await self.db.read(lambda tx: tx.one("SELECT id FROM devices WHERE token_hash = ?", [token_hash]))
+        if row is None:
+            raise Unauthenticated("the device token is not valid")
+        return row["id"]
+
+    async def report(self, token_hash: str, body: m.DeviceReport) -> Row:
         def run(tx: Tx) -> Row:
-            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            found = tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash])
+            if found is None:
+                raise Unauthenticated("the device token is not valid")
+            before = device_view(found)
+            device_id = before["id"]
+            tx.actor = device_id
             changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
             if body.status == "installed":
                 changes |= {
@@ -538,7 +553,7 @@ class FleetOps:
             tx.event("report", "device", device_id, before, {**after, "report": msgspec.to_builtins(body)})
             return after
 
-        return await self.db.tx(device_id, run)
+        return await self.db.tx("device", run, durable=False)
 
     # Overrides ---------------------------------------------------------------------------------
 
@@ -632,88 +647,149 @@ class FleetOps:
         await self.db.tx(actor, run)
 
     # Resolution --------------------------------------------------------------------------------
+    #
+    # An update check must be cheap: fleets check in constantly. Everything resolution needs
+    # that is shared by all devices (channel graphs, cohort channels, whether each bundle is
+    # servable, each bundle's manifest entries) is kept as a ``World`` snapshot on the catalog's
+    # worker thread and rebuilt when the catalog's generation changes (every durable write bumps
+    # it, so another process's change is seen at the next check). Per check, only the device,
+    # its claims and its overrides are read. Last-seen times and resolution events are buffered
+    # and written in one transaction at most a second later (CHECKIN_FLUSH_SECONDS).
 
-    async def resolve_update(
-        self, actor: str, device_id: str, reported: Reported, *, write: bool
+    def _world(self, tx: Tx) -> World:
+        gen = tx.one("SELECT value FROM meta WHERE key = 'generation'")["value"]  # type: ignore[index]
+        cached = self._world_cache
+        if cached is not None and cached.generation == gen:
+            return cached
+        graphs: dict[str, dict[str, Release]] = {}
+        for r in tx.all("SELECT * FROM releases"):
+            graphs.setdefault(r["channel_id"], {})[r["id"]] = _to_release(r)
+        cohorts = {r["id"]: r["channel_id"] for r in tx.all("SELECT id, channel_id FROM cohorts")}
+        unsigned = {
+            r["bundle_id"]
+            for r in tx.all(
+                "SELECT DISTINCT e.bundle_id FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id "
+                "WHERE b.state != 'signed'"
+            )
+        }
+        sigs: dict[str, list[Row]] = {}
+        for r in tx.all(
+            "SELECT s.binary_id, k.keyid, k.algorithm, s.signature, k.public_key FROM signatures s "
+            "JOIN signing_keys k ON k.id = s.signing_key_id WHERE k.state = 'active' ORDER BY s.rowid"
+        ):
+            sigs.setdefault(r.pop("binary_id"), []).append(r)
+        entries: dict[str, list[Row]] = {}
+        for e in tx.all(
+            "SELECT e.bundle_id, e.binary_id, e.custom_metadata, b.target, b.size, b.sha256, v.version, a.name AS artifact "
+            "FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id JOIN versions v ON v.id = b.version_id "
+            "JOIN artifacts a ON a.id = v.artifact_id ORDER BY e.bundle_id, e.position"
+        ):
+            e["custom_metadata"] = json.loads(e["custom_metadata"])
+            e["signatures"] = sigs.get(e["binary_id"], [])
+            entries.setdefault(e.pop("bundle_id"), []).append(e)
+        world = World(gen, graphs, cohorts, unsigned, entries)
+        self._world_cache = world
+        return world
+
+    def _flush_checkins(self, tx: Tx, force: bool = False) -> None:
+        pending = self._checkins
+        due = time.monotonic() - self._checkins_flushed >= CHECKIN_FLUSH_SECONDS
+        if not pending or (not force and len(pending) < 1000 and not due):
+            return
+        tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t, _ in pending])
+        tx.conn.executemany(
+            "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
+            [(new_id("event"), t, d, "resolve", "device", d, None, json.dumps(ev)) for d, t, ev in pending],
+        )
+        self._checkins = []
+        self._checkins_flushed = time.monotonic()
+
+    async def flush_checkins(self) -> None:
+        """Writes buffered check-ins now (a timer calls it; so does closing)."""
+        await self.db.tx("", lambda tx: self._flush_checkins(tx, force=True), write=False, durable=False)
+
+    async def check_in(
+        self,
+        reported: Reported,
+        *,
+        token_hash: str | None = None,
+        device_id: str | None = None,
+        actor: str = "",
+        write: bool = True,
     ) -> tuple[Decision, Row, list[Row]]:
-        """Resolves one device's update; with ``write``, claims a count phase atomically, records
-        the decision in the audit log and the device's last-seen time. Returns the decision,
-        the device, and the manifest's entries (binaries for the device's target)."""
+        """Resolves one device's update (the device named by its token hash or its ID). With
+        ``write``, claims a count phase atomically and records the check-in (buffered). Returns
+        the decision, the device, and the manifest entries for the device's target."""
 
         def run(tx: Tx) -> tuple[Decision, Row, list[Row]]:
-            row = device_view(get_or_404(tx, "devices", device_id, "device"))
-            device = Device(row["id"], row["target"], frozenset(row["tags"]), row["quarantined"])
-            channel = None
-            if row["cohort_id"]:
-                c = tx.one("SELECT channel_id FROM cohorts WHERE id = ?", [row["cohort_id"]])
-                channel = c["channel_id"] if c else None
-            releases = self._graph(tx, channel) if channel else None
+            world = self._world(tx)
+            if token_hash is not None:
+                row = tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash])
+                if row is None:
+                    raise Unauthenticated("the device token is not valid")
+            else:
+                row = get_or_404(tx, "devices", device_id or "", "device")
+            dev = device_view(row)
+            device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
+            channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
+            releases = world.graphs.get(channel, {}) if channel else None
             t = now()
             overrides = [
                 Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
                 for o in tx.all(
-                    "SELECT o.* FROM bundle_overrides o JOIN override_devices d ON d.override_id = o.id "
+                    "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
                     "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)",
-                    [device_id, t, t],
+                    [dev["id"], t, t],
                 )
             ]
             claimed = frozenset(
-                r["release_id"] for r in tx.all("SELECT release_id FROM release_claims WHERE device_id = ?", [device_id])
+                r["release_id"] for r in tx.all("SELECT release_id FROM release_claims WHERE device_id = ?", [dev["id"]])
             )
-
-            def servable(bundle_id: str) -> bool:
-                unsigned = tx.one(
-                    "SELECT count(*) AS n FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id "
-                    "WHERE e.bundle_id = ? AND b.state != 'signed'",
-                    [bundle_id],
-                )
-                return unsigned["n"] == 0  # type: ignore[index]
-
             when = _time(t)
             assert when is not None
+            servable = world.servable
             for _ in range(64):
                 decision = resolve(device, reported, releases, overrides, when, servable, claimed)
                 if not (write and decision.claim):
                     break
                 rel = releases[decision.claim]  # type: ignore[index]
                 assert isinstance(rel.phase, CountPhase)
-                if (
-                    tx.run("UPDATE releases SET claimed = claimed + 1 WHERE id = ? AND claimed < ?", [rel.id, rel.phase.value])
-                    == 1
-                ):
-                    tx.insert("release_claims", {"release_id": rel.id, "device_id": device_id, "created_at": t})
+                sql = "UPDATE releases SET claimed = claimed + 1 WHERE id = ? AND claimed < ?"
+                if tx.run(sql, [rel.id, rel.phase.value]) == 1:
+                    tx.insert("release_claims", {"release_id": rel.id, "device_id": dev["id"], "created_at": t})
+                    tx.run("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                     break
                 # Filled up meanwhile: resolve again with the phase full.
                 releases = {**releases, rel.id: replace(rel, phase=CountPhase(rel.phase.value, rel.phase.value))}  # type: ignore[dict-item]
             entries: list[Row] = []
             if decision.status == "update" and decision.bundle_id:
-                bundle = self._bundle_view(tx, get_or_404(tx, "bundles", decision.bundle_id, "bundle"))
-                for e in bundle["entries"]:
-                    if e["target"] not in (row["target"], "any"):
-                        continue
-                    sigs = tx.all(
-                        "SELECT k.keyid, k.algorithm, s.signature, k.public_key FROM signatures s "
-                        "JOIN signing_keys k ON k.id = s.signing_key_id "
-                        "WHERE s.binary_id = ? AND k.state = 'active' ORDER BY s.rowid",
-                        [e["binary_id"]],
-                    )
-                    entries.append({**e, "signatures": sigs})
+                entries = [e for e in world.entries.get(decision.bundle_id, []) if e["target"] in (dev["target"], "any")]
             if write:
-                tx.run("UPDATE devices SET last_seen_at = ? WHERE id = ?", [t, device_id])
-                tx.event(
-                    "resolve",
-                    "device",
-                    device_id,
-                    None,
-                    {
-                        "status": decision.status,
-                        "reason": decision.reason,
-                        "source": decision.source,
-                        "release_id": decision.release.id if decision.release else None,
-                        "bundle_id": decision.bundle_id,
-                        "reported": msgspec.to_builtins(reported),
-                    },
-                )
-            return decision, row, entries
+                event = {
+                    "status": decision.status,
+                    "reason": decision.reason,
+                    "source": decision.source,
+                    "release_id": decision.release.id if decision.release else None,
+                    "bundle_id": decision.bundle_id,
+                    "reported": msgspec.to_builtins(reported),
+                    **({"by": actor} if actor else {}),
+                }
+                self._checkins.append((dev["id"], t, event))
+                self._flush_checkins(tx)
+            return decision, dev, entries
 
-        return await self.db.tx(actor, run, write=True)
+        return await self.db.tx(actor, run, write=False, durable=False)
+
+
+@dataclass
+class World:
+    """What resolution needs that all devices share; see ``FleetOps._world``."""
+
+    generation: int
+    graphs: dict[str, dict[str, Release]]
+    cohort_channel: dict[str, str | None]
+    unsigned_bundles: set[str]
+    entries: dict[str, list[Row]]
+
+    def servable(self, bundle_id: str) -> bool:
+        return bundle_id in self.entries and bundle_id not in self.unsigned_bundles

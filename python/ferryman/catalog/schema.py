@@ -205,3 +205,10 @@ MIGRATIONS.append(
     CREATE INDEX override_devices_device ON override_devices (device_id);
     """
 )
+
+MIGRATIONS.append(
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('generation', 0);
+    """
+)

@@ -157,19 +157,34 @@ class SqliteCatalog:
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def tx(self, actor: str, fn: Callable[[Tx], T], *, write: bool = True) -> T:
-        """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises."""
+    async def tx(self, actor: str, fn: Callable[[Tx], T], *, write: bool = True, durable: bool = True) -> T:
+        """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises.
+
+        ``durable=False`` commits without waiting for the disk (WAL, ``synchronous=NORMAL``):
+        still atomic and consistent after any crash, but the last such commits can be lost if
+        the machine itself goes down. Device check-ins and reports use it; catalog changes do not.
+        """
 
         def run() -> T:
-            assert self._conn is not None, "catalog is closed"
-            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn = self._conn
+            assert conn is not None, "catalog is closed"
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                out = fn(Tx(self._conn, actor))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            return out
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    out = fn(Tx(conn, actor))
+                    if write and durable:
+                        # Catalog changes bump the generation that read caches key on.
+                        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return out
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous = FULL")
 
         try:
             return await self._call(run)
@@ -178,6 +193,10 @@ class SqliteCatalog:
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.tx("", fn, write=False)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Runs ``fn`` on the worker thread, outside any transaction."""
+        return await self._call(fn)
 
 
 def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:

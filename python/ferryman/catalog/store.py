@@ -6,6 +6,7 @@ the binary lifecycle come from ``ferryman.lifecycle``. Nothing here knows about 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,16 @@ class Catalog(FleetOps):
     def __init__(self, db: SqliteCatalog, threshold: int = 1) -> None:
         self.db = db
         self.threshold = threshold
+        self._world_cache = None
+        self._checkins = []
+        self._checkins_flushed = time.monotonic()
 
     @classmethod
     async def open(cls, path: Path, threshold: int = 1) -> Catalog:
         return cls(await SqliteCatalog.open(path), threshold)
 
     async def close(self) -> None:
+        await self.flush_checkins()
         await self.db.close()
 
     # API keys ---------------------------------------------------------------------------

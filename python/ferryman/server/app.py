@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
+from ferryman.catalog.fleet import CHECKIN_FLUSH_SECONDS
 from ferryman.config import Config
 from ferryman.grants import load_secret
 from ferryman.jobs import resume
@@ -49,11 +50,22 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         # Shown once: only its hash is stored.
         print(f"ferryman: created the first admin API key; keep it, it is not shown again:\n{token}", flush=True)
     await resume(catalog, app[STORE], tasks)
+    tasks.add(asyncio.get_running_loop().create_task(_flush_checkins(catalog), name="flush check-ins"))
     yield
     for task in list(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await catalog.close()
+
+
+async def _flush_checkins(catalog: Catalog) -> None:
+    """Writes buffered device check-ins every CHECKIN_FLUSH_SECONDS, even when traffic stops."""
+    while True:
+        await asyncio.sleep(CHECKIN_FLUSH_SECONDS)
+        try:
+            await catalog.flush_checkins()
+        except Exception:
+            log.exception("flushing check-ins failed; retrying")
 
 
 def create_app(config: Config | None = None) -> web.Application:

@@ -11,7 +11,7 @@ from ferryman.config import Config
 from ferryman.server.signing_keys import KeyCache
 from ferryman.storage import FsStore
 
-__all__ = ["CATALOG", "CONFIG", "KEY_CACHE", "PRINCIPAL", "STORE", "TASKS", "URL_SECRET"]
+__all__ = ["CATALOG", "CONFIG", "DEVICE_TOKEN", "KEY_CACHE", "PRINCIPAL", "STORE", "TASKS", "URL_SECRET"]
 
 CONFIG = web.AppKey("config", Config)
 CATALOG = web.AppKey("catalog", Catalog)
@@ -23,3 +23,5 @@ URL_SECRET = web.AppKey("url_secret", bytes)
 TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("tasks")
 # The authenticated caller: (actor id, role).
 PRINCIPAL: web.RequestKey[tuple[str, str]] = web.RequestKey("principal")
+# On device routes: the SHA-256 of the bearer token, checked by the handler's own transaction.
+DEVICE_TOKEN: web.RequestKey[str] = web.RequestKey("device_token")

@@ -13,7 +13,7 @@ from ferryman.catalog import models as m
 from ferryman.releases import Decision, Reported
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import decode, json_response
-from ferryman.server.keys import CATALOG, CONFIG, PRINCIPAL, URL_SECRET
+from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, URL_SECRET
 
 HEADERS = ("Ferryman-Release-Id", "Ferryman-Bundle-Id", "Ferryman-Release-Version")
 
@@ -49,16 +49,16 @@ def _manifest(request: web.Request, decision: Decision, entries: list[dict[str, 
 
 
 async def device_update(request: web.Request) -> web.Response:
-    device_id = request[PRINCIPAL][0]
     h = request.headers
     reported = Reported(h.get(HEADERS[0]) or None, h.get(HEADERS[1]) or None, h.get(HEADERS[2]) or None)
-    decision, _, entries = await request.app[CATALOG].resolve_update(device_id, device_id, reported, write=True)
+    decision, _, entries = await request.app[CATALOG].check_in(reported, token_hash=request[DEVICE_TOKEN])
     return json_response(_manifest(request, decision, entries))
 
 
 async def device_report(request: web.Request) -> web.Response:
+    await request.app[CATALOG].device_for_token(request[DEVICE_TOKEN])  # 401 before any body error
     body = await decode(request, m.DeviceReport)
-    row = await request.app[CATALOG].report(request[PRINCIPAL][0], body)
+    row = await request.app[CATALOG].report(request[DEVICE_TOKEN], body)
     return json_response({"status": "recorded", "last_seen_at": row["last_seen_at"]})
 
 
@@ -71,5 +71,5 @@ async def update_for_device(request: web.Request) -> web.Response:
         body.bundle_id if body.bundle_id is not None else device["reported_bundle_id"],
         body.version if body.version is not None else device["reported_version"],
     )
-    decision, _, entries = await catalog.resolve_update(actor(request), device["id"], reported, write=body.write)
+    decision, _, entries = await catalog.check_in(reported, device_id=device["id"], actor=actor(request), write=body.write)
     return json_response(_manifest(request, decision, entries))
