@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 
-__all__ = ["PREFIXES", "is_id", "new_id"]
+__all__ = ["PREFIXES", "is_id", "new_id", "new_ids"]
 
 PREFIXES = {
     "artifact": "art",
@@ -29,11 +29,20 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _PATTERN = re.compile(r"[a-z]{3}_[0-9a-hjkmnp-tv-z]{26}")
 
 
+def _encode(prefix: str, n: int) -> str:
+    return prefix + "".join(_ALPHABET[(n >> (5 * i)) & 31] for i in range(26))
+
+
 def new_id(kind: str) -> str:
     """A fresh ID for a resource of ``kind`` (a key of PREFIXES)."""
-    n = secrets.randbits(128)
-    body = "".join(_ALPHABET[(n >> (5 * i)) & 31] for i in range(26))
-    return f"{PREFIXES[kind]}_{body}"
+    return _encode(PREFIXES[kind] + "_", secrets.randbits(128))
+
+
+def new_ids(kind: str, count: int) -> list[str]:
+    """``count`` fresh IDs from one read of the system's random source (for batches)."""
+    raw = secrets.token_bytes(16 * count)
+    prefix = PREFIXES[kind] + "_"
+    return [_encode(prefix, int.from_bytes(raw[16 * i : 16 * i + 16], "little")) for i in range(count)]
 
 
 def is_id(value: str, kind: str) -> bool:

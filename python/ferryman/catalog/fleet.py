@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,7 @@ import semver
 from ferryman.catalog import models as m
 from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, now
 from ferryman.errors import Conflict, Invalid, NotFound, Unauthenticated
-from ferryman.ids import is_id, new_id
+from ferryman.ids import is_id, new_id, new_ids
 from ferryman.releases import (
     CountPhase,
     Decision,
@@ -150,6 +151,7 @@ class FleetOps:
     # Worker-thread state (see "Resolution" below); set up by Catalog.__init__.
     _world_cache: World | None
     _checkins: list[tuple[str, str, Row]]
+    _checkins_lock: threading.Lock
     _checkins_flushed: float
 
     # Bundles -------------------------------------------------------------------------------
@@ -687,26 +689,87 @@ class FleetOps:
             e["custom_metadata"] = json.loads(e["custom_metadata"])
             e["signatures"] = sigs.get(e["binary_id"], [])
             entries.setdefault(e.pop("bundle_id"), []).append(e)
-        world = World(gen, graphs, cohorts, unsigned, entries)
+        overridden = {r["device_id"] for r in tx.all("SELECT DISTINCT device_id FROM override_devices")}
+        counted = {cid for cid, g in graphs.items() if any(isinstance(r.phase, CountPhase) for r in g.values())}
+        world = World(gen, graphs, cohorts, unsigned, entries, overridden, counted)
         self._world_cache = world
         return world
 
     def _flush_checkins(self, tx: Tx, force: bool = False) -> None:
-        pending = self._checkins
         due = time.monotonic() - self._checkins_flushed >= CHECKIN_FLUSH_SECONDS
-        if not pending or (not force and len(pending) < 1000 and not due):
+        if not self._checkins or (not force and len(self._checkins) < 1000 and not due):
             return
-        tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t, _ in pending])
+        with self._checkins_lock:  # appended to from the event loop's thread too
+            pending, self._checkins = self._checkins, []
+        last_seen = {d: t for d, t, _ in pending}  # one update per device per batch
+        tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen.items()])
+        encode = msgspec.json.encode
         tx.conn.executemany(
             "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
-            [(new_id("event"), t, d, "resolve", "device", d, None, json.dumps(ev)) for d, t, ev in pending],
+            [
+                (eid, t, d, "resolve", "device", d, None, encode(ev).decode())
+                for eid, (d, t, ev) in zip(new_ids("event", len(pending)), pending, strict=True)
+            ],
         )
-        self._checkins = []
         self._checkins_flushed = time.monotonic()
 
     async def flush_checkins(self) -> None:
         """Writes buffered check-ins now (a timer calls it; so does closing)."""
         await self.db.tx("", lambda tx: self._flush_checkins(tx, force=True), write=False, durable=False)
+
+    def _record_checkin(self, device_id: str, at: str, event: Row) -> None:
+        with self._checkins_lock:
+            self._checkins.append((device_id, at, event))
+
+    def fast_check_in(self, reported: Reported, token_hash: str) -> tuple[Decision, Row, list[Row]] | None:
+        """The update check of a device (by token hash) done on the calling thread with the
+        read-only connection and the current snapshot; None when it needs the worker thread
+        (snapshot out of date, or a count phase to claim), then call ``check_in``."""
+        conn = self.db.reader()
+        world = self._world_cache
+        gen = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+        if world is None or world.generation != gen:
+            return None
+        row = conn.execute(
+            "SELECT id, target, tags, cohort_id, quarantined FROM devices WHERE token_hash = ?", [token_hash]
+        ).fetchone()
+        if row is None:
+            raise Unauthenticated("the device token is not valid")
+        dev = {
+            "id": row[0],
+            "target": row[1],
+            "tags": json.loads(row[2]) if row[2] != "[]" else [],
+            "cohort_id": row[3],
+            "quarantined": bool(row[4]),
+        }
+        channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
+        releases = world.graphs.get(channel, {}) if channel else None
+        t = now()
+        overrides: list[Override] = []
+        if dev["id"] in world.overridden:
+            overrides = [
+                Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
+                for o in conn.execute(
+                    "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
+                    "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)",
+                    [dev["id"], t, t],
+                )
+            ]
+        claimed: frozenset[str] = frozenset()
+        if channel in world.counted:
+            sql = "SELECT release_id FROM release_claims WHERE device_id = ?"
+            claimed = frozenset(r[0] for r in conn.execute(sql, [dev["id"]]))
+        when = _time(t)
+        assert when is not None
+        device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
+        decision = resolve(device, reported, releases, overrides, when, world.servable, claimed)
+        if decision.claim:
+            return None
+        entries: list[Row] = []
+        if decision.status == "update" and decision.bundle_id:
+            entries = [e for e in world.entries.get(decision.bundle_id, []) if e["target"] in (dev["target"], "any")]
+        self._record_checkin(dev["id"], t, _event(decision, reported, ""))
+        return decision, dev, entries
 
     async def check_in(
         self,
@@ -765,20 +828,23 @@ class FleetOps:
             if decision.status == "update" and decision.bundle_id:
                 entries = [e for e in world.entries.get(decision.bundle_id, []) if e["target"] in (dev["target"], "any")]
             if write:
-                event = {
-                    "status": decision.status,
-                    "reason": decision.reason,
-                    "source": decision.source,
-                    "release_id": decision.release.id if decision.release else None,
-                    "bundle_id": decision.bundle_id,
-                    "reported": msgspec.to_builtins(reported),
-                    **({"by": actor} if actor else {}),
-                }
-                self._checkins.append((dev["id"], t, event))
+                self._record_checkin(dev["id"], t, _event(decision, reported, actor))
                 self._flush_checkins(tx)
             return decision, dev, entries
 
         return await self.db.tx(actor, run, write=False, durable=False)
+
+
+def _event(decision: Decision, reported: Reported, actor: str) -> Row:
+    return {
+        "status": decision.status,
+        "reason": decision.reason,
+        "source": decision.source,
+        "release_id": decision.release.id if decision.release else None,
+        "bundle_id": decision.bundle_id,
+        "reported": msgspec.to_builtins(reported),
+        **({"by": actor} if actor else {}),
+    }
 
 
 @dataclass
@@ -790,6 +856,10 @@ class World:
     cohort_channel: dict[str, str | None]
     unsigned_bundles: set[str]
     entries: dict[str, list[Row]]
+    # Devices named by any override, and channels with a count phase: only those need the
+    # per-device override and claim reads.
+    overridden: set[str]
+    counted: set[str]
 
     def servable(self, bundle_id: str) -> bool:
         return bundle_id in self.entries and bundle_id not in self.unsigned_bundles

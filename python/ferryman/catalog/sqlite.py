@@ -12,7 +12,6 @@ import asyncio
 import base64
 import datetime as dt
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,7 +117,7 @@ class SqliteCatalog:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._local = threading.local()
+        self._reader: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -145,7 +144,20 @@ class SqliteCatalog:
                 raise
         self._conn = conn
 
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection for the event loop's own thread, for the few indexed point
+        reads of an update check: a hop to the worker thread costs more than such a read. In WAL
+        mode it never waits for the writer and each statement sees the latest commit."""
+        if self._reader is None:
+            self._reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            self._reader.row_factory = sqlite3.Row
+        return self._reader
+
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
         def close() -> None:
             if self._conn is not None:
                 self._conn.close()

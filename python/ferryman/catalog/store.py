@@ -6,6 +6,7 @@ the binary lifecycle come from ``ferryman.lifecycle``. Nothing here knows about 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Catalog(FleetOps):
         self.threshold = threshold
         self._world_cache = None
         self._checkins = []
+        self._checkins_lock = threading.Lock()
         self._checkins_flushed = time.monotonic()
 
     @classmethod

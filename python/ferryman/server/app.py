@@ -81,4 +81,11 @@ def create_app(config: Config | None = None) -> web.Application:
 def serve(config: Config) -> None:
     """Runs the service until SIGINT or SIGTERM, then shuts down cleanly."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(create_app(config), host=config.host, port=config.port, print=lambda s: print(s, flush=True), **RUNNER_OPTIONS)
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=lambda s: print(s, flush=True),
+        access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+        **RUNNER_OPTIONS,
+    )
