@@ -36,6 +36,7 @@ from ferryman.releases import (
 __all__ = ["CHECKIN_FLUSH_SECONDS", "FleetOps", "World", "bundle_hash", "parse_time"]
 
 CHECKIN_FLUSH_SECONDS = 1.0
+GENERATION_RECHECK_SECONDS = 0.05
 
 
 def parse_time(value: str | None, field: str) -> str | None:
@@ -150,9 +151,12 @@ class FleetOps:
     db: SqliteCatalog
     # Worker-thread state (see "Resolution" below); set up by Catalog.__init__.
     _world_cache: World | None
-    _checkins: list[tuple[str, str, Row]]
+    _checkins: list[tuple[str, str, Row | None]]
+    # The last decision recorded in the audit log for each device (this process's view).
+    _last_decision: dict[str, tuple[str | None, ...]]
     _checkins_lock: threading.Lock
     _checkins_flushed: float
+    _generation_checked: float
 
     # Bundles -------------------------------------------------------------------------------
 
@@ -693,6 +697,8 @@ class FleetOps:
         counted = {cid for cid, g in graphs.items() if any(isinstance(r.phase, CountPhase) for r in g.values())}
         world = World(gen, graphs, cohorts, unsigned, entries, overridden, counted)
         self._world_cache = world
+        self._generation_checked = time.monotonic()
+        self.db.local_change = False
         return world
 
     def _flush_checkins(self, tx: Tx, force: bool = False) -> None:
@@ -703,12 +709,13 @@ class FleetOps:
             pending, self._checkins = self._checkins, []
         last_seen = {d: t for d, t, _ in pending}  # one update per device per batch
         tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen.items()])
+        events = [(d, t, ev) for d, t, ev in pending if ev is not None]
         encode = msgspec.json.encode
         tx.conn.executemany(
             "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
             [
                 (eid, t, d, "resolve", "device", d, None, encode(ev).decode())
-                for eid, (d, t, ev) in zip(new_ids("event", len(pending)), pending, strict=True)
+                for eid, (d, t, ev) in zip(new_ids("event", len(events)), events, strict=True)
             ],
         )
         self._checkins_flushed = time.monotonic()
@@ -718,8 +725,15 @@ class FleetOps:
         await self.db.tx("", lambda tx: self._flush_checkins(tx, force=True), write=False, durable=False)
 
     def _record_checkin(self, device_id: str, at: str, event: Row) -> None:
+        """Buffers a check-in: its last-seen time always, and a ``resolve`` event in the audit log
+        when the decision differs from the last one recorded for the device (a fleet polling
+        every few minutes would otherwise fill the log with identical answers)."""
+        key = (event["status"], event["reason"], event["release_id"], event["bundle_id"])
         with self._checkins_lock:
-            self._checkins.append((device_id, at, event))
+            changed = self._last_decision.get(device_id) != key or "by" in event
+            if changed:
+                self._last_decision[device_id] = key
+            self._checkins.append((device_id, at, event if changed else None))
 
     def fast_check_in(self, reported: Reported, token_hash: str) -> tuple[Decision, Row, list[Row]] | None:
         """The update check of a device (by token hash) done on the calling thread with the
@@ -727,9 +741,15 @@ class FleetOps:
         (snapshot out of date, or a count phase to claim), then call ``check_in``."""
         conn = self.db.reader()
         world = self._world_cache
-        gen = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-        if world is None or world.generation != gen:
+        if world is None or self.db.local_change:
             return None
+        clock = time.monotonic()
+        if clock - self._generation_checked > GENERATION_RECHECK_SECONDS:
+            # Another process's catalog change is seen within GENERATION_RECHECK_SECONDS; this
+            # process's own changes at once (local_change).
+            if conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0] != world.generation:
+                return None
+            self._generation_checked = clock
         row = conn.execute(
             "SELECT id, target, tags, cohort_id, quarantined FROM devices WHERE token_hash = ?", [token_hash]
         ).fetchone()
@@ -821,6 +841,7 @@ class FleetOps:
                 if tx.run(sql, [rel.id, rel.phase.value]) == 1:
                     tx.insert("release_claims", {"release_id": rel.id, "device_id": dev["id"], "created_at": t})
                     tx.run("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                    self.db.local_change = True
                     break
                 # Filled up meanwhile: resolve again with the phase full.
                 releases = {**releases, rel.id: replace(rel, phase=CountPhase(rel.phase.value, rel.phase.value))}  # type: ignore[dict-item]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +21,7 @@ import msgspec
 
 from ferryman.catalog.schema import MIGRATIONS
 from ferryman.errors import Conflict, Invalid, NotFound
-from ferryman.ids import new_id
+from ferryman.ids import new_ids
 
 __all__ = ["Page", "SqliteCatalog", "now"]
 
@@ -29,9 +29,17 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def now() -> str:
-    """The current time, RFC 3339 UTC with microseconds."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The current time, RFC 3339 UTC with microseconds (text order is time order)."""
+    global _second
+    t = time.time_ns()
+    sec, us = divmod(t // 1000, 1_000_000)
+    if sec != _second[0]:  # formatting the seconds once per second keeps this cheap
+        _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{_second[1]}.{us:06d}Z"
 
 
 class Page(msgspec.Struct):
@@ -98,7 +106,7 @@ class Tx:
         self.insert(
             "events",
             {
-                "id": new_id("event"),
+                "id": new_ids("event", 1)[0],
                 "at": now(),
                 "actor": self.actor,
                 "action": action,
@@ -118,6 +126,8 @@ class SqliteCatalog:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        # Set by every catalog change this process commits; read caches drop their snapshot.
+        self.local_change = True
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -193,6 +203,8 @@ class SqliteCatalog:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                if write and durable:
+                    self.local_change = True
                 return out
             finally:
                 if not durable:

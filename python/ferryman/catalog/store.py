@@ -62,6 +62,8 @@ class Catalog(FleetOps):
         self.threshold = threshold
         self._world_cache = None
         self._checkins = []
+        self._last_decision = {}
+        self._generation_checked = 0.0
         self._checkins_lock = threading.Lock()
         self._checkins_flushed = time.monotonic()
 
