@@ -37,6 +37,7 @@ __all__ = ["CHECKIN_FLUSH_SECONDS", "FleetOps", "World", "bundle_hash", "parse_t
 
 CHECKIN_FLUSH_SECONDS = 1.0
 GENERATION_RECHECK_SECONDS = 0.05
+LAST_SEEN_RESOLUTION = 60.0
 
 
 def parse_time(value: str | None, field: str) -> str | None:
@@ -157,6 +158,7 @@ class FleetOps:
     _checkins_lock: threading.Lock
     _checkins_flushed: float
     _generation_checked: float
+    _last_seen_written: dict[str, float]
 
     # Bundles -------------------------------------------------------------------------------
 
@@ -707,7 +709,14 @@ class FleetOps:
             return
         with self._checkins_lock:  # appended to from the event loop's thread too
             pending, self._checkins = self._checkins, []
-        last_seen = {d: t for d, t, _ in pending}  # one update per device per batch
+        # last_seen_at is kept to the minute: one write per device per LAST_SEEN_RESOLUTION.
+        last_seen = {}
+        clock = time.monotonic()
+        for d, t, _ in pending:
+            if clock - self._last_seen_written.get(d, -LAST_SEEN_RESOLUTION) >= LAST_SEEN_RESOLUTION or d in last_seen:
+                last_seen[d] = t
+        for d in last_seen:
+            self._last_seen_written[d] = clock
         tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen.items()])
         events = [(d, t, ev) for d, t, ev in pending if ev is not None]
         encode = msgspec.json.encode
@@ -764,7 +773,8 @@ class FleetOps:
         }
         channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
         releases = world.graphs.get(channel, {}) if channel else None
-        t = now()
+        when = dt.datetime.now(dt.UTC)
+        t = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         overrides: list[Override] = []
         if dev["id"] in world.overridden:
             overrides = [
@@ -779,8 +789,6 @@ class FleetOps:
         if channel in world.counted:
             sql = "SELECT release_id FROM release_claims WHERE device_id = ?"
             claimed = frozenset(r[0] for r in conn.execute(sql, [dev["id"]]))
-        when = _time(t)
-        assert when is not None
         device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
         decision = resolve(device, reported, releases, overrides, when, world.servable, claimed)
         if decision.claim:

@@ -63,6 +63,7 @@ class Catalog(FleetOps):
         self._world_cache = None
         self._checkins = []
         self._last_decision = {}
+        self._last_seen_written = {}
         self._generation_checked = 0.0
         self._checkins_lock = threading.Lock()
         self._checkins_flushed = time.monotonic()
