@@ -7,16 +7,22 @@ error, 2 usage error. Errors are printed as one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import json
+import os
 import re
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ferryman import __version__
 from ferryman.chunking import ChunkParams
-from ferryman.errors import FerrymanError
-from ferryman.hashing import FileDigest, hash_files
+from ferryman.client import Client
+from ferryman.errors import FerrymanError, InvalidSignature
+from ferryman.hashing import FileDigest, hash_file, hash_files
 
 __all__ = ["main", "parse_size"]
 
@@ -120,10 +126,439 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class Bar:
+    """A one-line progress bar on stderr (bytes, rate, ETA), shown only on a terminal."""
+
+    def __init__(self, label: str, total: int, enabled: bool) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.monotonic()
+        self._drawn = 0.0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self._drawn > 0.1 or self.done >= self.total):
+            self._drawn = now
+            rate = self.done / max(now - self.start, 1e-6)
+            eta = (self.total - self.done) / rate if rate else 0
+            pct = 100 * self.done / self.total if self.total else 100
+            sys.stderr.write(
+                f"\r{self.label} {pct:5.1f}% {self.done / 2**20:,.1f}/{self.total / 2**20:,.1f} MiB "
+                f"{rate / 2**20:,.1f} MiB/s ETA {eta:,.0f}s "
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _out(args: argparse.Namespace, data: Any, line: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif not args.quiet:
+        print(line)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, args.token)
+
+
+def _run(coro: Any) -> int:
+    return int(asyncio.run(coro) or 0)
+
+
+def _load_private_key(path: str) -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError) as e:
+        raise FerrymanError(f"{path}: not an unencrypted PEM private key ({e})") from None
+
+
+def sign_digest(key: Any, digest_hex: str, algorithm: str | None = None) -> tuple[str, str, str]:
+    """Signs a binary's SHA-256 as DESIGN.md says (Ed25519 over the raw digest; RSA PKCS#1 v1.5
+    or PSS over the content, from its digest). Returns (keyid, algorithm, signature hex)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    keyid = hashlib.sha256(der).hexdigest()
+    digest = bytes.fromhex(digest_hex)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return keyid, "ed25519", key.sign(digest).hex()
+    if isinstance(key, rsa.RSAPrivateKey):
+        alg = algorithm or "rsa-pkcs1v15-sha256"
+        pad: Any = padding.PKCS1v15()
+        if alg == "rsa-pss-sha256":
+            pad = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
+        return keyid, alg, key.sign(digest, pad, Prehashed(hashes.SHA256())).hex()
+    raise FerrymanError("only Ed25519 and RSA keys can sign")
+
+
+async def _submit_signature(c: Client, binary_id: str, keyfile: str, algorithm: str | None) -> dict[str, Any]:
+    b = await c.get(f"/api/v1/binaries/{binary_id}")
+    keyid, _, sig = sign_digest(_load_private_key(keyfile), b["sha256"], algorithm)
+    return await c.post(f"/api/v1/binaries/{binary_id}/signatures", {"keyid": keyid, "signature": sig})
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key: Any = ed25519.Ed25519PrivateKey.generate() if args.algorithm == "ed25519" else rsa.generate_private_key(65537, 3072)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    private, public = out / f"{args.name}.pem", out / f"{args.name}.pub"
+    if private.exists() or public.exists():
+        raise FerrymanError(f"{private} or {public} exists; not overwriting a key")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public.write_bytes(pub)
+    keyid = sign_digest(key, "00" * 32)[0]
+    _out(
+        args,
+        {"private_key": str(private), "public_key": str(public), "keyid": keyid},
+        f"{private} (private, mode 0600)\n{public} (public)\nkeyid {keyid}",
+    )
+    return 0
+
+
+async def _cmd_api_keys_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        k = await c.post("/api/v1/api-keys", {"name": args.name, "role": args.role})
+    _out(args, k, k["token"])
+    return 0
+
+
+async def _cmd_signing_keys_create(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"name": args.name, "public_key": Path(args.public_key).read_text()}
+    if args.algorithm:
+        body["algorithm"] = args.algorithm
+    async with _client(args) as c:
+        k = await c.post("/api/v1/signing-keys", body)
+    _out(args, k, f"{k['id']} {k['algorithm']} keyid {k['keyid']}")
+    return 0
+
+
+async def _cmd_upload(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    part_size = args.part_size or 8 << 20
+    bar = Bar("hashing  ", path.stat().st_size, not (args.quiet or args.json))
+    t0 = time.monotonic()
+    digest = await asyncio.get_running_loop().run_in_executor(None, lambda: hash_file(path, part_size=part_size))
+    bar(digest.size)
+    bar.close()
+    t_hash = time.monotonic() - t0
+    async with _client(args) as c:
+        art = await c.find_artifact(args.artifact)
+        if art is None:
+            if not args.create:
+                raise FerrymanError(f"no artifact {args.artifact!r} (add --create to create it)")
+            art = await c.post("/api/v1/artifacts", {"name": args.artifact})
+        ver = await c.find_version(art["id"], args.version)
+        if ver is None:
+            if not args.create:
+                raise FerrymanError(f"no version {args.version!r} of {args.artifact} (add --create to create it)")
+            ver = await c.post(f"/api/v1/artifacts/{art['id']}/versions", {"version": args.version})
+        b = await c.find_binary(ver["id"], args.target)
+        if b is not None and (b["sha256"] != digest.sha256 or b["size"] != digest.size or b["part_size"] != part_size):
+            raise FerrymanError(
+                f"{args.artifact} {args.version} already has a different {args.target} binary ({b['id']}, {b['state']})"
+            )
+        if b is None:
+            b = await c.post(
+                f"/api/v1/versions/{ver['id']}/binaries",
+                {"target": args.target, "size": digest.size, "sha256": digest.sha256, "part_size": part_size},
+            )
+        t1 = time.monotonic()
+        sent = 0
+        if b["state"] == "uploadable":
+            have = {p["index"]: p["sha256"] for p in (await c.get(f"/api/v1/binaries/{b['id']}/parts"))["parts"]}
+            todo = [p for p in digest.parts or [] if have.get(p.index) != p.sha256]
+            bar = Bar("uploading", sum(p.size for p in todo), not (args.quiet or args.json))
+            fd = os.open(path, os.O_RDONLY)
+            sem = asyncio.Semaphore(args.concurrency)
+            loop = asyncio.get_running_loop()
+
+            binary_id = b["id"]
+
+            async def send(p: Any) -> None:
+                async with sem:
+                    chunk = await loop.run_in_executor(None, os.pread, fd, p.size, p.offset)
+                    await c.put_part(binary_id, p.index, chunk, p.sha256)
+                    bar(p.size)
+
+            try:
+                await asyncio.gather(*(send(p) for p in todo))
+            finally:
+                os.close(fd)
+                bar.close()
+            sent = len(todo)
+            await c.patch(f"/api/v1/binaries/{b['id']}", {"state": "hashable"})
+        elif b["state"] == "hashable":
+            await c.patch(f"/api/v1/binaries/{b['id']}", {"state": "hashing"})
+        t2 = time.monotonic()
+        b = await c.wait_state(b["id"], {"signable", "signed"})
+        t3 = time.monotonic()
+        if args.sign:
+            await _submit_signature(c, b["id"], args.sign, None)
+            b = await c.get(f"/api/v1/binaries/{b['id']}")
+    timing = {"hash_seconds": round(t_hash, 3), "upload_seconds": round(t2 - t1, 3), "server_hash_seconds": round(t3 - t2, 3)}
+    _out(
+        args,
+        {**b, "parts_sent": sent, **timing},
+        f"{b['id']} {b['state']} {digest.size} bytes sha256 {digest.sha256} ({sent} parts sent)",
+    )
+    return 0
+
+
+async def _cmd_sign(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        s = await _submit_signature(c, args.binary_id, args.key, args.algorithm)
+        b = await c.get(f"/api/v1/binaries/{args.binary_id}")
+    _out(args, s, f"{s['id']} by {s['keyid']}; binary {b['state']}")
+    return 0
+
+
+async def _cmd_bundles_create(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"binaries": args.binaries}
+    if args.name:
+        body["name"] = args.name
+    async with _client(args) as c:
+        b = await c.post("/api/v1/bundles", body)
+    _out(args, b, f"{b['id']} hash {b['hash']}")
+    return 0
+
+
+async def _cmd_channels_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        ch = await c.post("/api/v1/channels", {"name": args.name})
+    _out(args, ch, ch["id"])
+    return 0
+
+
+async def _cmd_cohorts_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        co = await c.post("/api/v1/cohorts", {"name": args.name, "channel_id": args.channel})
+    _out(args, co, co["id"])
+    return 0
+
+
+async def _cmd_releases_create(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"name": args.name, "bundle_id": args.bundle, "required": args.required, "disabled": args.disabled}
+    for field, value in (
+        ("version", args.version),
+        ("version_requirement", args.requirement),
+        ("schedule_at", args.schedule_at),
+        ("next_release_id", args.next),
+        ("previous_release_id", args.previous),
+    ):
+        if value is not None:
+            body[field] = value
+    if args.percent is not None:
+        body["phase"] = {"mode": "percent", "value": args.percent}
+    elif args.count is not None:
+        body["phase"] = {"mode": "count", "value": args.count}
+    elif args.tags:
+        body["phase"] = {"mode": "tags", "tags": args.tags.split(",")}
+    async with _client(args) as c:
+        r = await c.post(f"/api/v1/channels/{args.channel}/releases", body)
+    _out(args, r, r["id"])
+    return 0
+
+
+async def _cmd_devices_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        d = await c.post(
+            "/api/v1/devices",
+            {"identifier": args.identifier, "target": args.target, "cohort_id": args.cohort, "tags": args.tag or []},
+        )
+    _out(args, d, f"{d['id']} token {d['token']}")
+    return 0
+
+
+def _trusted(paths: list[str] | None) -> dict[str, Any]:
+    from ferryman.signing import load_public_key
+
+    keys = {}
+    for p in paths or []:
+        k = load_public_key(Path(p).read_bytes())
+        keys[k.keyid] = k
+    return keys
+
+
+def _check_signatures(sha256: str, signatures: list[dict[str, Any]], trusted: dict[str, Any], what: str) -> None:
+    """Requires a valid signature by a trusted key when keys are given."""
+    if not trusted:
+        return
+    for s in signatures:
+        key = trusted.get(s["keyid"])
+        if key is None:
+            continue
+        try:
+            key.verify_binary(bytes.fromhex(sha256), bytes.fromhex(s["signature"]), s["algorithm"])
+            return
+        except (InvalidSignature, ValueError):
+            continue
+    raise FerrymanError(f"{what}: no valid signature by a trusted key")
+
+
+async def _cmd_device_check(args: argparse.Namespace) -> int:
+    reported = {"release_id": args.release_id, "bundle_id": args.bundle_id, "version": args.version}
+    trusted = _trusted(args.trusted_key)
+    async with Client(args.url) as c:
+        m = await c.device_update(args.device_token, reported)
+        files = []
+        if args.download and m["status"] == "update":
+            out = Path(args.download)
+            out.mkdir(parents=True, exist_ok=True)
+            for b in m["binaries"]:
+                name = f"{b['artifact']}-{b['version']}-{b['target']}.bin"
+                bar = Bar(name, b["size"], not (args.quiet or args.json))
+                try:
+                    _check_signatures(b["sha256"], b["signatures"], trusted, name)
+                    done = await c.download(b["url"], out / name, sha256=b["sha256"], size=b["size"], token="", progress=bar)
+                    files.append(str(done))
+                finally:
+                    bar.close()
+    if args.json:
+        print(json.dumps({**m, "files": files}, indent=2))
+    elif not args.quiet:
+        rel = m["release"]["id"] if m.get("release") else "-"
+        print(f"{m['status']} ({m['reason']}) release {rel} bundle {m['bundle']['id'] if m['bundle'] else '-'}")
+        for f in files:
+            print(f)
+    return 0
+
+
+async def _cmd_download(args: argparse.Namespace) -> int:
+    trusted = _trusted(args.trusted_key)
+    async with _client(args) as c:
+        b = await c.get(f"/api/v1/binaries/{args.binary_id}")
+        sigs = (await c.get(f"/api/v1/binaries/{args.binary_id}/signatures"))["items"]
+        active = [s for s in sigs if s.get("key_state") == "active"]
+        _check_signatures(b["sha256"], active, trusted, args.binary_id)
+        dest = Path(args.output or f"{args.binary_id}.bin")
+        bar = Bar("download ", b["size"], not (args.quiet or args.json))
+        try:
+            await c.download(f"/api/v1/binaries/{args.binary_id}/content", dest, sha256=b["sha256"], size=b["size"], progress=bar)
+        finally:
+            bar.close()
+    _out(args, {"path": str(dest), "sha256": b["sha256"], "size": b["size"]}, f"{dest} sha256 {b['sha256']} verified")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get("FERRYMAN_URL", "http://127.0.0.1:8080"),
+        help="server URL (default $FERRYMAN_URL or http://127.0.0.1:8080)",
+    )
+    common.add_argument("--token", default=os.environ.get("FERRYMAN_TOKEN"), help="API token (default $FERRYMAN_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    common.add_argument("--quiet", action="store_true", help="print nothing on success")
     p = argparse.ArgumentParser(prog="ferryman", description="Ferryman: binaries from CI to device fleets.")
     p.add_argument("--version", action="version", version=f"ferryman {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def group(name: str, help_: str) -> Any:
+        g = sub.add_parser(name, help=help_, description=help_)
+        return g.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def cmd(parent: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+        c = parent.add_parser(name, help=help_, description=help_, parents=[common])
+        c.set_defaults(func=func)
+        return c
+
+    a = cmd(group("api-keys", "API keys"), "create", "create an API key (prints its token once)", _cmd_api_keys_create)
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True, choices=["admin", "publisher", "signer", "releaser", "viewer"])
+
+    k = cmd(
+        group("keys", "local signing key pairs"),
+        "generate",
+        "generate a key pair locally (private key mode 0600)",
+        _cmd_keys_generate,
+    )
+    k.add_argument("--algorithm", choices=["ed25519", "rsa-3072"], default="ed25519")
+    k.add_argument("--out", required=True, metavar="DIR")
+    k.add_argument("--name", default="signing", help="file name stem (default signing)")
+
+    sk = cmd(group("signing-keys", "public keys the server trusts"), "create", "register a public key", _cmd_signing_keys_create)
+    sk.add_argument("--name", required=True)
+    sk.add_argument("--public-key", required=True, metavar="FILE", help="PEM/DER public key or X.509 certificate")
+    sk.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
+
+    u = cmd(sub, "upload", "hash, upload (resumable, parallel parts) and verify a binary", _cmd_upload)
+    u.add_argument("file", metavar="FILE")
+    u.add_argument("--artifact", required=True)
+    u.add_argument("--version", required=True, dest="version")
+    u.add_argument("--target", required=True)
+    u.add_argument("--create", action="store_true", help="create the artifact and version if missing")
+    u.add_argument("--part-size", type=parse_size, metavar="SIZE", help="default 8MiB")
+    u.add_argument("--concurrency", type=int, default=4, metavar="N", help="parts in flight (default 4)")
+    u.add_argument("--sign", metavar="KEYFILE", help="sign with this private key once signable")
+
+    sg = cmd(sub, "sign", "sign a binary with a local private key and submit the signature", _cmd_sign)
+    sg.add_argument("binary_id", metavar="BINARY_ID")
+    sg.add_argument("--key", required=True, metavar="KEYFILE")
+    sg.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
+
+    bc = cmd(group("bundles", "bundles"), "create", "create a bundle of signed binaries", _cmd_bundles_create)
+    bc.add_argument("binaries", nargs="+", metavar="BINARY_ID")
+    bc.add_argument("--name")
+
+    cc = cmd(group("channels", "release channels"), "create", "create a release channel", _cmd_channels_create)
+    cc.add_argument("name", metavar="NAME")
+
+    co = cmd(group("cohorts", "cohorts of devices"), "create", "create a cohort", _cmd_cohorts_create)
+    co.add_argument("name", metavar="NAME")
+    co.add_argument("--channel", metavar="CHANNEL_ID")
+
+    rc = cmd(group("releases", "releases"), "create", "add a release to a channel", _cmd_releases_create)
+    rc.add_argument("--channel", required=True, metavar="CHANNEL_ID")
+    rc.add_argument("--name", required=True)
+    rc.add_argument("--bundle", required=True, metavar="BUNDLE_ID")
+    rc.add_argument("--version", dest="version")
+    rc.add_argument("--requirement", metavar="REQ", help="version requirement, e.g. '>=1.0.0,<2.0.0'")
+    rc.add_argument("--required", action="store_true")
+    rc.add_argument("--disabled", action="store_true")
+    rc.add_argument("--schedule-at", metavar="TIME", help="RFC 3339")
+    rc.add_argument("--next", metavar="RELEASE_ID", help="insert before this release")
+    rc.add_argument("--previous", metavar="RELEASE_ID", help="with --next: insert between the two")
+    phase = rc.add_mutually_exclusive_group()
+    phase.add_argument("--percent", type=float, metavar="FRACTION", help="phase: share of devices, 0..1")
+    phase.add_argument("--count", type=int, metavar="N", help="phase: first N devices")
+    phase.add_argument("--tags", metavar="T1,T2", help="phase: devices with any of these tags")
+
+    dc = cmd(group("devices", "devices"), "create", "register a device (prints its token once)", _cmd_devices_create)
+    dc.add_argument("identifier", metavar="IDENTIFIER")
+    dc.add_argument("--target", required=True)
+    dc.add_argument("--cohort", metavar="COHORT_ID")
+    dc.add_argument("--tag", action="append", metavar="TAG")
+
+    dv = cmd(group("device", "act as a device"), "check", "check for an update with a device token", _cmd_device_check)
+    dv.add_argument(
+        "--device-token", default=os.environ.get("FERRYMAN_DEVICE_TOKEN"), required="FERRYMAN_DEVICE_TOKEN" not in os.environ
+    )
+    dv.add_argument("--release-id")
+    dv.add_argument("--bundle-id")
+    dv.add_argument("--version", dest="version")
+    dv.add_argument("--download", metavar="DIR", help="download and verify the update's binaries into DIR")
+    dv.add_argument("--trusted-key", action="append", metavar="FILE", help="require a signature by this key")
+
+    dl = cmd(sub, "download", "download a binary (resumable; verifies SHA-256 and signatures)", _cmd_download)
+    dl.add_argument("binary_id", metavar="BINARY_ID")
+    dl.add_argument("-o", "--output", metavar="FILE")
+    dl.add_argument("--trusted-key", action="append", metavar="FILE", help="require a signature by this key")
 
     h = sub.add_parser(
         "hash",
@@ -147,9 +582,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     s.add_argument("--data", default="ferryman-data", metavar="DIR", help="data directory (default ./ferryman-data)")
     s.add_argument(
-        "--signature-threshold", type=int, default=1, metavar="N",
+        "--signature-threshold",
+        type=int,
+        default=1,
+        metavar="N",
         help="distinct active keys whose signatures make a binary signed (default 1)",
-    )  # fmt: skip
+    )
     s.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
     s.set_defaults(func=_cmd_serve)
     return p
@@ -163,7 +601,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse exits 2 on usage errors and 0 for --help/--version
         return int(e.code or 0)
     try:
-        return int(args.func(args))
+        result = args.func(args)
+        return _run(result) if asyncio.iscoroutine(result) else int(result)
     except (OSError, FerrymanError, ValueError) as e:
         print(f"ferryman: error: {e}", file=sys.stderr)
         return 1
