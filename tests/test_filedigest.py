@@ -169,3 +169,22 @@ def test_threads_argument_resizes_the_pool(write_file):
         assert ferryman.get_threads() == 1
     finally:
         ferryman.set_threads(before)
+
+
+def test_progress_reports_and_can_stop(write_file):
+    data = pattern(40 * MIB, 9)
+    path = write_file(data)
+    seen = []
+    d = hash_file(path, part_size=8 * MIB, progress=seen.append)
+    assert d.sha256 == hashlib.sha256(data).hexdigest()
+    assert seen[-1] == len(data) and seen == sorted(seen) and len(seen) >= 2
+
+    def stop(done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        hash_file(path, progress=stop)
+    small = write_file(b"tiny")
+    calls = []
+    hash_file(small, progress=calls.append)
+    assert calls == [4]

@@ -1,6 +1,6 @@
 """Type stubs for the native extension (checked against it by mypy.stubtest in CI)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from os import PathLike
 from pathlib import Path
 from typing import Self, final
@@ -207,6 +207,7 @@ def hash_file(
     part_size: int | None = None,
     chunking: bool | ChunkParams | None = None,
     blake3: bool = False,
+    progress: Callable[[int], object] | None = None,
 ) -> FileDigest: ...
 def hash_files(
     paths: Iterable[_Path],

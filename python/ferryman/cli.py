@@ -252,8 +252,9 @@ async def _cmd_upload(args: argparse.Namespace) -> int:
     part_size = args.part_size or 8 << 20
     bar = Bar("hashing  ", path.stat().st_size, not (args.quiet or args.json))
     t0 = time.monotonic()
-    digest = await asyncio.get_running_loop().run_in_executor(None, lambda: hash_file(path, part_size=part_size))
-    bar(digest.size)
+    digest = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: hash_file(path, part_size=part_size, progress=lambda done: bar(done - bar.done))
+    )
     bar.close()
     t_hash = time.monotonic() - t0
     async with _client(args) as c:

@@ -1,9 +1,10 @@
 """A client for the Ferryman API: ``Client`` (async, aiohttp) and ``SyncClient`` for scripts.
 
-Every method returns the decoded JSON of the answer (``dict``) or raises :class:`ApiError`,
-which carries the RFC 9457 problem (``status``, ``title``, ``detail``, ``errors``).
-Typed helpers cover the workflow from a file to a fleet; ``get``, ``post``, ``patch``,
-``delete`` and ``pages`` reach every other route of ``GET /api/v1/openapi.json``.
+Typed helpers (``create_binary``, ``create_release``, ...) take and return the server's own
+msgspec models (``ferryman.catalog.models``); ``get``, ``post``, ``patch``, ``delete`` and
+``pages`` reach every route of ``GET /api/v1/openapi.json`` and return decoded JSON. Errors
+raise :class:`ApiError`, which carries the RFC 9457 problem (``status``, ``title``,
+``detail``, ``errors``), or :class:`TransportError` when the server cannot be reached.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
 
+from ferryman.catalog import models as m
 from ferryman.errors import FerrymanError
 
 __all__ = ["ApiError", "Client", "SyncClient", "TransportError"]
 
 API = "/api/v1"
+T = TypeVar("T")
 
 
 class ApiError(FerrymanError):
@@ -119,6 +122,63 @@ class Client:
             cursor = page["next_cursor"]
             if not cursor:
                 return
+
+    # Typed helpers: the request and answer types are the server's own msgspec models ----------
+
+    async def _typed(self, method: str, path: str, body: msgspec.Struct | None, out: type[T]) -> T:
+        payload = msgspec.to_builtins(body) if body is not None else None
+        return msgspec.convert(await self.request(method, path, payload), out)
+
+    async def create_api_key(self, body: m.ApiKeyCreate) -> m.ApiKey:
+        return await self._typed("POST", f"{API}/api-keys", body, m.ApiKey)
+
+    async def create_artifact(self, body: m.ArtifactCreate) -> m.Artifact:
+        return await self._typed("POST", f"{API}/artifacts", body, m.Artifact)
+
+    async def get_artifact(self, artifact_id: str) -> m.Artifact:
+        return await self._typed("GET", f"{API}/artifacts/{artifact_id}", None, m.Artifact)
+
+    async def create_version(self, artifact_id: str, body: m.VersionCreate) -> m.Version:
+        return await self._typed("POST", f"{API}/artifacts/{artifact_id}/versions", body, m.Version)
+
+    async def create_binary(self, version_id: str, body: m.BinaryCreate) -> m.Binary:
+        return await self._typed("POST", f"{API}/versions/{version_id}/binaries", body, m.Binary)
+
+    async def get_binary(self, binary_id: str) -> m.Binary:
+        return await self._typed("GET", f"{API}/binaries/{binary_id}", None, m.Binary)
+
+    async def patch_binary(self, binary_id: str, body: m.BinaryPatch) -> m.Binary:
+        return await self._typed("PATCH", f"{API}/binaries/{binary_id}", body, m.Binary)
+
+    async def get_parts(self, binary_id: str) -> m.Parts:
+        return await self._typed("GET", f"{API}/binaries/{binary_id}/parts", None, m.Parts)
+
+    async def create_signing_key(self, body: m.SigningKeyCreate) -> m.SigningKey:
+        return await self._typed("POST", f"{API}/signing-keys", body, m.SigningKey)
+
+    async def add_signature(self, binary_id: str, body: m.SignatureCreate) -> m.Signature:
+        return await self._typed("POST", f"{API}/binaries/{binary_id}/signatures", body, m.Signature)
+
+    async def create_bundle(self, body: m.BundleCreate) -> m.Bundle:
+        return await self._typed("POST", f"{API}/bundles", body, m.Bundle)
+
+    async def create_channel(self, body: m.ChannelCreate) -> m.Channel:
+        return await self._typed("POST", f"{API}/channels", body, m.Channel)
+
+    async def create_cohort(self, body: m.CohortCreate) -> m.Cohort:
+        return await self._typed("POST", f"{API}/cohorts", body, m.Cohort)
+
+    async def create_release(self, channel_id: str, body: m.ReleaseCreate) -> m.ReleaseOut:
+        return await self._typed("POST", f"{API}/channels/{channel_id}/releases", body, m.ReleaseOut)
+
+    async def patch_release(self, release_id: str, body: m.ReleasePatch) -> m.ReleaseOut:
+        return await self._typed("PATCH", f"{API}/releases/{release_id}", body, m.ReleaseOut)
+
+    async def create_device(self, body: m.DeviceCreate) -> m.DeviceOut:
+        return await self._typed("POST", f"{API}/devices", body, m.DeviceOut)
+
+    async def create_override(self, body: m.OverrideCreate) -> m.OverrideOut:
+        return await self._typed("POST", f"{API}/bundle-overrides", body, m.OverrideOut)
 
     # The workflow ------------------------------------------------------------------------
 

@@ -30,6 +30,9 @@ pub enum Error {
     /// More bytes were written to a sink than its limit allows.
     #[error("too much data: limit is {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A progress callback asked to stop.
+    #[error("cancelled")]
+    Cancelled,
     /// The object was already closed or aborted.
     #[error("{0} is closed")]
     Closed(&'static str),

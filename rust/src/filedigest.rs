@@ -253,12 +253,51 @@ impl Drop for Block {
     }
 }
 
+/// Called with the bytes read so far, every [`PROGRESS_STEP`] bytes and at the end; returning
+/// `false` cancels the digest ([`Error::Cancelled`]).
+pub type Progress<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+
+/// How often a [`Progress`] callback hears from the reader.
+pub const PROGRESS_STEP: u64 = 16 << 20;
+
+struct Reporter<'a> {
+    progress: Option<Progress<'a>>,
+    reported: u64,
+}
+
+impl Reporter<'_> {
+    fn read(&mut self, total: u64, last: bool) -> Result<()> {
+        if let Some(p) = self.progress {
+            if last || total - self.reported >= PROGRESS_STEP {
+                self.reported = total;
+                if !p(total) {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Digests one file, reading it once with reading and hashing overlapped (see the module doc).
 pub fn hash_file(path: &Path, opts: &DigestOptions) -> Result<FileDigest> {
+    hash_file_with_progress(path, opts, None)
+}
+
+/// [`hash_file`], reporting progress.
+pub fn hash_file_with_progress(
+    path: &Path,
+    opts: &DigestOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<FileDigest> {
     opts.validate()?;
     let mut src = Source::open(path)?;
+    let mut reporter = Reporter {
+        progress,
+        reported: 0,
+    };
     if src.before.len() < PIPELINE_MIN {
-        return digest_inline(src, opts);
+        return digest_inline(src, opts, &mut reporter);
     }
     let lanes = Work::lanes(opts, true)?;
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(RING);
@@ -290,9 +329,12 @@ pub fn hash_file(path: &Path, opts: &DigestOptions) -> Result<FileDigest> {
                 Err(e) => break Err(e),
             };
             if n == 0 {
-                break Ok(total);
+                break reporter.read(total, true).map(|()| total);
             }
             total += n as u64;
+            if let Err(e) = reporter.read(total, false) {
+                break Err(e);
+            }
             let block = Arc::new(Block {
                 buf,
                 len: n,
@@ -314,7 +356,11 @@ pub fn hash_file(path: &Path, opts: &DigestOptions) -> Result<FileDigest> {
 }
 
 /// Digests one file on the calling thread alone.
-fn digest_inline(mut src: Source, opts: &DigestOptions) -> Result<FileDigest> {
+fn digest_inline(
+    mut src: Source,
+    opts: &DigestOptions,
+    reporter: &mut Reporter<'_>,
+) -> Result<FileDigest> {
     let mut work = Work::plan(opts)?;
     let cap = (src.before.len() as usize).clamp(1, BLOCK);
     let mut buf = vec![0; cap];
@@ -322,9 +368,11 @@ fn digest_inline(mut src: Source, opts: &DigestOptions) -> Result<FileDigest> {
     loop {
         let n = src.read_block(&mut buf)?;
         if n == 0 {
+            reporter.read(total, true)?;
             break;
         }
         total += n as u64;
+        reporter.read(total, false)?;
         for w in &mut work {
             w.update(&buf[..n]);
         }
@@ -338,7 +386,11 @@ fn digest_inline(mut src: Source, opts: &DigestOptions) -> Result<FileDigest> {
 pub fn hash_files(paths: &[PathBuf], opts: &DigestOptions) -> Result<Vec<Result<FileDigest>>> {
     opts.validate()?;
     pool::map(paths, |p| {
-        Source::open(p).and_then(|src| digest_inline(src, opts))
+        let mut quiet = Reporter {
+            progress: None,
+            reported: 0,
+        };
+        Source::open(p).and_then(|src| digest_inline(src, opts, &mut quiet))
     })
 }
 
@@ -465,8 +517,36 @@ mod tests {
             .open(f.path())
             .unwrap();
         w.write_all(b"more").unwrap();
-        let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
+        let mut quiet = Reporter {
+            progress: None,
+            reported: 0,
+        };
+        let err = digest_inline(src, &DigestOptions::default(), &mut quiet).unwrap_err();
         assert!(matches!(err, Error::FileChanged { .. }), "{err}");
+    }
+
+    #[test]
+    fn progress_is_reported_and_can_cancel() {
+        let bytes = data(3 * PROGRESS_STEP as usize + 5);
+        let f = file_with(&bytes);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |n: u64| {
+            seen.lock().unwrap().push(n);
+            true
+        };
+        let d =
+            hash_file_with_progress(f.path(), &DigestOptions::default(), Some(&record)).unwrap();
+        assert_eq!(d.sha256, sha256(&bytes));
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(*seen.last().unwrap(), bytes.len() as u64);
+        assert!(
+            seen.len() >= 3 && seen.windows(2).all(|w| w[0] < w[1]),
+            "{seen:?}"
+        );
+        let stop = |n: u64| n < PROGRESS_STEP;
+        let err =
+            hash_file_with_progress(f.path(), &DigestOptions::default(), Some(&stop)).unwrap_err();
+        assert!(matches!(err, Error::Cancelled));
     }
 
     #[test]
@@ -480,7 +560,11 @@ mod tests {
             .open(f.path())
             .unwrap();
         w.write_all(b"XXXX").unwrap();
-        let err = digest_inline(src, &DigestOptions::default()).unwrap_err();
+        let mut quiet = Reporter {
+            progress: None,
+            reported: 0,
+        };
+        let err = digest_inline(src, &DigestOptions::default(), &mut quiet).unwrap_err();
         assert!(matches!(err, Error::FileChanged { .. }), "{err}");
     }
 }

@@ -37,6 +37,7 @@ impl From<Error> for PyErr {
             Error::InvalidSignature(_) => InvalidSignature::new_err(msg),
             Error::TooLarge { .. } => SizeLimitExceeded::new_err(msg),
             Error::InvalidArgument(_) | Error::Closed(_) => PyValueError::new_err(msg),
+            Error::Cancelled => pyo3::exceptions::PyRuntimeError::new_err(msg),
         }
     }
 }

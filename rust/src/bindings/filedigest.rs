@@ -1,6 +1,7 @@
 //! `hash_file`, `hash_files`, `FileDigest`, `PartDigest` and the pool size.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 
@@ -107,19 +108,39 @@ fn options(
     })
 }
 
-/// Digests one file in a single read, reading overlapped with hashing.
+/// Digests one file in a single read, reading overlapped with hashing. `progress(bytes_read)`
+/// is called every 16 MiB and at the end (with the GIL); if it raises, hashing stops and the
+/// exception propagates.
 #[pyfunction]
-#[pyo3(signature = (path, /, *, part_size = None, chunking = None, blake3 = false))]
+#[pyo3(signature = (path, /, *, part_size = None, chunking = None, blake3 = false, progress = None))]
 fn hash_file(
     py: Python<'_>,
     path: PathBuf,
     part_size: Option<u64>,
     chunking: Option<&Bound<'_, PyAny>>,
     blake3: bool,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<PyFileDigest> {
     let opts = options(part_size, chunking, blake3)?;
-    let d = py.detach(|| core::hash_file(&path, &opts))?;
-    PyFileDigest::new(py, &d)
+    let Some(callback) = progress else {
+        let d = py.detach(|| core::hash_file(&path, &opts))?;
+        return PyFileDigest::new(py, &d);
+    };
+    let failure: Mutex<Option<PyErr>> = Mutex::new(None);
+    let report = |done: u64| {
+        Python::attach(|py| match callback.call1(py, (done,)) {
+            Ok(_) => true,
+            Err(e) => {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                false
+            }
+        })
+    };
+    let result = py.detach(|| core::hash_file_with_progress(&path, &opts, Some(&report)));
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    PyFileDigest::new(py, &result?)
 }
 
 /// Digests many files in parallel on the shared pool; results in input order. The first
