@@ -64,17 +64,23 @@ impl PyFileDigest {
     }
 }
 
+/// Python objects for optional per-part digests (file digests and sink results share it).
+pub fn part_digests(
+    py: Python<'_>,
+    parts: Option<&Vec<PartDigest>>,
+) -> PyResult<Option<Vec<Py<PyPartDigest>>>> {
+    parts
+        .map(|ps| {
+            ps.iter()
+                .map(|p| Py::new(py, PyPartDigest::from(p)))
+                .collect()
+        })
+        .transpose()
+}
+
 impl PyFileDigest {
     fn new(py: Python<'_>, d: &core::FileDigest) -> PyResult<Self> {
-        let parts = d
-            .parts
-            .as_ref()
-            .map(|ps| {
-                ps.iter()
-                    .map(|p| Py::new(py, PyPartDigest::from(p)))
-                    .collect()
-            })
-            .transpose()?;
+        let parts = part_digests(py, d.parts.as_ref())?;
         let chunks = d
             .chunks
             .as_ref()

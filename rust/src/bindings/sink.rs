@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 
 use super::buffer::with_bytes;
-use super::filedigest::PyPartDigest;
+use super::filedigest::{part_digests, PyPartDigest};
 use crate::hashing::to_hex;
 use crate::sink::Sink;
 
@@ -65,15 +65,7 @@ impl PySink {
     /// Waits for the writer, fsyncs, and returns what was written.
     fn close(&self, py: Python<'_>) -> PyResult<PySinkResult> {
         let r = py.detach(|| self.locked().close())?;
-        let parts = r
-            .parts
-            .as_ref()
-            .map(|ps| {
-                ps.iter()
-                    .map(|p| Py::new(py, PyPartDigest::from(p)))
-                    .collect()
-            })
-            .transpose()?;
+        let parts = part_digests(py, r.parts.as_ref())?;
         Ok(PySinkResult {
             size: r.size,
             sha256: to_hex(&r.sha256),
