@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from ferryman.errors import InvalidTransition
 
-__all__ = ["CLIENT_TRANSITIONS", "State", "allowed", "check_client_transition", "content_frozen"]
+__all__ = ["CLIENT_TRANSITIONS", "State", "allowed", "check_client_transition", "check_server_transition"]
 
 
 class State(StrEnum):
@@ -63,8 +63,3 @@ def check_client_transition(current: State, target: State) -> None:
 def check_server_transition(current: State, target: State) -> None:
     if target not in SERVER_TRANSITIONS.get(current, frozenset()):
         raise InvalidTransition(f"cannot move a binary from {current} to {target}", state=str(current))
-
-
-def content_frozen(state: State) -> bool:
-    """Whether the content can no longer change (parts refused)."""
-    return state is not State.UPLOADABLE

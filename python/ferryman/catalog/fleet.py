@@ -9,6 +9,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -744,6 +745,31 @@ class FleetOps:
                 self._last_decision[device_id] = key
             self._checkins.append((device_id, at, event if changed else None))
 
+    def _inputs(
+        self, world: World, dev: Row, when: dt.datetime, t: str, fetch: Callable[[str, list[Any]], Any]
+    ) -> tuple[Device, dict[str, Release] | None, list[Override], frozenset[str]]:
+        """What ``resolve`` needs for one device: its overrides and count-phase claims are read
+        (with ``fetch``) only when the snapshot says it can have any."""
+        channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
+        releases = world.graphs.get(channel, {}) if channel else None
+        overrides: list[Override] = []
+        if dev["id"] in world.overridden:
+            sql = (
+                "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
+                "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)"
+            )
+            overrides = [
+                Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
+                for o in fetch(sql, [dev["id"], t, t])
+            ]
+        claimed: frozenset[str] = frozenset()
+        if channel in world.counted:
+            claimed = frozenset(
+                r["release_id"] for r in fetch("SELECT release_id FROM release_claims WHERE device_id = ?", [dev["id"]])
+            )
+        device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
+        return device, releases, overrides, claimed
+
     def fast_check_in(self, reported: Reported, token_hash: str) -> tuple[Decision, Row, list[Row]] | None:
         """The update check of a device (by token hash) done on the calling thread with the
         read-only connection and the current snapshot; None when it needs the worker thread
@@ -764,40 +790,15 @@ class FleetOps:
         ).fetchone()
         if row is None:
             raise Unauthenticated("the device token is not valid")
-        dev = {
-            "id": row[0],
-            "target": row[1],
-            "tags": json.loads(row[2]) if row[2] != "[]" else [],
-            "cohort_id": row[3],
-            "quarantined": bool(row[4]),
-        }
-        channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
-        releases = world.graphs.get(channel, {}) if channel else None
+        dev = device_view(dict(row))
         when = dt.datetime.now(dt.UTC)
         t = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        overrides: list[Override] = []
-        if dev["id"] in world.overridden:
-            overrides = [
-                Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
-                for o in conn.execute(
-                    "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
-                    "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)",
-                    [dev["id"], t, t],
-                )
-            ]
-        claimed: frozenset[str] = frozenset()
-        if channel in world.counted:
-            sql = "SELECT release_id FROM release_claims WHERE device_id = ?"
-            claimed = frozenset(r[0] for r in conn.execute(sql, [dev["id"]]))
-        device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
+        device, releases, overrides, claimed = self._inputs(world, dev, when, t, lambda sql, a: conn.execute(sql, a).fetchall())
         decision = resolve(device, reported, releases, overrides, when, world.servable, claimed)
         if decision.claim:
             return None
-        entries: list[Row] = []
-        if decision.status == "update" and decision.bundle_id:
-            entries = [e for e in world.entries.get(decision.bundle_id, []) if e["target"] in (dev["target"], "any")]
         self._record_checkin(dev["id"], t, _event(decision, reported, ""))
-        return decision, dev, entries
+        return decision, dev, world.manifest(decision, dev["target"])
 
     async def check_in(
         self,
@@ -821,26 +822,12 @@ class FleetOps:
             else:
                 row = get_or_404(tx, "devices", device_id or "", "device")
             dev = device_view(row)
-            device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
-            channel = world.cohort_channel.get(dev["cohort_id"]) if dev["cohort_id"] else None
-            releases = world.graphs.get(channel, {}) if channel else None
             t = now()
-            overrides = [
-                Override(o["id"], o["bundle_id"], _time(o["starts_at"]), _time(o["ends_at"]))  # type: ignore[arg-type]
-                for o in tx.all(
-                    "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
-                    "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)",
-                    [dev["id"], t, t],
-                )
-            ]
-            claimed = frozenset(
-                r["release_id"] for r in tx.all("SELECT release_id FROM release_claims WHERE device_id = ?", [dev["id"]])
-            )
             when = _time(t)
             assert when is not None
-            servable = world.servable
+            device, releases, overrides, claimed = self._inputs(world, dev, when, t, tx.all)
             for _ in range(64):
-                decision = resolve(device, reported, releases, overrides, when, servable, claimed)
+                decision = resolve(device, reported, releases, overrides, when, world.servable, claimed)
                 if not (write and decision.claim):
                     break
                 rel = releases[decision.claim]  # type: ignore[index]
@@ -853,13 +840,10 @@ class FleetOps:
                     break
                 # Filled up meanwhile: resolve again with the phase full.
                 releases = {**releases, rel.id: replace(rel, phase=CountPhase(rel.phase.value, rel.phase.value))}  # type: ignore[dict-item]
-            entries: list[Row] = []
-            if decision.status == "update" and decision.bundle_id:
-                entries = [e for e in world.entries.get(decision.bundle_id, []) if e["target"] in (dev["target"], "any")]
             if write:
                 self._record_checkin(dev["id"], t, _event(decision, reported, actor))
                 self._flush_checkins(tx)
-            return decision, dev, entries
+            return decision, dev, world.manifest(decision, dev["target"])
 
         return await self.db.tx(actor, run, write=False, durable=False)
 
@@ -892,3 +876,9 @@ class World:
 
     def servable(self, bundle_id: str) -> bool:
         return bundle_id in self.entries and bundle_id not in self.unsigned_bundles
+
+    def manifest(self, decision: Decision, target: str) -> list[Row]:
+        """The entries an update serves to a device of ``target`` (and those for ``any``)."""
+        if decision.status != "update" or not decision.bundle_id:
+            return []
+        return [e for e in self.entries.get(decision.bundle_id, []) if e["target"] in (target, "any")]
