@@ -790,7 +790,9 @@ class FleetOps:
         ).fetchone()
         if row is None:
             raise Unauthenticated("the device token is not valid")
-        dev = device_view(dict(row))
+        tags = row["tags"]
+        dev = {"id": row["id"], "target": row["target"], "tags": json.loads(tags) if tags != "[]" else [],
+               "cohort_id": row["cohort_id"], "quarantined": bool(row["quarantined"])}  # fmt: skip
         when = dt.datetime.now(dt.UTC)
         t = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         device, releases, overrides, claimed = self._inputs(world, dev, when, t, lambda sql, a: conn.execute(sql, a).fetchall())
