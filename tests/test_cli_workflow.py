@@ -215,6 +215,19 @@ def test_clear_errors(live, tmp_path: Path):
         timeout=60,
     )
     assert "cannot reach" in one_line_error(r)
+    # An expired download grant, and a valid one.
+    from ferryman import grants
+
+    secret = (tmp_path / "data" / "url-secret").read_text().strip().encode()
+    sha = api.ok("GET", f"/api/v1/binaries/{bid}")["sha256"]
+    base = f"http://127.0.0.1:{api.port}/dl/"
+    expired = base + grants.issue(secret, bid, int(time.time()) - 5)
+    line = one_line_error(cli(api, "download", expired, "--sha256", sha, "-o", str(tmp_path / "x.bin")))
+    assert "403" in line and "expired" in line and not (tmp_path / "x.bin").exists()
+    fresh = base + grants.issue(secret, bid, int(time.time()) + 600)
+    cli(api, "download", fresh, "--sha256", sha, "-o", str(tmp_path / "y.bin"), check=True)
+    assert hashlib.sha256((tmp_path / "y.bin").read_bytes()).hexdigest() == sha
+    assert cli(api, "download", fresh).returncode == 2  # a URL needs --sha256
     # Usage errors exit 2.
     assert main(["upload"]) == 2
     assert main(["releases", "create", "--channel", "c", "--name", "n", "--bundle", "b", "--percent", "0.1", "--count", "3"]) == 2
