@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benches.service import MIB, TOKEN, free_port, make_file, start
+from benches.service import TOKEN, free_port, start
+from benches.throughput import MIB, make_file
 from ferryman import hash_file
 from ferryman.client import SyncClient
 

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benches.service import MIB, TOKEN, ferryman_hash, ferryman_upload, free_port, make_file, start
+from benches.service import TOKEN, ferryman_hash, ferryman_upload, free_port, start
+from benches.throughput import MIB, make_file
 from ferryman import grants, hash_file
 
 SECRET = "bench-url-secret"

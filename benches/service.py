@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import os
 import shutil
 import subprocess
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import aiohttp
 
-from benches.throughput import openssl_speed_sha256
+import ferryman
+from benches.throughput import MIB, make_file, openssl_speed_sha256
 
-MIB = 1 << 20
 PART = 8 * MIB
 TOKEN = "bench-admin"
 
@@ -63,14 +62,6 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def make_file(path: Path, size: int) -> None:
-    block = os.urandom(MIB)
-    with open(path, "wb") as f:
-        for _ in range(size // MIB):
-            f.write(block)
-        f.write(block[: size % MIB])
 
 
 async def send_parts(url_of, path: Path, size: int, headers: dict[str, str], inflight: int = 4) -> float:
@@ -144,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(d)
         src = tmp / "upload.bin"
         make_file(src, size)
-        sha = hashlib.sha256(src.read_bytes()).hexdigest() if size <= 64 * MIB else None
-        if sha is None:
-            import ferryman
-
-            sha = ferryman.hash_file(src).sha256
+        sha = ferryman.hash_file(src).sha256
         port_f, port_b = free_port(), free_port()
         ours = start(
             [sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "f")],
@@ -177,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             ours.wait(10)
             big = tmp / "big.bin"
             make_file(big, args.rss_mib * MIB)
-            big_sha = __import__("ferryman").hash_file(big).sha256
+            big_sha = ferryman.hash_file(big).sha256
             ours = start(
                 [sys.executable, "-m", "ferryman", "serve", "--port", str(port_f), "--data", str(tmp / "g")],
                 port_f,

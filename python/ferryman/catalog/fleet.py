@@ -17,8 +17,8 @@ import msgspec
 import semver
 
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, now
-from ferryman.errors import Conflict, Invalid, NotFound, Unauthenticated
+from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, now
+from ferryman.errors import Conflict, Invalid, Unauthenticated
 from ferryman.ids import is_id, new_id, new_ids
 from ferryman.releases import (
     CountPhase,
@@ -68,13 +68,6 @@ def bundle_hash(entries: list[dict[str, Any]]) -> str:
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _check(value: str, kind: str, what: str, field: str | None = None) -> None:
-    if not is_id(value, kind):
-        if field:
-            raise Invalid(f"no {what} {value!r}", {field: [f"unknown {what}"]})
-        raise NotFound(f"no {what} {value!r}")
 
 
 def _phase(body: m.PhaseIn | None) -> dict[str, Any] | None:
@@ -183,7 +176,7 @@ class FleetOps:
         entries_in = [e if isinstance(e, m.BundleEntryIn) else m.BundleEntryIn(binary_id=e) for e in body.binaries]
         for i, e in enumerate(entries_in):
             m.check_metadata(e.custom_metadata, f"binaries[{i}].custom_metadata")
-            _check(e.binary_id, "binary", "binary", f"binaries[{i}]")
+            check_id(e.binary_id, "binary", "binary", f"binaries[{i}]")
 
         def run(tx: Tx) -> Row:
             seen: set[str] = set()
@@ -221,12 +214,12 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def get_bundle(self, bundle_id: str) -> Row:
-        _check(bundle_id, "bundle", "bundle")
+        check_id(bundle_id, "bundle", "bundle")
         return await self.db.read(lambda tx: self._bundle_view(tx, get_or_404(tx, "bundles", bundle_id, "bundle")))
 
     async def list_bundles(self, limit: int, cursor: str | None) -> Page:
         def run(tx: Tx) -> Page:
-            page = tx.page("SELECT rowid, * FROM bundles WHERE rowid > ?", [], limit, cursor)
+            page = tx.page("bundles", limit, cursor)
             page.items = [self._bundle_view(tx, r) for r in page.items]
             return page
 
@@ -281,19 +274,19 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def get_channel(self, channel_id: str) -> Row:
-        _check(channel_id, "channel", "channel")
+        check_id(channel_id, "channel", "channel")
         return await self.db.read(lambda tx: self._channel_view(tx, get_or_404(tx, "channels", channel_id, "channel")))
 
     async def list_channels(self, limit: int, cursor: str | None) -> Page:
         def run(tx: Tx) -> Page:
-            page = tx.page("SELECT rowid, * FROM channels WHERE rowid > ?", [], limit, cursor)
+            page = tx.page("channels", limit, cursor)
             page.items = [self._channel_view(tx, r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def patch_channel(self, actor: str, channel_id: str, body: m.ChannelPatch) -> Row:
-        _check(channel_id, "channel", "channel")
+        check_id(channel_id, "channel", "channel")
         return await self.db.tx(actor, lambda tx: self._patch(tx, "channels", "channel", channel_id, body, self._channel_view))
 
     def _patch(self, tx: Tx, table: str, kind: str, id_: str, body: msgspec.Struct, view: Any) -> Row:
@@ -310,7 +303,7 @@ class FleetOps:
 
     async def create_cohort(self, actor: str, body: m.CohortCreate) -> Row:
         if body.channel_id is not None:
-            _check(body.channel_id, "channel", "channel", "channel_id")
+            check_id(body.channel_id, "channel", "channel", "channel_id")
 
         def run(tx: Tx) -> Row:
             if body.channel_id is not None and not tx.one("SELECT id FROM channels WHERE id = ?", [body.channel_id]):
@@ -333,16 +326,16 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def get_cohort(self, cohort_id: str) -> Row:
-        _check(cohort_id, "cohort", "cohort")
+        check_id(cohort_id, "cohort", "cohort")
         return await self.db.read(lambda tx: get_or_404(tx, "cohorts", cohort_id, "cohort"))
 
     async def list_cohorts(self, limit: int, cursor: str | None) -> Page:
-        return await self.db.read(lambda tx: tx.page("SELECT rowid, * FROM cohorts WHERE rowid > ?", [], limit, cursor))
+        return await self.db.read(lambda tx: tx.page("cohorts", limit, cursor))
 
     async def patch_cohort(self, actor: str, cohort_id: str, body: m.CohortPatch) -> Row:
-        _check(cohort_id, "cohort", "cohort")
+        check_id(cohort_id, "cohort", "cohort")
         if isinstance(body.channel_id, str):
-            _check(body.channel_id, "channel", "channel", "channel_id")
+            check_id(body.channel_id, "channel", "channel", "channel_id")
 
         def run(tx: Tx) -> Row:
             if isinstance(body.channel_id, str) and not tx.one("SELECT id FROM channels WHERE id = ?", [body.channel_id]):
@@ -357,8 +350,8 @@ class FleetOps:
         return {r["id"]: _to_release(r) for r in tx.all("SELECT * FROM releases WHERE channel_id = ?", [channel_id])}
 
     async def create_release(self, actor: str, channel_id: str, body: m.ReleaseCreate) -> Row:
-        _check(channel_id, "channel", "channel")
-        _check(body.bundle_id, "bundle", "bundle", "bundle_id")
+        check_id(channel_id, "channel", "channel")
+        check_id(body.bundle_id, "bundle", "bundle", "bundle_id")
         if body.version is not None and not semver.Version.is_valid(body.version):
             raise Invalid(f"version {body.version!r} is not SemVer", {"version": ["SemVer 2.0, e.g. 1.4.0"]})
         requirement = _requirement(body.version_requirement)
@@ -403,22 +396,22 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def list_releases(self, channel_id: str, limit: int, cursor: str | None) -> Page:
-        _check(channel_id, "channel", "channel")
+        check_id(channel_id, "channel", "channel")
 
         def run(tx: Tx) -> Page:
             get_or_404(tx, "channels", channel_id, "channel")
-            page = tx.page("SELECT rowid, * FROM releases WHERE channel_id = ? AND rowid > ?", [channel_id], limit, cursor)
+            page = tx.page("releases", limit, cursor, equal={"channel_id": channel_id})
             page.items = [release_view(r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def get_release(self, release_id: str) -> Row:
-        _check(release_id, "release", "release")
+        check_id(release_id, "release", "release")
         return await self.db.read(lambda tx: release_view(get_or_404(tx, "releases", release_id, "release")))
 
     async def patch_release(self, actor: str, release_id: str, body: m.ReleasePatch) -> Row:
-        _check(release_id, "release", "release")
+        check_id(release_id, "release", "release")
         changes: Row = {}
         for f in ("name", "required", "disabled"):
             if getattr(body, f) is not msgspec.UNSET:
@@ -456,7 +449,7 @@ class FleetOps:
 
     async def create_device(self, actor: str, body: m.DeviceCreate, token_hash: str) -> Row:
         if body.cohort_id is not None:
-            _check(body.cohort_id, "cohort", "cohort", "cohort_id")
+            check_id(body.cohort_id, "cohort", "cohort", "cohort_id")
 
         def run(tx: Tx) -> Row:
             if body.cohort_id is not None and not tx.one("SELECT id FROM cohorts WHERE id = ?", [body.cohort_id]):
@@ -489,30 +482,24 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def get_device(self, device_id: str) -> Row:
-        _check(device_id, "device", "device")
+        check_id(device_id, "device", "device")
         return await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device")))
 
     async def list_devices(self, limit: int, cursor: str | None, filters: dict[str, str]) -> Page:
-        sql, args = "SELECT rowid, * FROM devices WHERE ", []
-        for col in ("cohort_id", "target"):
-            if col in filters:
-                sql += f"{col} = ? AND "
-                args.append(filters[col])
-        if "tag" in filters:
-            sql += "EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?) AND "
-            args.append(filters["tag"])
+        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target") if c in filters}
+        tag = [("EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?)", filters["tag"])] if "tag" in filters else []
 
         def run(tx: Tx) -> Page:
-            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page = tx.page("devices", limit, cursor, equal=equal, conditions=tag)
             page.items = [device_view(r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> Row:
-        _check(device_id, "device", "device")
+        check_id(device_id, "device", "device")
         if isinstance(body.cohort_id, str):
-            _check(body.cohort_id, "cohort", "cohort", "cohort_id")
+            check_id(body.cohort_id, "cohort", "cohort", "cohort_id")
         changes: Row = {}
         if body.target is not msgspec.UNSET:
             changes["target"] = body.target
@@ -574,7 +561,7 @@ class FleetOps:
         return {**row, "device_ids": devices}
 
     async def create_override(self, actor: str, body: m.OverrideCreate) -> Row:
-        _check(body.bundle_id, "bundle", "bundle", "bundle_id")
+        check_id(body.bundle_id, "bundle", "bundle", "bundle_id")
         starts = parse_time(body.starts_at, "starts_at") or now()
         ends = parse_time(body.ends_at, "ends_at")
         if ends is not None and ends <= starts:
@@ -605,26 +592,23 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def get_override(self, override_id: str) -> Row:
-        _check(override_id, "override", "bundle override")
+        check_id(override_id, "override", "bundle override")
         return await self.db.read(
             lambda tx: self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
         )
 
     async def list_overrides(self, limit: int, cursor: str | None, device_id: str | None) -> Page:
-        sql, args = "SELECT rowid, * FROM bundle_overrides WHERE ", []
-        if device_id:
-            sql += "id IN (SELECT override_id FROM override_devices WHERE device_id = ?) AND "
-            args.append(device_id)
+        of_device = [("id IN (SELECT override_id FROM override_devices WHERE device_id = ?)", device_id)] if device_id else []
 
         def run(tx: Tx) -> Page:
-            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page = tx.page("bundle_overrides", limit, cursor, conditions=of_device)
             page.items = [self._override_view(tx, r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def patch_override(self, actor: str, override_id: str, body: m.OverridePatch) -> Row:
-        _check(override_id, "override", "bundle override")
+        check_id(override_id, "override", "bundle override")
         changes: Row = {}
         if body.starts_at is not msgspec.UNSET:
             changes["starts_at"] = parse_time(body.starts_at, "starts_at")
@@ -645,7 +629,7 @@ class FleetOps:
         return await self.db.tx(actor, run)
 
     async def delete_override(self, actor: str, override_id: str) -> None:
-        _check(override_id, "override", "bundle override")
+        check_id(override_id, "override", "bundle override")
 
         def run(tx: Tx) -> None:
             before = self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))

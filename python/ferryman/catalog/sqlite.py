@@ -12,7 +12,7 @@ import asyncio
 import base64
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ import msgspec
 
 from ferryman.catalog.schema import MIGRATIONS
 from ferryman.errors import Conflict, Invalid, NotFound
-from ferryman.ids import new_ids
+from ferryman.ids import is_id, new_ids
 
 __all__ = ["Page", "SqliteCatalog", "now"]
 
@@ -92,9 +92,25 @@ class Tx:
         args = [*changes.values(), id_, *(where or {}).values()]
         return self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?{conds}", args).rowcount
 
-    def page(self, sql: str, args: Sequence[Any], limit: int, cursor: str | None) -> Page:
-        """Rows of ``sql`` (which must select ``rowid`` and filter with ``rowid > ?`` last)."""
-        rows = self.all(sql + " ORDER BY rowid LIMIT ?", [*args, _decode_cursor(cursor), limit + 1])
+    def page(
+        self,
+        table: str,
+        limit: int,
+        cursor: str | None,
+        *,
+        equal: Mapping[str, Any] | None = None,
+        conditions: Sequence[tuple[str, Any]] = (),
+        columns: str = "*",
+    ) -> Page:
+        """One page of ``table`` in creation order: rows whose columns equal ``equal`` (column
+        names come from code, never from requests) and that meet each ``(sql, argument)`` of
+        ``conditions``, each with one placeholder."""
+        conds = [(f"{col} = ?", value) for col, value in (equal or {}).items()] + list(conditions)
+        where = "".join(f"{sql} AND " for sql, _ in conds)
+        rows = self.all(
+            f"SELECT rowid, {columns} FROM {table} WHERE {where}rowid > ? ORDER BY rowid LIMIT ?",
+            [*(arg for _, arg in conds), _decode_cursor(cursor), limit + 1],
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor(rows[-1]["rowid"]) if more and rows else None
@@ -221,6 +237,15 @@ class SqliteCatalog:
     async def call(self, fn: Callable[[], T]) -> T:
         """Runs ``fn`` on the worker thread, outside any transaction."""
         return await self._call(fn)
+
+
+def check_id(value: str, kind: str, what: str, field: str | None = None) -> None:
+    """Refuses a malformed ID before it reaches a query: 404, or 422 naming ``field`` when the
+    ID is a reference inside a request body."""
+    if not is_id(value, kind):
+        if field:
+            raise Invalid(f"no {what} {value!r}", {field: [f"unknown {what}"]})
+        raise NotFound(f"no {what} {value!r}")
 
 
 def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:

@@ -16,9 +16,9 @@ import semver
 
 from ferryman.catalog import models as m
 from ferryman.catalog.fleet import FleetOps
-from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, get_or_404, loads_fields, now
+from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, loads_fields, now
 from ferryman.errors import Conflict, Invalid, NotFound
-from ferryman.ids import is_id, new_id
+from ferryman.ids import new_id
 from ferryman.lifecycle import State, check_client_transition, check_server_transition
 
 __all__ = ["Catalog", "hash_token", "version_order"]
@@ -31,11 +31,6 @@ def hash_token(token: str) -> str:
 
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
-
-
-def _check_id(value: str, kind: str, what: str) -> None:
-    if not is_id(value, kind):
-        raise NotFound(f"no {what} {value!r}")
 
 
 def version_order(rows: list[Row]) -> list[Row]:
@@ -103,12 +98,10 @@ class Catalog(FleetOps):
         return await self.db.read(lambda tx: tx.one("SELECT id, name, role FROM api_keys WHERE token_hash = ?", [digest]))
 
     async def list_api_keys(self, limit: int, cursor: str | None) -> Page:
-        return await self.db.read(
-            lambda tx: tx.page("SELECT rowid, id, name, role, created_at FROM api_keys WHERE rowid > ?", [], limit, cursor)
-        )
+        return await self.db.read(lambda tx: tx.page("api_keys", limit, cursor, columns="id, name, role, created_at"))
 
     async def delete_api_key(self, actor: str, key_id: str) -> None:
-        _check_id(key_id, "api_key", "API key")
+        check_id(key_id, "api_key", "API key")
 
         def run(tx: Tx) -> None:
             row = get_or_404(tx, "api_keys", key_id, "API key")
@@ -142,24 +135,19 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def get_artifact(self, artifact_id: str) -> Row:
-        _check_id(artifact_id, "artifact", "artifact")
+        check_id(artifact_id, "artifact", "artifact")
         return await self.db.read(lambda tx: loads_fields(get_or_404(tx, "artifacts", artifact_id, "artifact")))
 
     async def list_artifacts(self, limit: int, cursor: str | None, name: str | None = None) -> Page:
-        sql, args = "SELECT rowid, * FROM artifacts WHERE ", []
-        if name is not None:
-            sql += "name = ? AND "
-            args.append(name)
-
         def run(tx: Tx) -> Page:
-            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page = tx.page("artifacts", limit, cursor, equal={"name": name} if name is not None else None)
             page.items = [loads_fields(r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def patch_artifact(self, actor: str, artifact_id: str, body: m.ArtifactPatch) -> Row:
-        _check_id(artifact_id, "artifact", "artifact")
+        check_id(artifact_id, "artifact", "artifact")
         changes = _changes(body)
 
         def run(tx: Tx) -> Row:
@@ -173,7 +161,7 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def delete_artifact(self, actor: str, artifact_id: str) -> None:
-        _check_id(artifact_id, "artifact", "artifact")
+        check_id(artifact_id, "artifact", "artifact")
 
         def run(tx: Tx) -> None:
             before = loads_fields(get_or_404(tx, "artifacts", artifact_id, "artifact"))
@@ -187,7 +175,7 @@ class Catalog(FleetOps):
     # Versions -------------------------------------------------------------------------------
 
     async def create_version(self, actor: str, artifact_id: str, body: m.VersionCreate) -> Row:
-        _check_id(artifact_id, "artifact", "artifact")
+        check_id(artifact_id, "artifact", "artifact")
         m.check_metadata(body.custom_metadata)
         t = now()
         row: Row = {
@@ -213,12 +201,12 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def get_version(self, version_id: str) -> Row:
-        _check_id(version_id, "version", "version")
+        check_id(version_id, "version", "version")
         return await self.db.read(lambda tx: _version_view(get_or_404(tx, "versions", version_id, "version")))
 
     async def list_versions(self, artifact_id: str, limit: int, cursor: str | None) -> Page:
         """All versions of an artifact in version order (DESIGN.md); the cursor is an offset."""
-        _check_id(artifact_id, "artifact", "artifact")
+        check_id(artifact_id, "artifact", "artifact")
         start = _decode_offset(cursor)
 
         def run(tx: Tx) -> Page:
@@ -231,7 +219,7 @@ class Catalog(FleetOps):
         return await self.db.read(run)
 
     async def patch_version(self, actor: str, version_id: str, body: m.VersionPatch) -> Row:
-        _check_id(version_id, "version", "version")
+        check_id(version_id, "version", "version")
         changes = _changes(body)
 
         def run(tx: Tx) -> Row:
@@ -247,7 +235,7 @@ class Catalog(FleetOps):
     # Binaries -------------------------------------------------------------------------------
 
     async def create_binary(self, actor: str, version_id: str, body: m.BinaryCreate) -> Row:
-        _check_id(version_id, "version", "version")
+        check_id(version_id, "version", "version")
         m.check_metadata(body.custom_metadata)
         part_size = body.part_size or m.DEFAULT_PART
         parts = max(1, -(-body.size // part_size))
@@ -291,25 +279,23 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def get_binary(self, binary_id: str) -> Row:
-        _check_id(binary_id, "binary", "binary")
+        check_id(binary_id, "binary", "binary")
         return await self.db.read(lambda tx: _binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary")))
 
     async def list_binaries(self, limit: int, cursor: str | None, filters: dict[str, str]) -> Page:
-        sql, args = "SELECT rowid, * FROM binaries WHERE ", []
-        for col in ("version_id", "target", "state", "sha256"):
-            if col in filters:
-                sql += f"{col} = ? AND "
-                args.append(filters[col].lower() if col == "sha256" else filters[col])
+        equal: dict[str, str] = {c: filters[c] for c in ("version_id", "target", "state", "sha256") if c in filters}
+        if "sha256" in equal:
+            equal["sha256"] = equal["sha256"].lower()
 
         def run(tx: Tx) -> Page:
-            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page = tx.page("binaries", limit, cursor, equal=equal)
             page.items = [_binary_view(tx, r) for r in page.items]
             return page
 
         return await self.db.read(run)
 
     async def patch_binary_fields(self, actor: str, binary_id: str, body: m.BinaryPatch) -> Row:
-        _check_id(binary_id, "binary", "binary")
+        check_id(binary_id, "binary", "binary")
         changes = _changes(body, exclude=("state",))
 
         def run(tx: Tx) -> Row:
@@ -339,7 +325,7 @@ class Catalog(FleetOps):
         with ``expect``, only from that state); ``then`` continues at once, as the server, to a
         further state in the same transaction. ``check(tx, row)`` may refuse. The update is
         conditional on the state read, so of two racing requests only one can win."""
-        _check_id(binary_id, "binary", "binary")
+        check_id(binary_id, "binary", "binary")
 
         def run(tx: Tx) -> Row:
             row = get_or_404(tx, "binaries", binary_id, "binary")
@@ -421,7 +407,7 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def parts(self, binary_id: str) -> list[Row]:
-        _check_id(binary_id, "binary", "binary")
+        check_id(binary_id, "binary", "binary")
         return await self.db.read(
             lambda tx: tx.all("SELECT idx, size, sha256, created_at FROM parts WHERE binary_id = ? ORDER BY idx", [binary_id])
         )
@@ -445,7 +431,7 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def get_signing_key(self, key_id: str) -> Row:
-        _check_id(key_id, "signing_key", "signing key")
+        check_id(key_id, "signing_key", "signing key")
         return await self.db.read(lambda tx: get_or_404(tx, "signing_keys", key_id, "signing key"))
 
     async def find_signing_key(self, keyid: str) -> Row:
@@ -455,14 +441,11 @@ class Catalog(FleetOps):
         return row
 
     async def list_signing_keys(self, limit: int, cursor: str | None, state: str | None) -> Page:
-        sql, args = "SELECT rowid, * FROM signing_keys WHERE ", []
-        if state:
-            sql += "state = ? AND "
-            args.append(state)
-        return await self.db.read(lambda tx: tx.page(sql + "rowid > ?", args, limit, cursor))
+        equal = {"state": state} if state else None
+        return await self.db.read(lambda tx: tx.page("signing_keys", limit, cursor, equal=equal))
 
     async def patch_signing_key(self, actor: str, key_id: str, body: m.SigningKeyPatch) -> Row:
-        _check_id(key_id, "signing_key", "signing key")
+        check_id(key_id, "signing_key", "signing key")
 
         def run(tx: Tx) -> Row:
             before = get_or_404(tx, "signing_keys", key_id, "signing key")
@@ -539,7 +522,7 @@ class Catalog(FleetOps):
         return await self.db.tx(actor, run)
 
     async def list_signatures(self, binary_id: str) -> list[Row]:
-        _check_id(binary_id, "binary", "binary")
+        check_id(binary_id, "binary", "binary")
 
         def run(tx: Tx) -> list[Row]:
             get_or_404(tx, "binaries", binary_id, "binary")
@@ -554,14 +537,10 @@ class Catalog(FleetOps):
     # Events -----------------------------------------------------------------------------------
 
     async def list_events(self, limit: int, cursor: str | None, filters: dict[str, str]) -> Page:
-        sql, args = "SELECT rowid, * FROM events WHERE ", []
-        for col in ("resource_id", "resource_type", "action", "actor"):
-            if col in filters:
-                sql += f"{col} = ? AND "
-                args.append(filters[col])
+        equal: dict[str, str] = {c: filters[c] for c in ("resource_id", "resource_type", "action", "actor") if c in filters}
 
         def run(tx: Tx) -> Page:
-            page = tx.page(sql + "rowid > ?", args, limit, cursor)
+            page = tx.page("events", limit, cursor, equal=equal)
             page.items = [loads_fields(r, ("before", "after")) for r in page.items]
             return page
 
