@@ -234,6 +234,40 @@ def test_devices_and_update_flow(fleet: Fleet, server: Api):
     assert resolved[0]["after"]["reason"] == "release" and resolved[0]["actor"] == dev["id"]
 
 
+def test_cached_answers_follow_catalog_changes(fleet: Fleet, server: Api):
+    """Devices and encoded answers are cached between checks; every change to what an answer
+    is made of must show in the next check."""
+    bundle = fleet.bundle("1.0.0")
+    ch = fleet.channel("stable")
+    cohort = server.ok("POST", f"{API}/cohorts", {"name": "field", "channel_id": ch["id"]})
+    rel = fleet.release(ch, "v1", bundle, version="1.0.0")
+    dev, dapi = fleet.device("unit-1", "arm-linux-gnueabihf", cohort)
+    _, other = fleet.device("unit-2", "arm-linux-gnueabihf", cohort)
+    first = check(dapi)
+    assert check(dapi) == first
+    # Grants expire on whole minutes, at least grant_ttl from now: one URL for every device.
+    assert check(other)["binaries"][0]["url"] == first["binaries"][0]["url"]
+    expires = int(urlsplit(first["binaries"][0]["url"]).path.split(".")[1])
+    assert expires % 60 == 0 and time.time() + 3600 <= expires <= time.time() + 3660
+
+    def settled(api: Api) -> dict:
+        # The first check after a change may take the slow path; the second takes the cached one.
+        answer = check(api)
+        assert check(api) == answer
+        return answer
+
+    # The device's target, its release's fields, its bundle's signatures, then its cohort.
+    server.ok("PATCH", f"{API}/devices/{dev['id']}", {"target": "x86_64-linux-gnu"})
+    assert [b["target"] for b in settled(dapi)["binaries"]] == ["x86_64-linux-gnu"]
+    server.ok("PATCH", f"{API}/releases/{rel['id']}", {"required": True})
+    assert settled(dapi)["release"]["required"] is True
+    server.ok("PATCH", f"{API}/signing-keys/{fleet.key['id']}", {"state": "revoked"})
+    assert settled(dapi)["reason"] == "bundle_not_servable"
+    server.ok("PATCH", f"{API}/devices/{dev['id']}", {"cohort_id": None})
+    assert settled(dapi)["reason"] == "no_channel"
+    assert settled(other)["reason"] == "bundle_not_servable"
+
+
 def test_overrides_take_precedence(fleet: Fleet, server: Api):
     b1, b2 = fleet.bundle("1.0.0"), fleet.bundle("2.0.0")
     ch = fleet.channel("stable")

@@ -10,8 +10,8 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import msgspec
 import semver
@@ -34,11 +34,14 @@ from ferryman.releases import (
     resolve,
 )
 
-__all__ = ["CHECKIN_FLUSH_SECONDS", "FleetOps", "World", "bundle_hash", "parse_time"]
+__all__ = ["CHECKIN_FLUSH_SECONDS", "CheckIn", "FleetOps", "World", "bundle_hash", "parse_time"]
 
 CHECKIN_FLUSH_SECONDS = 1.0
 GENERATION_RECHECK_SECONDS = 0.05
 LAST_SEEN_RESOLUTION = 60.0
+# Devices found by token are kept with the snapshot (and dropped with it on any durable change,
+# device patches included): a fleet's steady polling then reads nothing from SQLite.
+DEVICE_CACHE_SIZE = 200_000
 
 
 def parse_time(value: str | None, field: str) -> str | None:
@@ -754,7 +757,7 @@ class FleetOps:
         device = Device(dev["id"], dev["target"], frozenset(dev["tags"]), dev["quarantined"])
         return device, releases, overrides, claimed
 
-    def fast_check_in(self, reported: Reported, token_hash: str) -> tuple[Decision, Row, list[Row]] | None:
+    def fast_check_in(self, reported: Reported, token_hash: str) -> CheckIn | None:
         """The update check of a device (by token hash) done on the calling thread with the
         read-only connection and the current snapshot; None when it needs the worker thread
         (snapshot out of date, or a count phase to claim), then call ``check_in``."""
@@ -769,22 +772,28 @@ class FleetOps:
             if conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0] != world.generation:
                 return None
             self._generation_checked = clock
-        row = conn.execute(
-            "SELECT id, target, tags, cohort_id, quarantined FROM devices WHERE token_hash = ?", [token_hash]
-        ).fetchone()
-        if row is None:
-            raise Unauthenticated("the device token is not valid")
-        tags = row["tags"]
-        dev = {"id": row["id"], "target": row["target"], "tags": json.loads(tags) if tags != "[]" else [],
-               "cohort_id": row["cohort_id"], "quarantined": bool(row["quarantined"])}  # fmt: skip
-        when = dt.datetime.now(dt.UTC)
-        t = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        dev = world.devices.get(token_hash)
+        if dev is None:
+            row = conn.execute(
+                "SELECT id, target, tags, cohort_id, quarantined FROM devices WHERE token_hash = ?", [token_hash]
+            ).fetchone()
+            if row is None:
+                raise Unauthenticated("the device token is not valid")
+            tags = row["tags"]
+            dev = {"id": row["id"], "target": row["target"], "tags": json.loads(tags) if tags != "[]" else [],
+                   "cohort_id": row["cohort_id"], "quarantined": bool(row["quarantined"])}  # fmt: skip
+            if len(world.devices) >= DEVICE_CACHE_SIZE:
+                del world.devices[next(iter(world.devices))]  # the oldest entry
+            world.devices[token_hash] = dev
+        t = now()
+        when = _time(t)
+        assert when is not None
         device, releases, overrides, claimed = self._inputs(world, dev, when, t, lambda sql, a: conn.execute(sql, a).fetchall())
         decision = resolve(device, reported, releases, overrides, when, world.servable, claimed)
         if decision.claim:
             return None
         self._record_checkin(dev["id"], t, _event(decision, reported, ""))
-        return decision, dev, world.manifest(decision, dev["target"])
+        return CheckIn(decision, dev, world.manifest(decision, dev["target"]), world.generation)
 
     async def check_in(
         self,
@@ -794,12 +803,12 @@ class FleetOps:
         device_id: str | None = None,
         actor: str = "",
         write: bool = True,
-    ) -> tuple[Decision, Row, list[Row]]:
+    ) -> CheckIn:
         """Resolves one device's update (the device named by its token hash or its ID). With
         ``write``, claims a count phase atomically and records the check-in (buffered). Returns
         the decision, the device, and the manifest entries for the device's target."""
 
-        def run(tx: Tx) -> tuple[Decision, Row, list[Row]]:
+        def run(tx: Tx) -> CheckIn:
             world = self._world(tx)
             if token_hash is not None:
                 row = tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash])
@@ -829,9 +838,18 @@ class FleetOps:
             if write:
                 self._record_checkin(dev["id"], t, _event(decision, reported, actor))
                 self._flush_checkins(tx)
-            return decision, dev, world.manifest(decision, dev["target"])
+            return CheckIn(decision, dev, world.manifest(decision, dev["target"]), world.generation)
 
         return await self.db.tx(actor, run, write=False, durable=False)
+
+
+class CheckIn(NamedTuple):
+    """The answer to one update check."""
+
+    decision: Decision
+    device: Row
+    entries: list[Row]  # the manifest: the bundle's entries for the device's target
+    generation: int  # of the snapshot it was resolved against: equal generations, equal catalogs
 
 
 def _event(decision: Decision, reported: Reported, actor: str) -> Row:
@@ -859,6 +877,8 @@ class World:
     # per-device override and claim reads.
     overridden: set[str]
     counted: set[str]
+    # Token hash → device, filled by update checks (see DEVICE_CACHE_SIZE).
+    devices: dict[str, Row] = field(default_factory=dict)
 
     def servable(self, bundle_id: str) -> bool:
         return bundle_id in self.entries and bundle_id not in self.unsigned_bundles

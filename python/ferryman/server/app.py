@@ -16,8 +16,9 @@ from ferryman.catalog.fleet import CHECKIN_FLUSH_SECONDS
 from ferryman.config import Config
 from ferryman.grants import load_secret
 from ferryman.jobs import resume
+from ferryman.server.answers import AnswerCache
 from ferryman.server.handlers.api_keys import new_token
-from ferryman.server.keys import CATALOG, CONFIG, KEY_CACHE, STORE, TASKS, URL_SECRET
+from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, KEY_CACHE, STORE, TASKS, URL_SECRET
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
 from ferryman.server.signing_keys import KeyCache
@@ -41,6 +42,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = catalog
     app[STORE] = FsStore(config.content_dir)
     app[KEY_CACHE] = KeyCache()
+    app[ANSWERS] = AnswerCache()
     app[URL_SECRET] = load_secret(config.data_dir, config.url_secret)
     tasks: set[asyncio.Task[None]] = set()
     app[TASKS] = tasks

@@ -11,10 +11,10 @@ from aiohttp import web
 
 from ferryman.errors import DomainError, Invalid, TooLarge, UnsupportedMediaType
 
-__all__ = ["decode", "json_response", "page_params", "problem"]
+__all__ = ["ENCODER", "decode", "json_response", "page_params", "problem"]
 
 T = TypeVar("T")
-_ENCODER = msgspec.json.Encoder()
+ENCODER = msgspec.json.Encoder()
 _PATH = re.compile(r"at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*)`$")
 
 
@@ -23,11 +23,11 @@ def problem(status: int, title: str, detail: str, errors: dict[str, list[str]] |
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body["errors"] = errors or {}
     body.update(extra)
-    return web.Response(status=status, body=_ENCODER.encode(body), content_type="application/problem+json")
+    return web.Response(status=status, body=ENCODER.encode(body), content_type="application/problem+json")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_ENCODER.encode(data), content_type="application/json")
+    return web.Response(status=status, body=ENCODER.encode(data), content_type="application/json")
 
 
 async def decode(request: web.Request, type_: type[T]) -> T:

@@ -15,13 +15,12 @@ from aiohttp import web
 from ferryman.catalog.store import hash_token
 from ferryman.errors import DomainError, Forbidden, Unauthenticated
 from ferryman.server.http import problem
-from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL
+from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
 
 __all__ = ["auth_middleware", "problem_middleware"]
 
 log = logging.getLogger("ferryman.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ROLES_ATTR = "ferryman_roles"
 PUBLIC = frozenset({"public"})
 # Routes for devices: only device tokens, which reach nothing else.
 DEVICE = frozenset({"device"})
@@ -64,7 +63,7 @@ async def _problem_or_response(request: web.Request, handler: Handler) -> web.St
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.http_exception is not None:  # no such route (404) or method (405)
         raise request.match_info.http_exception
-    roles: frozenset[str] | None = getattr(request.match_info.route.handler, ROLES_ATTR, None)
+    roles = request.app[ROUTE_ROLES].get(request.match_info.route)
     if roles is None:
         raise Forbidden("this route declares no roles")
     if roles == PUBLIC:

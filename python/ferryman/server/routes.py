@@ -11,7 +11,8 @@ from aiohttp import web
 
 from ferryman.catalog import models as m
 from ferryman.server.handlers import api_keys, artifacts, binaries, downloads, events, fleet, meta, signing, updates
-from ferryman.server.middlewares import DEVICE, PUBLIC, ROLES_ATTR
+from ferryman.server.keys import ROUTE_ROLES
+from ferryman.server.middlewares import DEVICE, PUBLIC
 
 __all__ = ["ROUTES", "Route", "add_routes"]
 
@@ -142,15 +143,7 @@ ROUTES: list[Route] = [
 
 
 def add_routes(app: web.Application) -> None:
+    """Registers every route with the roles it admits (read by ``auth_middleware``)."""
+    roles = app[ROUTE_ROLES] = {}
     for r in ROUTES:
-        handler = _bind(r.handler, r.roles)
-        app.router.add_route(r.method, r.path, handler)
-
-
-def _bind(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], roles: frozenset[str]) -> Any:
-    async def route(request: web.Request) -> web.StreamResponse:
-        return await handler(request)
-
-    setattr(route, ROLES_ATTR, roles)
-    route.__name__ = handler.__name__
-    return route
+        roles[app.router.add_route(r.method, r.path, r.handler)] = r.roles

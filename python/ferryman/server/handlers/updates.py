@@ -10,16 +10,27 @@ from aiohttp import web
 
 from ferryman import grants
 from ferryman.catalog import models as m
-from ferryman.releases import Decision, Reported
+from ferryman.catalog.fleet import CheckIn
+from ferryman.releases import Reported
 from ferryman.server.handlers.common import actor
-from ferryman.server.http import decode, json_response
-from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, URL_SECRET
+from ferryman.server.http import ENCODER, decode, json_response
+from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, DEVICE_TOKEN, URL_SECRET
+
+__all__ = ["device_report", "device_update", "update_for_device"]
 
 HEADERS = ("Ferryman-Release-Id", "Ferryman-Bundle-Id", "Ferryman-Release-Version")
+# Grant expiry is rounded up to this many seconds, so that every device answered within the same
+# interval gets the same /dl/ URLs (a CDN in front caches one copy) and the same answer body.
+GRANT_ROUNDING = 60
 
 
-def _manifest(request: web.Request, decision: Decision, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    expires = int(time.time()) + request.app[CONFIG].grant_ttl
+def _expires(request: web.Request) -> int:
+    ttl = request.app[CONFIG].grant_ttl
+    return -(-(int(time.time()) + ttl) // GRANT_ROUNDING) * GRANT_ROUNDING
+
+
+def _manifest(request: web.Request, answer: CheckIn, expires: int) -> dict[str, Any]:
+    decision = answer.decision
     origin = f"{request.scheme}://{request.host}"
     secret = request.app[URL_SECRET]
     release = None
@@ -43,9 +54,19 @@ def _manifest(request: web.Request, decision: Decision, entries: list[dict[str, 
                 "url": f"{origin}/dl/{grants.issue(secret, e['binary_id'], expires)}",
                 "signatures": e["signatures"],
             }
-            for e in entries
+            for e in answer.entries
         ],
     }
+
+
+def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
+    expires = _expires(request)
+    d = answer.decision
+    # Everything the body is made of (the manifest is the bundle's entries for the target).
+    key = (request.scheme, request.host, answer.device["target"], d.status, d.source, d.reason,
+           d.release.id if d.release else None, d.bundle_id)  # fmt: skip
+    encode = lambda: ENCODER.encode(_manifest(request, answer, expires))  # noqa: E731
+    return request.app[ANSWERS].get((answer.generation, expires), key, encode)
 
 
 async def device_update(request: web.Request) -> web.Response:
@@ -55,8 +76,7 @@ async def device_update(request: web.Request) -> web.Response:
     answer = catalog.fast_check_in(reported, token)
     if answer is None:
         answer = await catalog.check_in(reported, token_hash=token)
-    decision, _, entries = answer
-    return json_response(_manifest(request, decision, entries))
+    return web.Response(body=_answer_body(request, answer), content_type="application/json")
 
 
 async def device_report(request: web.Request) -> web.Response:
@@ -75,5 +95,5 @@ async def update_for_device(request: web.Request) -> web.Response:
         body.bundle_id if body.bundle_id is not None else device["reported_bundle_id"],
         body.version if body.version is not None else device["reported_version"],
     )
-    decision, _, entries = await catalog.check_in(reported, device_id=device["id"], actor=actor(request), write=body.write)
-    return json_response(_manifest(request, decision, entries))
+    answer = await catalog.check_in(reported, device_id=device["id"], actor=actor(request), write=body.write)
+    return json_response(_manifest(request, answer, _expires(request)))
