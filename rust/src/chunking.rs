@@ -97,12 +97,16 @@ pub struct Chunk {
 }
 
 /// Streaming FastCDC: feed any pieces, get the same chunks as over the whole buffer.
+///
+/// Chunks are cut and hashed in the caller's buffer where it holds `max` bytes from the chunk
+/// start; only the bytes of a chunk that straddles two pieces are copied (into `carry`).
 #[derive(Debug)]
 pub struct Chunker {
     params: ChunkParams,
     masks: (u64, u64),
-    /// Bytes not yet assigned to a chunk; `pending[0]` is at file offset `offset`.
-    pending: Vec<u8>,
+    /// Bytes not yet assigned to a chunk, fewer than `max` between calls; `carry[0]` is at file
+    /// offset `offset`.
+    carry: Vec<u8>,
     offset: u64,
     chunks: Vec<Chunk>,
 }
@@ -112,7 +116,7 @@ impl Chunker {
         params.validate()?;
         Ok(Self {
             masks: v2020::select_masks(params.avg_size, params.level()),
-            pending: Vec::with_capacity(params.max_size * 2),
+            carry: Vec::with_capacity(params.max_size),
             params,
             offset: 0,
             chunks: Vec::new(),
@@ -121,46 +125,66 @@ impl Chunker {
 
     pub fn update(&mut self, mut data: &[u8]) {
         let max = self.params.max_size;
-        while !data.is_empty() {
-            // `pending` is below `max` here, so there is always room.
-            let take = data.len().min(2 * max - self.pending.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            self.cut_while(|available| available >= max);
+        // Finish what is carried over, topping it up to `max` bytes, until the next chunk
+        // starts inside `data`.
+        while !self.carry.is_empty() {
+            let old = self.carry.len();
+            let need = max - old;
+            if data.len() < need {
+                self.carry.extend_from_slice(data);
+                return;
+            }
+            self.carry.extend_from_slice(&data[..need]);
+            let carry = std::mem::take(&mut self.carry);
+            let len = self.cut_one(&carry);
+            self.carry = carry;
+            if len >= old {
+                data = &data[len - old..];
+                self.carry.clear();
+            } else {
+                self.carry.drain(..len);
+                data = &data[need..];
+            }
         }
+        let mut start = 0;
+        while data.len() - start >= max {
+            start += self.cut_one(&data[start..]);
+        }
+        self.carry.extend_from_slice(&data[start..]);
     }
 
     /// Cuts the rest and returns all chunks in order.
     pub fn finish(mut self) -> Vec<Chunk> {
-        self.cut_while(|available| available > 0);
+        let carry = std::mem::take(&mut self.carry);
+        let mut start = 0;
+        while start < carry.len() {
+            start += self.cut_one(&carry[start..]);
+        }
         self.chunks
     }
 
-    fn cut_while(&mut self, more: impl Fn(usize) -> bool) {
+    /// Cuts and hashes the chunk at the start of `window` (which holds `max` bytes, or all
+    /// that is left); returns its length.
+    fn cut_one(&mut self, window: &[u8]) -> usize {
         let p = &self.params;
         let (mask_s, mask_l) = self.masks;
-        let mut start = 0;
-        while more(self.pending.len() - start) {
-            let window = &self.pending[start..];
-            let (_, len) = v2020::cut(
-                window,
-                p.min_size,
-                p.avg_size,
-                p.max_size,
-                mask_s,
-                mask_l,
-                mask_s << 1,
-                mask_l << 1,
-            );
-            self.chunks.push(Chunk {
-                offset: self.offset,
-                length: len as u64,
-                blake3: hashing::blake3(&window[..len]),
-            });
-            self.offset += len as u64;
-            start += len;
-        }
-        self.pending.drain(..start);
+        let (_, len) = v2020::cut(
+            window,
+            p.min_size,
+            p.avg_size,
+            p.max_size,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+        );
+        self.chunks.push(Chunk {
+            offset: self.offset,
+            length: len as u64,
+            blake3: hashing::blake3(&window[..len]),
+        });
+        self.offset += len as u64;
+        len
     }
 }
 
@@ -232,9 +256,11 @@ mod tests {
             normalization: 2,
         };
         for params in [ChunkParams::default(), small] {
-            let data = noise(3 * 1024 * 1024 + 17, 42);
+            let mut data = noise(3 * 1024 * 1024 + 17, 42);
+            // A run that never matches a mask: chunks of exactly max_size.
+            data[1_000_000..1_700_000].fill(0);
             let want = reference(&data, params);
-            for piece in [1, 4095, 4096, 65536, 1 << 20, data.len()] {
+            for piece in [1, 4095, 4096, 65536, 262_143, 262_145, 1 << 20, data.len()] {
                 let mut c = Chunker::new(params).unwrap();
                 for p in data.chunks(piece) {
                     c.update(p);

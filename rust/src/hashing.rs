@@ -136,7 +136,7 @@ impl PartHasher {
 
 /// The whole-stream SHA-256 and every part's SHA-256 together. When `part_size` is a multiple
 /// of 64, part boundaries fall on SHA-256 block boundaries and both digests are computed in one
-/// pass ([`crate::sha256x2`]), at about 1.3x the cost of the whole digest alone instead of 2x;
+/// pass ([`crate::sha256x2`]), at 1.0–1.1x the cost of the whole digest alone instead of 2x;
 /// otherwise the two are computed separately.
 #[derive(Clone, Debug)]
 pub struct WholeAndParts(Pairing);
