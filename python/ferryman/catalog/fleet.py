@@ -41,7 +41,7 @@ GENERATION_RECHECK_SECONDS = 0.05
 LAST_SEEN_RESOLUTION = 60.0
 # Devices found by token are kept with the snapshot (and dropped with it on any durable change,
 # device patches included): a fleet's steady polling then reads nothing from SQLite.
-DEVICE_CACHE_SIZE = 200_000
+DEVICE_CACHE_SIZE = 100_000  # about 55 MB
 
 
 def parse_time(value: str | None, field: str) -> str | None:
