@@ -97,7 +97,7 @@ mod shani {
         0xc67178f2,
     ];
 
-    /// The best kernel this CPU runs.
+    /// The ways to compress the pair.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Kernel {
         /// No SHA extensions: `sha2`'s compression function, one state after the other.
@@ -108,6 +108,7 @@ mod shani {
         ShaVector,
     }
 
+    /// The best kernel this CPU runs (detected once).
     pub fn kernel() -> Kernel {
         static BEST: OnceLock<Kernel> = OnceLock::new();
         *BEST.get_or_init(|| {
