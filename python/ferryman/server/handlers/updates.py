@@ -65,7 +65,10 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     # Everything the body is made of (the manifest is the bundle's entries for the target).
     key = (request.scheme, request.host, answer.device["target"], d.status, d.source, d.reason,
            d.release.id if d.release else None, d.bundle_id)  # fmt: skip
-    encode = lambda: ENCODER.encode(_manifest(request, answer, expires))  # noqa: E731
+
+    def encode() -> bytes:
+        return ENCODER.encode(_manifest(request, answer, expires))
+
     return request.app[ANSWERS].get((answer.generation, expires), key, encode)
 
 
