@@ -25,10 +25,13 @@ pub fn compress_both(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
     #[cfg(target_arch = "x86_64")]
     return compress_both_with(shani::kernel(), a, b, blocks);
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        compress256(a, blocks);
-        compress256(b, blocks);
-    }
+    compress_portable(a, b, blocks);
+}
+
+/// Without the SHA extensions: `sha2`'s compression, one state after the other.
+fn compress_portable(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
+    compress256(a, blocks);
+    compress256(b, blocks);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -49,10 +52,7 @@ fn compress_both_with(
             // SAFETY: as above.
             unsafe { shani::compress_both_sha(a, b, blocks) }
         }
-        Kernel::Portable => {
-            compress256(a, blocks);
-            compress256(b, blocks);
-        }
+        Kernel::Portable => compress_portable(a, b, blocks),
     }
 }
 

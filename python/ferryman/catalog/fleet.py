@@ -17,7 +17,7 @@ import msgspec
 import semver
 
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, now
+from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, now, update_logged
 from ferryman.errors import Conflict, Invalid, Unauthenticated
 from ferryman.ids import is_id, new_id, new_ids
 from ferryman.releases import (
@@ -298,10 +298,7 @@ class FleetOps:
         renamed = "name" in changes and changes["name"] != before["name"]
         if renamed and tx.one(f"SELECT id FROM {table} WHERE name = ?", [changes["name"]]):
             raise Conflict(f"a {kind} named {changes['name']!r} exists", {"name": ["already taken"]})
-        if changes:
-            tx.update(table, id_, {**changes, "updated_at": now()})
-        after = get_or_404(tx, table, id_, kind)
-        tx.event("update", kind, id_, before, after)
+        after = update_logged(tx, table, id_, kind, changes, before, dict)
         return view(tx, after) if view else after
 
     async def create_cohort(self, actor: str, body: m.CohortCreate) -> Row:
@@ -440,11 +437,7 @@ class FleetOps:
             graph = self._graph(tx, before["channel_id"])
             graph[release_id] = _to_release({**before, **changes})
             check_graph(graph)
-            if changes:
-                tx.update("releases", release_id, {**changes, "updated_at": now()})
-            after = release_view(get_or_404(tx, "releases", release_id, "release"))
-            tx.event("update", "release", release_id, release_view(before), after)
-            return after
+            return update_logged(tx, "releases", release_id, "release", changes, release_view(before), release_view)
 
         return await self.db.tx(actor, run)
 
@@ -517,11 +510,7 @@ class FleetOps:
             before = device_view(get_or_404(tx, "devices", device_id, "device"))
             if isinstance(body.cohort_id, str) and not tx.one("SELECT id FROM cohorts WHERE id = ?", [body.cohort_id]):
                 raise Invalid(f"no cohort {body.cohort_id}", {"cohort_id": ["unknown cohort"]})
-            if changes:
-                tx.update("devices", device_id, {**changes, "updated_at": now()})
-            after = device_view(get_or_404(tx, "devices", device_id, "device"))
-            tx.event("update", "device", device_id, before, after)
-            return after
+            return update_logged(tx, "devices", device_id, "device", changes, before, device_view)
 
         return await self.db.tx(actor, run)
 
@@ -623,11 +612,9 @@ class FleetOps:
             merged = {**before, **changes}
             if merged["ends_at"] is not None and merged["ends_at"] <= merged["starts_at"]:
                 raise Invalid("ends_at must be after starts_at", {"ends_at": ["before starts_at"]})
-            if changes:
-                tx.update("bundle_overrides", override_id, {**changes, "updated_at": now()})
-            after = self._override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
-            tx.event("update", "override", override_id, before, after)
-            return after
+            return update_logged(
+                tx, "bundle_overrides", override_id, "override", changes, before, lambda r: self._override_view(tx, r)
+            )
 
         return await self.db.tx(actor, run)
 

@@ -255,6 +255,16 @@ def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
     return row
 
 
+def update_logged(tx: Tx, table: str, id_: str, kind: str, changes: Row, before: Row, view: Callable[[Row], Row]) -> Row:
+    """Writes ``changes`` to a row (with a new ``updated_at``), logs an ``update`` event from
+    ``before`` to the row's view after, and returns that view."""
+    if changes:
+        tx.update(table, id_, {**changes, "updated_at": now()})
+    after = view(get_or_404(tx, table, id_, kind))
+    tx.event("update", kind, id_, before, after)
+    return after
+
+
 def loads_fields(row: Row, fields: Iterable[str] = ("custom_metadata",)) -> Row:
     for f in fields:
         if isinstance(row.get(f), str):

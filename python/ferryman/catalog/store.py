@@ -16,7 +16,17 @@ import semver
 
 from ferryman.catalog import models as m
 from ferryman.catalog.fleet import FleetOps
-from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, loads_fields, now
+from ferryman.catalog.sqlite import (
+    Page,
+    Row,
+    SqliteCatalog,
+    Tx,
+    check_id,
+    get_or_404,
+    loads_fields,
+    now,
+    update_logged,
+)
 from ferryman.errors import Conflict, Invalid, NotFound
 from ferryman.ids import new_id
 from ferryman.lifecycle import State, check_client_transition, check_server_transition
@@ -152,11 +162,7 @@ class Catalog(FleetOps):
 
         def run(tx: Tx) -> Row:
             before = loads_fields(get_or_404(tx, "artifacts", artifact_id, "artifact"))
-            if changes:
-                tx.update("artifacts", artifact_id, {**changes, "updated_at": now()})
-            after = loads_fields(get_or_404(tx, "artifacts", artifact_id, "artifact"))
-            tx.event("update", "artifact", artifact_id, before, after)
-            return after
+            return update_logged(tx, "artifacts", artifact_id, "artifact", changes, before, loads_fields)
 
         return await self.db.tx(actor, run)
 
@@ -224,11 +230,7 @@ class Catalog(FleetOps):
 
         def run(tx: Tx) -> Row:
             before = _version_view(get_or_404(tx, "versions", version_id, "version"))
-            if changes:
-                tx.update("versions", version_id, {**changes, "updated_at": now()})
-            after = _version_view(get_or_404(tx, "versions", version_id, "version"))
-            tx.event("update", "version", version_id, before, after)
-            return after
+            return update_logged(tx, "versions", version_id, "version", changes, before, _version_view)
 
         return await self.db.tx(actor, run)
 
@@ -302,10 +304,7 @@ class Catalog(FleetOps):
             before = _binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary"))
             if not changes:
                 return before
-            tx.update("binaries", binary_id, {**changes, "updated_at": now()})
-            after = _binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary"))
-            tx.event("update", "binary", binary_id, before, after)
-            return after
+            return update_logged(tx, "binaries", binary_id, "binary", changes, before, lambda r: _binary_view(tx, r))
 
         return await self.db.tx(actor, run)
 
