@@ -8,6 +8,7 @@
 pub mod chunking;
 pub mod error;
 pub mod filedigest;
+mod gear;
 pub mod hashing;
 pub mod pool;
 pub mod sha256x2;
