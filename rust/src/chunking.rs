@@ -274,10 +274,10 @@ pub fn part_plan(size: u64, part_size: u64) -> Result<Vec<Part>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         // xorshift: cheap, deterministic, incompressible enough for chunking.
         let mut x = seed | 1;
         (0..len)

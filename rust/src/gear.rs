@@ -154,18 +154,7 @@ fn note(first: &mut usize, at: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::chunking::tests::noise;
 
     #[test]
     fn shifted_table_is_the_crates() {
