@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from apiclient import ADMIN, Api, ProcessServer, free_port
+from cryptography.hazmat.primitives import serialization
 
 from ferryman.cli import main
 
@@ -286,4 +287,6 @@ def test_json_outputs_parse(live, tmp_path: Path):
     gen = json.loads(
         cli(api, "keys", "generate", "--out", str(tmp_path / "k"), "--algorithm", "rsa-3072", "--json", check=True).stdout
     )
-    assert len(gen["keyid"]) == 64
+    pub = serialization.load_pem_public_key(Path(gen["public_key"]).read_bytes())
+    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert gen["keyid"] == hashlib.sha256(der).hexdigest()

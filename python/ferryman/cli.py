@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from ferryman.chunking import ChunkParams
 from ferryman.client import Client
 from ferryman.errors import FerrymanError, InvalidSignature
 from ferryman.hashing import FileDigest, hash_file, hash_files
+from ferryman.signing import load_public_key
 
 __all__ = ["main", "parse_size"]
 
@@ -178,15 +178,22 @@ def _load_private_key(path: str) -> Any:
         raise FerrymanError(f"{path}: not an unencrypted PEM private key ({e})") from None
 
 
+def _keyid(key: Any) -> str:
+    """The keyid of a private key's public half, by the native core's rule (DESIGN.md)."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return load_public_key(der).keyid
+
+
 def sign_digest(key: Any, digest_hex: str, algorithm: str | None = None) -> tuple[str, str, str]:
     """Signs a binary's SHA-256 as DESIGN.md says (Ed25519 over the raw digest; RSA PKCS#1 v1.5
     or PSS over the content, from its digest). Returns (keyid, algorithm, signature hex)."""
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    keyid = hashlib.sha256(der).hexdigest()
+    keyid = _keyid(key)
     digest = bytes.fromhex(digest_hex)
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return keyid, "ed25519", key.sign(digest).hex()
@@ -221,7 +228,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
         f.write(pem)
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     public.write_bytes(pub)
-    keyid = sign_digest(key, "00" * 32)[0]
+    keyid = _keyid(key)
     _out(
         args,
         {"private_key": str(private), "public_key": str(public), "keyid": keyid},
@@ -386,8 +393,6 @@ async def _cmd_devices_create(args: argparse.Namespace) -> int:
 
 
 def _trusted(paths: list[str] | None) -> dict[str, Any]:
-    from ferryman.signing import load_public_key
-
     keys = {}
     for p in paths or []:
         k = load_public_key(Path(p).read_bytes())
