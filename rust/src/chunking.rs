@@ -1,9 +1,14 @@
 //! Content-defined chunking (FastCDC 2020, from the `fastcdc` crate) and the fixed part plan of
 //! multipart uploads.
 //!
-//! [`Chunker`] accepts data in arbitrary pieces and cuts exactly where `fastcdc`'s own
+//! [`Cutter`] accepts data in arbitrary pieces and cuts exactly where `fastcdc`'s own
 //! whole-buffer iterator would. It uses the crate's gear table and masks but its own scan
-//! ([`crate::gear`]), which is faster and can stop at the end of a piece and go on in the next.
+//! ([`crate::gear`]), which is faster and can stop at the end of a piece and go on in the next,
+//! or takes its cuts from the candidates a SHA-256 pass found for it. [`ChunkHasher`] hashes the
+//! chunks between the cuts, on the same thread ([`Chunker`]) or another.
+
+use std::collections::VecDeque;
+use std::iter::Peekable;
 
 use fastcdc::v2020::{self, Normalization};
 
@@ -79,6 +84,11 @@ impl ChunkParams {
         Ok(())
     }
 
+    /// The crate's masks `(small, large)` for these parameters.
+    pub fn masks(&self) -> (u64, u64) {
+        v2020::select_masks(self.avg_size, self.level())
+    }
+
     fn level(&self) -> Normalization {
         match self.normalization {
             0 => Normalization::Level0,
@@ -97,83 +107,107 @@ pub struct Chunk {
     pub blake3: Digest,
 }
 
-/// Streaming FastCDC: feed any pieces, get the same chunks as `fastcdc`'s whole-buffer iterator.
+/// Where FastCDC cuts a stream fed in any pieces: exactly where `fastcdc`'s whole-buffer
+/// iterator would. [`Cutter::update`] gives the offsets at which chunks end (each the start of
+/// the next); [`ChunkHasher`] hashes the chunks between them, on the same thread or another.
 ///
-/// Nothing is copied: the gear hash and the chunk's BLAKE3 carry over from one piece to the
-/// next. The one subtlety is the crate's two-bytes-per-step loop, which tests a byte at an even
+/// A cutter scans with its own gear hash ([`gear::scan`]), or, for a piece that comes with a
+/// [`Guide`], takes the cuts from the candidates a stream hash found in it (see
+/// [`crate::gear`]; the SHA-256 kernels compute them nearly for free), scanning only the 64
+/// bytes after each chunk's `min_size`, where the chunk's own hash still differs from the
+/// stream's. Pieces of either kind may follow each other in any order.
+///
+/// The one subtlety is the crate's two-bytes-per-step loop, which tests a byte at an even
 /// offset in the chunk only if the byte after it exists; so such a byte, when it ends a piece, is
 /// held back until the next piece (or the end) says whether it has a successor.
+///
+/// [`Candidates`]: gear::Candidates
 #[derive(Debug)]
-pub struct Chunker {
+pub struct Cutter {
     params: ChunkParams,
     masks: (u64, u64),
-    /// File offset of the current chunk.
+    /// Stream offset of the current chunk.
     start: u64,
     /// Bytes of the current chunk taken so far, the held byte not included.
     seen: usize,
-    /// Gear hash of the chunk's bytes from `min_size` on.
+    /// Gear hash of the chunk's bytes from `min_size` on (in a guided cutter, only as far as
+    /// it scans).
     hash: u64,
     held: Option<u8>,
-    blake3: blake3::Hasher,
-    chunks: Vec<Chunk>,
+    /// Whether the last piece came with candidates.
+    guided: bool,
+    /// Candidates not yet passed.
+    hits: VecDeque<gear::Hit>,
 }
 
-impl Chunker {
+/// What a stream hash ([`gear::Candidates`]) found in a piece, for a [`Cutter`].
+#[derive(Clone, Debug, Default)]
+pub struct Guide {
+    /// The stream hash before the piece's first byte.
+    pub hash_before: u64,
+    /// Every byte of the piece that matches a mask; `None` leaves the piece to the cutter's
+    /// own scan.
+    pub hits: Option<Vec<gear::Hit>>,
+}
+
+/// Bytes after `min_size` that a guided cutter scans itself: the stream hash forgets a byte after
+/// 64 more, so from there on it equals the chunk's hash, which starts at `min_size`.
+const WARM: usize = 64;
+
+impl Cutter {
     pub fn new(params: ChunkParams) -> Result<Self> {
         params.validate()?;
         Ok(Self {
-            masks: v2020::select_masks(params.avg_size, params.level()),
+            masks: params.masks(),
             params,
             start: 0,
             seen: 0,
             hash: 0,
             held: None,
-            blake3: blake3::Hasher::new(),
-            chunks: Vec::new(),
+            guided: false,
+            hits: VecDeque::new(),
         })
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    /// Takes `data`, with what a stream hash over everything so far found in it, and appends
+    /// to `cuts` the stream offsets where chunks end in it.
+    pub fn update(&mut self, data: &[u8], guide: Guide, cuts: &mut Vec<u64>) {
         if data.is_empty() {
             return;
         }
         if let Some(b) = self.held.take() {
-            // Its successor is `data[0]`: now it may be tested.
-            self.feed(&[b], false);
+            // Its successor is `data[0]`: now it may be tested, as the piece it ended says.
+            self.feed(&[b], false, cuts);
         }
-        self.feed(data, true);
+        let guided = guide.hits.is_some();
+        if self.guided && !guided && self.seen >= self.params.min_size + WARM {
+            // Guided, the chunk's hash was not kept past the warm-up; it equals the stream's.
+            self.hash = guide.hash_before;
+        }
+        self.hits.extend(guide.hits.into_iter().flatten());
+        self.guided = guided;
+        self.feed(data, true, cuts);
     }
 
-    /// Cuts the rest and returns all chunks in order.
-    pub fn finish(mut self) -> Vec<Chunk> {
-        if let Some(b) = self.held.take() {
-            // The last byte of the input, at an even offset: the crate never tests it.
-            self.blake3.update(&[b]);
-            self.seen += 1;
-        }
-        if self.seen > 0 {
-            self.cut();
-        }
-        self.chunks
+    /// Whether the last byte of the last update is held back (see the type's doc).
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
     }
 
-    /// Takes all of `data` into chunks. BLAKE3 gets each chunk's part of `data` in one call:
-    /// every extra split costs a compression outside the wide SIMD path.
-    fn feed(&mut self, data: &[u8], more: bool) {
-        let (mut at, mut fed) = (0, 0);
+    fn feed(&mut self, data: &[u8], more: bool, cuts: &mut Vec<u64>) {
+        let mut at = 0;
         while at < data.len() {
             match self.step(&data[at..], more) {
                 Step::Took(n) => at += n,
                 Step::Ends(n) => {
                     at += n;
-                    self.blake3.update(&data[fed..at]);
-                    fed = at;
-                    self.cut();
+                    self.start += self.seen as u64;
+                    cuts.push(self.start);
+                    self.seen = 0;
+                    self.hash = 0;
                 }
             }
         }
-        let end = data.len() - usize::from(self.held.is_some());
-        self.blake3.update(&data[fed..end]);
     }
 
     /// Takes bytes from the front of `data` into the current chunk, up to the end of `data`,
@@ -186,17 +220,14 @@ impl Chunker {
             self.seen += n;
             return Step::Took(n);
         }
-        let (end, mask) = if self.seen < p.avg_size {
-            (p.avg_size, self.masks.0)
-        } else {
-            (p.max_size, self.masks.1)
-        };
+        let small = self.seen < p.avg_size;
+        let end = if small { p.avg_size } else { p.max_size };
         let mut n = data.len().min(end - self.seen);
         let hold = more && n == data.len() && (self.seen + n - 1).is_multiple_of(2);
         if hold {
             n -= 1;
         }
-        match gear::scan(self.hash, &data[..n], mask) {
+        match self.find(&data[..n], small) {
             // The matching byte starts the next chunk.
             gear::Scan::Cut(i) => {
                 self.seen += i;
@@ -217,24 +248,140 @@ impl Chunker {
         }
     }
 
-    /// Ends the current chunk at `seen` bytes; BLAKE3 has had all of them.
-    fn cut(&mut self) {
-        self.chunks.push(Chunk {
-            offset: self.start,
-            length: self.seen as u64,
-            blake3: self.blake3.finalize().into(),
-        });
-        self.blake3.reset();
-        self.start += self.seen as u64;
-        self.seen = 0;
-        self.hash = 0;
+    /// The first byte of `data` (which lies past `min_size`) whose chunk hash matches the mask
+    /// of its size class.
+    fn find(&mut self, data: &[u8], small: bool) -> gear::Scan {
+        let mask = if small { self.masks.0 } else { self.masks.1 };
+        if !self.guided {
+            return gear::scan(self.hash, data, mask);
+        }
+        let warm = (self.params.min_size + WARM)
+            .saturating_sub(self.seen)
+            .min(data.len());
+        if warm > 0 {
+            match gear::scan(self.hash, &data[..warm], mask) {
+                gear::Scan::Cut(i) => return gear::Scan::Cut(i),
+                gear::Scan::Through(h) => self.hash = h,
+            }
+        }
+        let at = self.start + self.seen as u64;
+        let (from, to) = (at + warm as u64, at + data.len() as u64);
+        while let Some(&hit) = self.hits.front() {
+            if hit.at() >= to {
+                break;
+            }
+            if hit.at() >= from && hit.matches(small) {
+                return gear::Scan::Cut((hit.at() - at) as usize);
+            }
+            self.hits.pop_front();
+        }
+        gear::Scan::Through(self.hash)
     }
 }
 
-/// How far one [`Chunker::step`] went: `n` bytes taken, and whether the chunk ends after them.
+/// How far one [`Cutter::step`] went: `n` bytes taken, and whether the chunk ends after them.
 enum Step {
     Took(usize),
     Ends(usize),
+}
+
+/// The chunks' BLAKE3 digests, given a [`Cutter`]'s cuts. Nothing is copied: each chunk's bytes
+/// in a piece go to BLAKE3 in one call (every extra split costs a compression outside the wide
+/// SIMD path).
+#[derive(Debug, Default)]
+pub struct ChunkHasher {
+    /// Stream offset of the current chunk.
+    start: u64,
+    /// Stream offset of the next byte.
+    at: u64,
+    /// Held back as the cutter held it.
+    held: Option<u8>,
+    blake3: blake3::Hasher,
+    chunks: Vec<Chunk>,
+}
+
+impl ChunkHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes `data` with the `cuts` a cutter gave for it, and whether it then held a byte.
+    pub fn update(&mut self, data: &[u8], cuts: &[u64], hold: bool) {
+        let mut cuts = cuts.iter().copied().peekable();
+        if let Some(b) = self.held.take() {
+            self.take(&[b], &mut cuts);
+        }
+        let body = &data[..data.len() - usize::from(hold)];
+        self.take(body, &mut cuts);
+        if hold {
+            self.held = data.last().copied();
+        }
+        debug_assert!(cuts.next().is_none(), "a cut beyond the data");
+    }
+
+    /// All chunks in order; the last one ends at the end of the stream.
+    pub fn finish(mut self) -> Vec<Chunk> {
+        if let Some(b) = self.held.take() {
+            // The last byte of the input, at an even offset: the crate never tests it.
+            self.take(&[b], &mut std::iter::empty().peekable());
+        }
+        if self.at > self.start {
+            self.end(self.at);
+        }
+        self.chunks
+    }
+
+    fn take(&mut self, data: &[u8], cuts: &mut Peekable<impl Iterator<Item = u64>>) {
+        let base = self.at;
+        let mut fed = 0;
+        while let Some(cut) = cuts.next_if(|&c| c <= base + data.len() as u64) {
+            let end = (cut - base) as usize;
+            self.blake3.update(&data[fed..end]);
+            fed = end;
+            self.end(cut);
+        }
+        self.blake3.update(&data[fed..]);
+        self.at = base + data.len() as u64;
+    }
+
+    fn end(&mut self, cut: u64) {
+        self.chunks.push(Chunk {
+            offset: self.start,
+            length: cut - self.start,
+            blake3: self.blake3.finalize().into(),
+        });
+        self.blake3.reset();
+        self.start = cut;
+    }
+}
+
+/// A [`Cutter`] and a [`ChunkHasher`] together, for data fed on one thread.
+#[derive(Debug)]
+pub struct Chunker {
+    cutter: Cutter,
+    hasher: ChunkHasher,
+    cuts: Vec<u64>,
+}
+
+impl Chunker {
+    pub fn new(params: ChunkParams) -> Result<Self> {
+        Ok(Self {
+            cutter: Cutter::new(params)?,
+            hasher: ChunkHasher::new(),
+            cuts: Vec::new(),
+        })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.cuts.clear();
+        self.cutter.update(data, Guide::default(), &mut self.cuts);
+        self.hasher.update(data, &self.cuts, self.cutter.holding());
+    }
+
+    /// Cuts the rest and returns all chunks in order.
+    pub fn finish(self) -> Vec<Chunk> {
+        self.hasher.finish()
+    }
 }
 
 /// The chunks of one buffer.
@@ -290,6 +437,46 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// How the pieces of a test come to the cutter.
+    #[derive(Clone, Copy, Debug)]
+    enum Mode {
+        Scan,
+        /// With candidates from a byte-by-byte stream hash, as the SHA-256 kernels give.
+        Guided,
+        /// Guided pieces, and every third without its candidates, as when a piece has too many
+        /// to keep.
+        Mixed,
+    }
+
+    const MODES: [Mode; 3] = [Mode::Scan, Mode::Guided, Mode::Mixed];
+
+    /// Chunks `data` fed in pieces of `piece` bytes.
+    fn chunked(data: &[u8], p: ChunkParams, piece: usize, mode: Mode) -> Vec<Chunk> {
+        let mut cutter = Cutter::new(p).unwrap();
+        let mut stream = crate::gear::Candidates::new(p.masks());
+        let mut hasher = ChunkHasher::new();
+        let mut cuts = Vec::new();
+        for (i, part) in data.chunks(piece.max(1)).enumerate() {
+            let guide = match mode {
+                Mode::Scan => Guide::default(),
+                Mode::Guided | Mode::Mixed => {
+                    let hash_before = stream.hash();
+                    stream.scan(part);
+                    let hits = stream.take();
+                    let dropped = matches!(mode, Mode::Mixed) && i % 3 == 1;
+                    Guide {
+                        hash_before,
+                        hits: hits.filter(|_| !dropped),
+                    }
+                }
+            };
+            cuts.clear();
+            cutter.update(part, guide, &mut cuts);
+            hasher.update(part, &cuts, cutter.holding());
+        }
+        hasher.finish()
+    }
+
     fn reference(data: &[u8], p: ChunkParams) -> Vec<(u64, u64)> {
         v2020::FastCDC::with_level(data, p.min_size, p.avg_size, p.max_size, p.level())
             .map(|c| (c.offset as u64, c.length as u64))
@@ -309,14 +496,11 @@ pub(crate) mod tests {
             // A run that never matches a mask: chunks of exactly max_size.
             data[1_000_000..1_700_000].fill(0);
             let want = reference(&data, params);
-            for piece in [1, 4095, 4096, 65536, 262_143, 262_145, 1 << 20, data.len()] {
-                let mut c = Chunker::new(params).unwrap();
-                for p in data.chunks(piece) {
-                    c.update(p);
-                }
-                let got = c.finish();
+            let pieces = [1, 4095, 4096, 65536, 262_143, 262_145, 1 << 20, data.len()];
+            for (piece, mode) in pieces.into_iter().flat_map(|p| MODES.map(|m| (p, m))) {
+                let got = chunked(&data, params, piece, mode);
                 let spans: Vec<_> = got.iter().map(|c| (c.offset, c.length)).collect();
-                assert_eq!(spans, want, "piece {piece}");
+                assert_eq!(spans, want, "piece {piece} {mode:?}");
                 for ch in &got {
                     let s = ch.offset as usize;
                     assert_eq!(
@@ -348,14 +532,13 @@ pub(crate) mod tests {
                 } else {
                     &[7, len]
                 };
-                for &piece in pieces {
-                    let mut c = Chunker::new(p).unwrap();
-                    for part in d.chunks(piece) {
-                        c.update(part);
-                    }
-                    let got = c.finish();
+                for (&piece, mode) in pieces.iter().flat_map(|p| MODES.map(|m| (p, m))) {
+                    let got = chunked(d, p, piece, mode);
                     let spans: Vec<_> = got.iter().map(|c| (c.offset, c.length)).collect();
-                    assert_eq!(spans, want, "level {normalization} len {len} piece {piece}");
+                    assert_eq!(
+                        spans, want,
+                        "level {normalization} len {len} piece {piece} {mode:?}"
+                    );
                     let last = got.last().unwrap();
                     let s = last.offset as usize;
                     assert_eq!(last.blake3, crate::hashing::blake3(&d[s..]));

@@ -3,7 +3,9 @@
 //!
 //! [`hash_file`] overlaps reading with hashing: the calling thread reads fixed-size blocks into
 //! a small ring of recycled buffers and hands each block (shared, not copied) to the whole-file
-//! SHA-256 on a thread of its own and to the other digests on a second thread. [`hash_files`]
+//! SHA-256 on a thread of its own, which passes it on to the other digests on a second thread.
+//! The SHA-256 thread also finds the chunk cuts where its kernels can run the gear hash inside
+//! their rounds, so that the second thread has only BLAKE3 left to do. [`hash_files`]
 //! runs many files on the shared pool instead, one file per worker, each read and hashed on that
 //! worker alone, since the parallelism there comes from the files.
 
@@ -12,9 +14,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
-use crate::chunking::{Chunk, ChunkParams, Chunker};
+use crate::chunking::{Chunk, ChunkHasher, ChunkParams, Cutter, Guide};
 use crate::error::{Error, Result};
 use crate::hashing::{Blake3, Digest, PartDigest, Sha256, WholeAndParts};
 use crate::pool;
@@ -59,98 +61,127 @@ pub struct FileDigest {
     pub blake3: Option<Digest>,
 }
 
-/// One digest in progress. A file's work is a list of these: all updated inline by one thread,
-/// or each on its own thread.
-#[allow(clippy::large_enum_variant)] // a few per file, never moved in a hot loop
-enum Work {
-    Sha256(Sha256),
-    /// The whole-file digest and the parts' in one pass.
-    ShaParts(WholeAndParts),
-    Chunks(Chunker),
-    Blake3(Blake3),
+/// The first lane of a file's work: the whole-file SHA-256, with the parts' in the same pass
+/// (about the cost of the whole-file digest alone), and, where the SHA kernels can run the
+/// chunking's stream gear hash inside their rounds (see [`crate::gear`]), the chunk cut
+/// candidates of each piece.
+struct Front {
+    sha: Sha,
+    /// Whether the caller asked for the parts.
+    parts: bool,
 }
 
-enum Done {
-    Sha256(Digest),
-    ShaParts(Digest, Vec<PartDigest>),
-    Chunks(Vec<Chunk>),
-    Blake3(Digest),
+#[allow(clippy::large_enum_variant)] // one per file
+enum Sha {
+    Whole(Sha256),
+    Pair(WholeAndParts),
 }
 
-impl Work {
-    /// All of a file's work, for one thread.
-    fn plan(opts: &DigestOptions) -> Result<Vec<Work>> {
-        Ok(Self::lanes(opts)?.into_iter().flatten().collect())
-    }
+/// The rest, on a second lane: the chunk cuts (from the first lane's candidates, or by its own
+/// scan), the chunks' BLAKE3 and the whole file's. Chunks and BLAKE3 share a lane: the second
+/// reads a block the first has just brought into cache, and one thread fewer competes for the
+/// two cores (with a lane each, all digests ran about 3% slower).
+struct Back {
+    chunks: Option<(Cutter, ChunkHasher)>,
+    blake3: Option<Blake3>,
+    cuts: Vec<u64>,
+}
 
-    /// The work split into lanes, one thread each: the whole-file SHA-256 with the parts'
-    /// (paired, about the cost of the whole-file digest alone), and the rest.
-    fn lanes(opts: &DigestOptions) -> Result<Vec<Vec<Work>>> {
-        let sha = match opts.part_size {
-            Some(ps) => Work::ShaParts(WholeAndParts::new(ps)?),
-            None => Work::Sha256(Sha256::new()),
+impl Front {
+    /// The lanes of a file's work; the second is `None` when there is nothing for it to do.
+    fn plan(opts: &DigestOptions) -> Result<(Front, Option<Back>)> {
+        let scanning = match opts.chunking {
+            Some(params) => WholeAndParts::scanning(opts.part_size, params.masks())?,
+            None => None,
         };
-        // Chunking and BLAKE3 share a lane: the second reads a block the first has just
-        // brought into cache, and one thread fewer competes for the two cores. With a lane
-        // each, all digests ran about 3% slower (7 of 8 paired rounds).
-        let mut rest = Vec::new();
-        if let Some(params) = opts.chunking {
-            rest.push(Work::Chunks(Chunker::new(params)?));
-        }
-        if opts.blake3 {
-            rest.push(Work::Blake3(Blake3::new()));
-        }
-        Ok([vec![sha], rest]
-            .into_iter()
-            .filter(|l| !l.is_empty())
-            .collect())
+        let sha = match (scanning, opts.part_size) {
+            (Some(sha), _) => Sha::Pair(sha),
+            (None, Some(ps)) => Sha::Pair(WholeAndParts::new(ps)?),
+            (None, None) => Sha::Whole(Sha256::new()),
+        };
+        let front = Front {
+            sha,
+            parts: opts.part_size.is_some(),
+        };
+        let back = Back {
+            chunks: match opts.chunking {
+                Some(params) => Some((Cutter::new(params)?, ChunkHasher::new())),
+                None => None,
+            },
+            blake3: opts.blake3.then(Blake3::new),
+            cuts: Vec::new(),
+        };
+        let busy = back.chunks.is_some() || back.blake3.is_some();
+        Ok((front, busy.then_some(back)))
     }
 
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Work::Sha256(h) => h.update(data),
-            Work::ShaParts(h) => h.update(data),
-            Work::Chunks(c) => c.update(data),
-            Work::Blake3(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> Done {
-        match self {
-            Work::Sha256(h) => Done::Sha256(h.finalize()),
-            Work::ShaParts(h) => {
-                let (whole, parts) = h.finish();
-                Done::ShaParts(whole, parts)
+    /// Takes `data`, and finds its cut candidates if this lane can.
+    fn update(&mut self, data: &[u8]) -> Guide {
+        match &mut self.sha {
+            Sha::Whole(h) => h.update(data),
+            Sha::Pair(h) => {
+                let hash_before = h.candidates().map(|c| c.hash());
+                h.update(data);
+                if let (Some(hash_before), Some(c)) = (hash_before, h.candidates()) {
+                    let hits = c.take();
+                    return Guide { hash_before, hits };
+                }
             }
-            Work::Chunks(c) => Done::Chunks(c.finish()),
-            Work::Blake3(h) => Done::Blake3(h.digest()),
+        }
+        Guide::default()
+    }
+
+    fn finish(self) -> (Digest, Option<Vec<PartDigest>>) {
+        match self.sha {
+            Sha::Whole(h) => (h.finalize(), None),
+            Sha::Pair(h) => {
+                let (whole, parts) = h.finish();
+                (whole, self.parts.then_some(parts))
+            }
         }
     }
 }
 
-fn assemble(path: &Path, size: u64, opts: &DigestOptions, done: Vec<Done>) -> FileDigest {
-    let mut out = FileDigest {
+impl Back {
+    /// Takes `data` with what the first lane found in it.
+    fn update(&mut self, data: &[u8], guide: Guide) {
+        if let Some((cutter, hasher)) = &mut self.chunks {
+            self.cuts.clear();
+            cutter.update(data, guide, &mut self.cuts);
+            hasher.update(data, &self.cuts, cutter.holding());
+        }
+        if let Some(h) = &mut self.blake3 {
+            h.update(data);
+        }
+    }
+
+    fn finish(self) -> (Option<Vec<Chunk>>, Option<Digest>) {
+        (
+            self.chunks.map(|(_, hasher)| hasher.finish()),
+            self.blake3.map(|h| h.digest()),
+        )
+    }
+}
+
+fn assemble(
+    path: &Path,
+    size: u64,
+    opts: &DigestOptions,
+    front: Front,
+    back: Option<Back>,
+) -> FileDigest {
+    let (sha256, parts) = front.finish();
+    let (chunks, blake3) = back.map_or((None, None), Back::finish);
+    FileDigest {
         path: path.to_path_buf(),
         size,
-        sha256: [0; 32],
+        sha256,
         part_size: opts.part_size,
-        parts: None,
+        parts,
         chunking: opts.chunking,
-        chunks: None,
-        blake3: None,
-    };
-    for d in done {
-        match d {
-            Done::Sha256(h) => out.sha256 = h,
-            Done::ShaParts(h, p) => {
-                out.sha256 = h;
-                out.parts = Some(p);
-            }
-            Done::Chunks(c) => out.chunks = Some(c),
-            Done::Blake3(h) => out.blake3 = Some(h),
-        }
+        chunks,
+        blake3,
     }
-    out
 }
 
 /// An open regular file and what it looked like before reading.
@@ -374,31 +405,44 @@ pub fn hash_file_with_progress(
     if src.before.len() < PIPELINE_MIN {
         return digest_inline(src, opts, &mut reporter);
     }
-    let lanes = Work::lanes(opts)?;
+    let (mut front, back) = Front::plan(opts)?;
     let mut memory = RingMemory::new(RING * BLOCK).map_err(|e| Error::io(path, e))?;
     let (free_tx, free_rx) = crossbeam_channel::bounded::<&mut [u8]>(RING);
     for buf in memory.buffers(BLOCK) {
         free_tx.send(buf).expect("ring has room");
     }
     std::thread::scope(|s| {
-        let mut feeds = Vec::with_capacity(lanes.len());
-        let mut handles = Vec::with_capacity(lanes.len());
-        for mut lane in lanes {
-            let (tx, rx): (Sender<Arc<Block<'_>>>, Receiver<Arc<Block<'_>>>) =
-                crossbeam_channel::unbounded();
-            feeds.push(tx);
-            handles.push(s.spawn(move || {
-                for block in rx {
-                    for w in &mut lane {
-                        w.update(&block.buf[..block.len]);
-                    }
+        // The reader feeds the first lane, which passes each block on to the second with the
+        // cut candidates it found in it. The ring bounds memory: a buffer comes back only when
+        // both lanes are done with it.
+        let (feed, front_rx) = crossbeam_channel::unbounded::<Arc<Block<'_>>>();
+        let (back_tx, back_rx) = crossbeam_channel::unbounded::<(Arc<Block<'_>>, Guide)>();
+        let back = back.map(|mut back| {
+            s.spawn(move || {
+                for (block, guide) in back_rx {
+                    back.update(&block.buf[..block.len], guide);
                 }
-                lane.into_iter().map(Work::finish).collect::<Vec<_>>()
-            }));
-        }
+                back
+            })
+        });
+        let two_lanes = back.is_some();
+        let front = s.spawn(move || {
+            // The candidates cost this lane a little and spare the other a scan, which costs
+            // about eight times as much: letting the other lane scan whenever this one was
+            // behind made all digests slower (0.83x the SHA-256 alone against 0.91x, medians
+            // of 14 alternated rounds).
+            for block in front_rx {
+                let guide = front.update(&block.buf[..block.len]);
+                if two_lanes {
+                    back_tx
+                        .send((block, guide))
+                        .expect("second lane outlives the feed");
+                }
+            }
+            front
+        });
         let mut total = 0u64;
         let read = loop {
-            // The ring bounds memory: a buffer comes back only when every consumer is done.
             let buf = free_rx.recv().expect("reader holds a sender");
             let n = match src.read_block(buf) {
                 Ok(n) => n,
@@ -416,19 +460,20 @@ pub fn hash_file_with_progress(
                 len: n,
                 home: free_tx.clone(),
             });
-            for f in &feeds {
-                f.send(block.clone()).expect("consumer outlives the feed");
-            }
+            feed.send(block).expect("first lane outlives the feed");
         };
-        drop(feeds);
-        let done: Vec<Done> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
+        drop(feed);
+        let front = join(front);
+        let back = back.map(join);
         let total = read?;
         src.check_unchanged(total)?;
-        Ok(assemble(&src.path, total, opts, done))
+        Ok(assemble(&src.path, total, opts, front, back))
     })
+}
+
+/// A lane's result; its panic, if it had one.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Digests one file on the calling thread alone.
@@ -437,7 +482,7 @@ fn digest_inline(
     opts: &DigestOptions,
     reporter: &mut Reporter<'_>,
 ) -> Result<FileDigest> {
-    let mut work = Work::plan(opts)?;
+    let (mut front, mut back) = Front::plan(opts)?;
     let cap = (src.before.len() as usize).clamp(1, BLOCK);
     let mut buf = vec![0; cap];
     let mut total = 0u64;
@@ -449,13 +494,13 @@ fn digest_inline(
         }
         total += n as u64;
         reporter.read(total, false)?;
-        for w in &mut work {
-            w.update(&buf[..n]);
+        let guide = front.update(&buf[..n]);
+        if let Some(b) = &mut back {
+            b.update(&buf[..n], guide);
         }
     }
     src.check_unchanged(total)?;
-    let done = work.into_iter().map(Work::finish).collect();
-    Ok(assemble(&src.path, total, opts, done))
+    Ok(assemble(&src.path, total, opts, front, back))
 }
 
 /// Digests many files in parallel on the shared pool; one result per path, in input order.
@@ -496,19 +541,116 @@ mod tests {
         }
     }
 
-    fn check(bytes: &[u8], d: &FileDigest, part_size: u64) {
+    fn check(bytes: &[u8], d: &FileDigest, opts: &DigestOptions) {
         assert_eq!(d.size, bytes.len() as u64);
         assert_eq!(d.sha256, sha256(bytes));
-        assert_eq!(d.blake3, Some(blake3(bytes)));
-        let parts = d.parts.as_ref().unwrap();
-        let plan = crate::chunking::part_plan(bytes.len() as u64, part_size).unwrap();
-        assert_eq!(parts.len(), plan.len());
-        for (p, want) in parts.iter().zip(plan) {
-            let s = want.offset as usize;
-            assert_eq!(p.sha256, sha256(&bytes[s..s + want.size as usize]));
+        assert_eq!(d.blake3, opts.blake3.then(|| blake3(bytes)));
+        match opts.part_size {
+            Some(ps) => {
+                let parts = d.parts.as_ref().unwrap();
+                let plan = crate::chunking::part_plan(bytes.len() as u64, ps).unwrap();
+                assert_eq!(parts.len(), plan.len());
+                for (p, want) in parts.iter().zip(plan) {
+                    let s = want.offset as usize;
+                    assert_eq!(p.sha256, sha256(&bytes[s..s + want.size as usize]));
+                }
+            }
+            None => assert!(d.parts.is_none()),
         }
-        let chunks = chunk_bytes(bytes, ChunkParams::default()).unwrap();
-        assert_eq!(d.chunks.as_ref(), Some(&chunks));
+        let chunks = opts.chunking.map(|p| chunk_bytes(bytes, p).unwrap());
+        assert_eq!(d.chunks, chunks);
+    }
+
+    #[test]
+    fn every_plan_agrees_inline_and_pipelined() {
+        // Chunks of 1–4 KiB, so that cuts fall near the blocks' edges.
+        let small = ChunkParams {
+            min_size: 1024,
+            avg_size: 2048,
+            max_size: 4096,
+            normalization: 1,
+        };
+        let plans = [
+            // Parts that are not whole SHA-256 blocks: the cuts come from a scan, on the
+            // second lane.
+            (Some(BLOCK as u64 + 3), Some(small), true, false),
+            // Otherwise from the SHA-256 kernels' candidates, on the first lane, with or
+            // without parts.
+            (Some(1 << 20), Some(small), true, true),
+            (Some(64), Some(small), false, true),
+            (None, Some(ChunkParams::default()), false, true),
+            (None, Some(small), true, true),
+            (None, None, true, false),
+        ];
+        let lens = [
+            0,
+            1,
+            2,
+            63,
+            64,
+            65,
+            4097,
+            BLOCK + 1,
+            4 * BLOCK,
+            4 * BLOCK + 63,
+        ];
+        for (part_size, chunking, blake3, guided) in plans {
+            let opts = DigestOptions {
+                part_size,
+                chunking,
+                blake3,
+            };
+            let (mut front, _) = Front::plan(&opts).unwrap();
+            let fused = crate::sha256x2::scan_is_fused();
+            let scans = match &mut front.sha {
+                Sha::Pair(h) => h.candidates().is_some(),
+                Sha::Whole(_) => false,
+            };
+            assert_eq!(scans, guided && fused, "{opts:?}");
+            for len in lens {
+                let bytes = crate::chunking::tests::noise(len, len as u64);
+                let f = file_with(&bytes);
+                check(&bytes, &hash_file(f.path(), &opts).unwrap(), &opts);
+            }
+        }
+    }
+
+    #[test]
+    fn cuts_agree_whichever_lane_finds_them() {
+        let small = ChunkParams {
+            min_size: 256,
+            avg_size: 1024,
+            max_size: 4096,
+            normalization: 2,
+        };
+        let bytes = crate::chunking::tests::noise(3 << 20, 5);
+        for params in [ChunkParams::default(), small] {
+            let opts = DigestOptions {
+                part_size: Some(1 << 20),
+                chunking: Some(params),
+                blake3: false,
+            };
+            let want = chunk_bytes(&bytes, params).unwrap();
+            // Pieces that end inside a SHA-256 block too; the second lane gets the candidates
+            // of every piece, of none, or of some.
+            for piece in [1000, 65_537, BLOCK] {
+                for pattern in [0b1, 0b0, 0b110] {
+                    let (mut front, back) = Front::plan(&opts).unwrap();
+                    let mut back = back.unwrap();
+                    for (i, p) in bytes.chunks(piece).enumerate() {
+                        let mut guide = front.update(p);
+                        if pattern >> (i % 3) & 1 == 0 {
+                            // As when a piece has too many candidates to keep.
+                            guide.hits = None;
+                        }
+                        back.update(p, guide);
+                    }
+                    assert_eq!(front.finish().0, sha256(&bytes));
+                    let got = back.finish().0.unwrap();
+                    assert_eq!(got, want, "piece {piece} pattern {pattern:b}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -532,7 +674,7 @@ mod tests {
             let bytes = data(len);
             let f = file_with(&bytes);
             let d = hash_file(f.path(), &all_opts(ps)).unwrap();
-            check(&bytes, &d, ps);
+            check(&bytes, &d, &all_opts(ps));
             let plain = hash_file(f.path(), &DigestOptions::default()).unwrap();
             assert_eq!(plain.sha256, d.sha256);
             assert!(plain.parts.is_none() && plain.chunks.is_none() && plain.blake3.is_none());

@@ -6,6 +6,13 @@
 //! that to run three stretches of a window as three independent chains: one chain is bound by
 //! its `shl -> add` latency (the `fastcdc` crate's loop, about 1.5 cycles per byte here), three in
 //! step ran about 1.5x faster on data in cache.
+//!
+//! The same fact lets one hash run over a whole stream, never restarted at a chunk: 64 bytes
+//! past where a chunk's hash starts (its `min_size`), the chunk's hash equals the stream's.
+//! [`Candidates`] notes every byte whose stream hash matches either mask, and a cutter takes
+//! its cuts from that list. The stream hash is cheap to fuse into another pass over the same
+//! bytes: [`crate::sha256x2`] runs it between its SHA rounds, which leave the integer units
+//! idle while they wait on each other.
 
 use std::sync::OnceLock;
 
@@ -28,14 +35,14 @@ pub enum Scan {
     Through(u64),
 }
 
-struct Tables {
+pub(crate) struct Tables {
     gear: [u64; 256],
     /// `gear << 1`: two bytes per step, as the crate does (`(h << 2) + (g[a] << 1)` is twice the
     /// hash after `a`, tested against `mask << 1`).
     shifted: [u64; 256],
 }
 
-fn tables() -> &'static Tables {
+pub(crate) fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
         // Seed 0 is the crate's own table; taking it from the crate keeps the cut points
@@ -142,6 +149,166 @@ impl Tables {
     }
 }
 
+/// Room for the hits one call of a fused kernel notes before handing them over; it stops after
+/// any block that leaves less than a block's worth (64) free.
+pub(crate) const NOTE_ROOM: usize = 128;
+
+/// A byte whose stream hash matched a mask: its offset, and which masks it matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit(u64);
+
+impl Hit {
+    fn new(at: u64, h: u64, (small, large): (u64, u64)) -> Option<Self> {
+        let flags = (u64::from(h & small == 0) << 1) | u64::from(h & large == 0);
+        (flags != 0).then_some(Self((at << 2) | flags))
+    }
+
+    pub fn at(self) -> u64 {
+        self.0 >> 2
+    }
+
+    /// Whether it matched the strict mask (`small`, below the average size) or the relaxed one.
+    pub fn matches(self, small: bool) -> bool {
+        (self.0 >> u8::from(small)) & 1 == 1
+    }
+}
+
+/// The stream hash as a fused kernel runs it: the hash, the offset of the next byte, and the
+/// bytes noted since the last hand-over, with their hashes.
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    pub h: u64,
+    pub at: u64,
+    /// `small & large`: a byte that matches either mask matches this one, so the hot loop
+    /// tests one mask and the rare hits sort out the rest.
+    pub filter: u64,
+    pub noted: [(u64, u64); NOTE_ROOM],
+    pub n: usize,
+}
+
+impl Run {
+    /// Takes two bytes at an even stream offset `at` (the crate's two-byte step, which keeps
+    /// the dependency chain at three cycles per pair). Inlined into the SHA kernels, so it
+    /// keeps to registers and never calls out.
+    #[inline(always)]
+    pub(crate) fn pair(
+        t: &Tables,
+        h: &mut u64,
+        filter: u64,
+        at: u64,
+        &[x, y]: &[u8; 2],
+        noted: &mut [(u64, u64); NOTE_ROOM],
+        n: &mut usize,
+    ) {
+        *h = (*h << 2).wrapping_add(t.shifted[usize::from(x)]);
+        if *h & (filter << 1) == 0 {
+            noted[*n % NOTE_ROOM] = (at, *h >> 1);
+            *n += 1;
+        }
+        *h = h.wrapping_add(t.gear[usize::from(y)]);
+        if *h & filter == 0 {
+            noted[*n % NOTE_ROOM] = (at + 1, *h);
+            *n += 1;
+        }
+    }
+}
+
+/// Every byte of a stream whose stream hash matches either mask of a chunking (see the module
+/// doc), in order, taken piece by piece.
+#[derive(Clone, Debug)]
+pub struct Candidates {
+    run: Box<Run>,
+    masks: (u64, u64),
+    found: Vec<Hit>,
+    /// More than [`MAX_HITS`] in the current piece: crafted data, or masks of tiny chunks. The
+    /// list is dropped and the piece left to a scanning cutter, which keeps memory bounded.
+    overflow: bool,
+    max_hits: usize,
+}
+
+/// Hits kept per piece; a 1 MiB piece of random data has about 40 with the default chunking.
+pub const MAX_HITS: usize = 4096;
+
+impl Candidates {
+    /// For the masks `(small, large)` of a chunking.
+    pub fn new(masks: (u64, u64)) -> Self {
+        Self {
+            run: Box::new(Run {
+                h: 0,
+                at: 0,
+                filter: masks.0 & masks.1,
+                noted: [(0, 0); NOTE_ROOM],
+                n: 0,
+            }),
+            masks,
+            found: Vec::new(),
+            overflow: false,
+            max_hits: MAX_HITS,
+        }
+    }
+
+    /// Without the bound on hits per piece, to test the kernels with masks that match often.
+    #[cfg(test)]
+    pub(crate) fn unbounded(masks: (u64, u64)) -> Self {
+        Self {
+            max_hits: usize::MAX,
+            ..Self::new(masks)
+        }
+    }
+
+    /// The stream hash after the last byte taken.
+    pub fn hash(&self) -> u64 {
+        self.run.h
+    }
+
+    /// Takes `data` byte by byte: the bytes a fused kernel does not see (those outside whole
+    /// 64-byte blocks), or all of them where there is no such kernel.
+    pub fn scan(&mut self, data: &[u8]) {
+        let t = tables();
+        for &b in data {
+            let run = &mut *self.run;
+            run.h = (run.h << 1).wrapping_add(t.gear[usize::from(b)]);
+            if let Some(hit) = Hit::new(run.at, run.h, self.masks) {
+                self.keep(hit);
+            }
+            self.run.at += 1;
+        }
+    }
+
+    fn keep(&mut self, hit: Hit) {
+        if self.found.len() < self.max_hits {
+            self.found.push(hit);
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    /// The state a fused kernel updates; [`Self::keep_noted`] must follow each call.
+    pub(crate) fn run(&mut self) -> &mut Run {
+        &mut self.run
+    }
+
+    /// Moves what a fused kernel noted to the list.
+    pub(crate) fn keep_noted(&mut self) {
+        let run = &mut *self.run;
+        debug_assert!(run.n <= NOTE_ROOM);
+        let n = std::mem::take(&mut run.n);
+        for i in 0..n {
+            let (at, h) = self.run.noted[i];
+            if let Some(hit) = Hit::new(at, h, self.masks) {
+                self.keep(hit);
+            }
+        }
+    }
+
+    /// The hits of the piece taken since the last call, or `None` if it had too many; starts
+    /// the next piece.
+    pub fn take(&mut self) -> Option<Vec<Hit>> {
+        let found = std::mem::take(&mut self.found);
+        (!std::mem::take(&mut self.overflow)).then_some(found)
+    }
+}
+
 /// Kept out of line so that the hot loop tests and branches instead of computing minimums.
 #[cold]
 #[inline(never)]
@@ -160,6 +327,19 @@ mod tests {
     fn shifted_table_is_the_crates() {
         let (_, ls) = v2020::get_gear_with_seed(0);
         assert_eq!(&tables().shifted[..], ls.as_ref());
+    }
+
+    #[test]
+    fn overfull_pieces_give_up_their_hits() {
+        // A mask that matches every other byte: too many hits for one piece.
+        let mut dense = Candidates::new((1, 1));
+        dense.scan(&noise(4 * MAX_HITS, 2));
+        assert_eq!(dense.take(), None);
+        let mut fresh = Candidates::new((1, 1));
+        fresh.scan(&noise(4 * MAX_HITS, 2));
+        assert_eq!(dense.hash(), fresh.hash());
+        dense.scan(&noise(100, 3));
+        assert!(dense.take().is_some_and(|h| !h.is_empty() && h.len() < 100));
     }
 
     #[test]

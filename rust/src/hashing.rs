@@ -5,6 +5,7 @@
 
 use sha2::Digest as _;
 
+use crate::gear::Candidates;
 use crate::sha256x2;
 
 /// Length in bytes of both digests.
@@ -158,17 +159,25 @@ struct Paired {
     /// Bytes of the current part compressed into `part` (a multiple of 64).
     part_done: u64,
     parts: Vec<PartDigest>,
+    /// A chunking's stream gear hash, run inside the rounds (see [`WholeAndParts::scanning`]).
+    candidates: Option<Candidates>,
 }
 
 impl Paired {
-    fn blocks(&mut self, mut blocks: &[[u8; 64]]) {
+    /// Compresses `blocks`, and takes them into the candidates unless `scanned` already.
+    fn blocks(&mut self, mut blocks: &[[u8; 64]], scanned: bool) {
         while !blocks.is_empty() {
             if self.part_done == self.part_size {
                 self.close_full_part();
             }
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
-            sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]);
+            match &mut self.candidates {
+                Some(c) if !scanned => {
+                    sha256x2::scan_both(&mut self.whole, &mut self.part, &blocks[..n], c);
+                }
+                _ => sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]),
+            }
             self.part_done += 64 * n as u64;
             blocks = &blocks[n..];
         }
@@ -186,23 +195,31 @@ impl Paired {
         self.part_done = 0;
     }
 
+    /// The candidates, if any, cover all of `data` when this returns: bytes that wait in `buf`
+    /// for a whole block are scanned byte by byte as they come.
     fn update(&mut self, mut data: &[u8]) {
         self.total += data.len() as u64;
         if self.buf_len > 0 {
             let take = (64 - self.buf_len).min(data.len());
             self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
+            if let Some(c) = &mut self.candidates {
+                c.scan(&data[..take]);
+            }
             self.buf_len += take;
             data = &data[take..];
             if self.buf_len < 64 {
                 return;
             }
             let block = [self.buf];
-            self.blocks(&block);
+            self.blocks(&block, true);
             self.buf_len = 0;
         }
         let blocks = sha256x2::as_blocks(data);
-        self.blocks(blocks);
+        self.blocks(blocks, false);
         let rest = &data[blocks.len() * 64..];
+        if let Some(c) = &mut self.candidates {
+            c.scan(rest);
+        }
         self.buf[..rest.len()].copy_from_slice(rest);
         self.buf_len = rest.len();
     }
@@ -231,19 +248,51 @@ impl WholeAndParts {
     pub fn new(part_size: u64) -> crate::Result<Self> {
         let parts = PartHasher::new(part_size)?;
         Ok(Self(if part_size.is_multiple_of(64) {
-            Pairing::Paired(Box::new(Paired {
-                whole: sha256x2::IV,
-                part: sha256x2::IV,
-                buf: [0; 64],
-                buf_len: 0,
-                total: 0,
-                part_size,
-                part_done: 0,
-                parts: Vec::new(),
-            }))
+            Pairing::Paired(Self::paired(part_size, None))
         } else {
             Pairing::Separate(Box::new((Sha256::new(), parts)))
         }))
+    }
+
+    /// The same, with the stream gear hash of a chunking with `masks` run inside the SHA
+    /// rounds ([`crate::gear`]), nearly for free; see [`Self::candidates`]. `None` where it would
+    /// not be nearly free: without the SHA extensions, or when `part_size` is not a multiple of
+    /// 64. Without a `part_size` the second state hashes everything as one part, unused: the
+    /// pair costs what one stream does.
+    pub fn scanning(part_size: Option<u64>, masks: (u64, u64)) -> crate::Result<Option<Self>> {
+        if let Some(ps) = part_size {
+            PartHasher::new(ps)?;
+        }
+        let part_size = part_size.unwrap_or(u64::MAX - 63);
+        if !sha256x2::scan_is_fused() || !part_size.is_multiple_of(64) {
+            return Ok(None);
+        }
+        let candidates = Some(Candidates::new(masks));
+        Ok(Some(Self(Pairing::Paired(Self::paired(
+            part_size, candidates,
+        )))))
+    }
+
+    fn paired(part_size: u64, candidates: Option<Candidates>) -> Box<Paired> {
+        Box::new(Paired {
+            whole: sha256x2::IV,
+            part: sha256x2::IV,
+            buf: [0; 64],
+            buf_len: 0,
+            total: 0,
+            part_size,
+            part_done: 0,
+            parts: Vec::new(),
+            candidates,
+        })
+    }
+
+    /// A scanning hasher's candidates, taken piece by piece.
+    pub fn candidates(&mut self) -> Option<&mut Candidates> {
+        match &mut self.0 {
+            Pairing::Paired(p) => p.candidates.as_mut(),
+            Pairing::Separate(_) => None,
+        }
     }
 
     pub fn update(&mut self, data: &[u8]) {

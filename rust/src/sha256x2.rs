@@ -4,7 +4,12 @@
 //! by the latency of the SHA round instruction; two independent chains fill the gaps, which
 //! makes "whole file + every part" cost about as much as the whole file alone (1.02x on AMD
 //! Zen 4 with AVX-512, 1.12x without it; `cargo test --release -- --ignored --nocapture
-//! pair_cost` measures it).
+//! pair_cost` measures it, over `PAIR_MIB` MiB of data, 1 by default).
+//!
+//! The round instructions also leave the integer units idle, so [`scan_both`] runs a
+//! chunking's gear hash ([`crate::gear`]) over the same blocks in between: the pair with the
+//! gear hash cost 1.00–1.05x one stream on 1 and 8 MiB of data, the gear hash alone 1.8–1.9x.
+//! In `hash_file` the cost varies more (this machine's slow spells take the idle units away).
 //!
 //! No library offers this (the `sha2` crate, ring and aws-lc hash one stream at a time), so
 //! the x86 SHA-extension kernels are ours; without the extensions (or off x86-64) both states
@@ -13,6 +18,7 @@
 
 use sha2::block_api::compress256;
 
+use crate::gear::Candidates;
 use crate::hashing::Digest;
 
 /// FIPS 180-4 initial hash value.
@@ -26,6 +32,57 @@ pub fn compress_both(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
     return compress_both_with(shani::kernel(), a, b, blocks);
     #[cfg(not(target_arch = "x86_64"))]
     compress_portable(a, b, blocks);
+}
+
+/// Whether [`scan_both`] runs the gear hash inside the SHA rounds (nearly free) rather than as
+/// a pass of its own after them.
+pub fn scan_is_fused() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return shani::kernel() != shani::Kernel::Portable;
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Compresses `blocks` into both states and takes them into `candidates`.
+pub fn scan_both(
+    a: &mut [u32; 8],
+    b: &mut [u32; 8],
+    blocks: &[[u8; 64]],
+    candidates: &mut Candidates,
+) {
+    #[cfg(target_arch = "x86_64")]
+    return scan_both_with(shani::scan_kernel(), a, b, blocks, candidates);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        compress_portable(a, b, blocks);
+        candidates.scan(blocks.as_flattened());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn scan_both_with(
+    kernel: shani::Kernel,
+    a: &mut [u32; 8],
+    b: &mut [u32; 8],
+    mut blocks: &[[u8; 64]],
+    candidates: &mut Candidates,
+) {
+    use shani::Kernel;
+    while !blocks.is_empty() {
+        let run = candidates.run();
+        let done = match kernel {
+            // SAFETY: `kernel()` found at least the features this kernel needs (see
+            // `scan_kernel`; tests pass no kernel better than the one it found).
+            Kernel::Sha | Kernel::ShaVector => unsafe { shani::scan_both_sha(a, b, blocks, run) },
+            Kernel::Portable => {
+                compress_portable(a, b, blocks);
+                candidates.scan(blocks.as_flattened());
+                return;
+            }
+        };
+        candidates.keep_noted();
+        blocks = &blocks[done..];
+    }
 }
 
 /// Without the SHA extensions: `sha2`'s compression, one state after the other.
@@ -84,6 +141,17 @@ mod shani {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
+    use crate::gear::{self, Run, NOTE_ROOM};
+
+    /// How far ahead of the block in hand the scanning kernel prefetches. The gear hash more
+    /// than doubles the instructions per block, so the core no longer reaches the next blocks'
+    /// loads by itself; in `hash_file` those blocks were just written by the reader, often on
+    /// the other core. With σ0 on the vector units, chunking a 1 GiB file took 1.33x as long
+    /// as its SHA-256 alone without the prefetch, 1.18x 1 KiB ahead and 1.12–1.15x 2 KiB ahead
+    /// (medians of 7 alternated runs); with the SHA message kernel used now, 1, 2 and 4 KiB
+    /// ahead were within this machine's noise of each other.
+    const PREFETCH_AHEAD: usize = 2048;
+
     const K: [u32; 64] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
         0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
@@ -123,6 +191,18 @@ mod shani {
                 (true, true) => Kernel::ShaVector,
             }
         })
+    }
+
+    /// The kernel that runs the gear hash best: σ0 on the vector units helps the pair alone,
+    /// whose two round chains keep the SHA unit busy, but beside the gear hash it competes for
+    /// the vector units that hand the gear hash its bytes. On AMD Zen 4, with the SHA message
+    /// instructions the pair with the gear hash cost 1.00–1.05x one stream, with σ0 on the
+    /// vector units 1.05–1.11x (`pair_cost`, 1 and 8 MiB, alternated runs).
+    pub fn scan_kernel() -> Kernel {
+        match kernel() {
+            Kernel::ShaVector => Kernel::Sha,
+            k => k,
+        }
     }
 
     /// The state as the SHA instructions want it: (ABEF, CDGH).
@@ -186,14 +266,22 @@ mod shani {
     }
 
     /// The two-state compression loop, with `$next` computing the message schedule; one body
-    /// for both kernels, each compiled with its own target features. The sixteen groups of
+    /// for all kernels, each compiled with its own target features. The sixteen groups of
     /// rounds are written out so that the schedule stays in registers (as a loop over an
     /// array it went through memory, and the pair cost 1.32x one stream instead of 1.12x).
+    ///
+    /// `$side` runs after every four groups with the block, its index and the quarter (0–3),
+    /// and the loop ends early after a block for which `$stop` holds; the body's value is the
+    /// number of blocks compressed. The side work is plain text in the loop, not a closure, so
+    /// that it is always inlined: as a closure the compiler kept it out of line and the rounds'
+    /// state went through memory.
     macro_rules! compress_both_body {
-        ($a:ident, $b:ident, $blocks:ident, $next:ident) => {{
+        ($a:ident, $b:ident, $blocks:ident, $next:ident,
+         |$block:ident, $index:ident, $quarter:ident| $side:block, $stop:expr) => {{
             let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
             let (mut abef_a, mut cdgh_a) = load($a);
             let (mut abef_b, mut cdgh_b) = load($b);
+            let mut done = 0usize;
             for block in $blocks {
                 let (saved_abef_a, saved_cdgh_a) = (abef_a, cdgh_a);
                 let (saved_abef_b, saved_cdgh_b) = (abef_b, cdgh_b);
@@ -220,6 +308,10 @@ mod shani {
                 rounds(w1, 1);
                 rounds(w2, 2);
                 rounds(w3, 3);
+                {
+                    let ($block, $index, $quarter) = (block, done, 0usize);
+                    $side
+                }
                 for g in (4..16).step_by(4) {
                     // W[t..t+3] from W[t-16..t-1], oldest first.
                     w0 = $next([w0, w1, w2, w3]);
@@ -230,14 +322,55 @@ mod shani {
                     rounds(w2, g + 2);
                     w3 = $next([w3, w0, w1, w2]);
                     rounds(w3, g + 3);
+                    let ($block, $index, $quarter) = (block, done, g / 4);
+                    $side
                 }
                 abef_a = _mm_add_epi32(abef_a, saved_abef_a);
                 cdgh_a = _mm_add_epi32(cdgh_a, saved_cdgh_a);
                 abef_b = _mm_add_epi32(abef_b, saved_abef_b);
                 cdgh_b = _mm_add_epi32(cdgh_b, saved_cdgh_b);
+                done += 1;
+                if $stop {
+                    break;
+                }
             }
             store($a, abef_a, cdgh_a);
             store($b, abef_b, cdgh_b);
+            done
+        }};
+    }
+
+    /// The pair with the stream gear hash run over the same blocks (see [`crate::gear`]): its
+    /// sixteen bytes per quarter fill the integer units while the round instructions wait on
+    /// each other. Stops after a block that leaves the note buffer less than a block's room.
+    macro_rules! scan_both_body {
+        ($a:ident, $b:ident, $blocks:ident, $next:ident, $run:ident) => {{
+            let t = gear::tables();
+            let (mut h, mut n, at, filter) = ($run.h, $run.n, $run.at, $run.filter);
+            let noted = &mut $run.noted;
+            let done = compress_both_body!(
+                $a,
+                $b,
+                $blocks,
+                $next,
+                |block, index, quarter| {
+                    if quarter == 0 {
+                        let ahead = block.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
+                        _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    }
+                    let start = at + 64 * index as u64 + 16 * quarter as u64;
+                    let bytes = &block[16 * quarter..16 * quarter + 16];
+                    for (j, pair) in bytes.as_chunks::<2>().0.iter().enumerate() {
+                        let at = start + 2 * j as u64;
+                        Run::pair(t, &mut h, filter, at, pair, noted, &mut n);
+                    }
+                },
+                n > NOTE_ROOM - 64
+            );
+            $run.h = h;
+            $run.n = n;
+            $run.at = at + 64 * done as u64;
+            done
         }};
     }
 
@@ -245,14 +378,28 @@ mod shani {
     /// The CPU must support SHA, SSSE3 and SSE4.1 ([`Kernel::Sha`]).
     #[target_feature(enable = "sha,ssse3,sse4.1")]
     pub unsafe fn compress_both_sha(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_sha)
+        compress_both_body!(a, b, blocks, next_words_sha, |_b, _i, _q| {}, false);
+    }
+
+    /// The pair and the stream gear hash; returns the number of blocks taken (at least one).
+    ///
+    /// # Safety
+    /// As [`compress_both_sha`].
+    #[target_feature(enable = "sha,ssse3,sse4.1")]
+    pub unsafe fn scan_both_sha(
+        a: &mut [u32; 8],
+        b: &mut [u32; 8],
+        blocks: &[[u8; 64]],
+        run: &mut Run,
+    ) -> usize {
+        scan_both_body!(a, b, blocks, next_words_sha, run)
     }
 
     /// # Safety
     /// The CPU must support SHA, SSSE3, SSE4.1, AVX-512F and AVX-512VL ([`Kernel::ShaVector`]).
     #[target_feature(enable = "sha,ssse3,sse4.1,avx512f,avx512vl")]
     pub unsafe fn compress_both_vector(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_vector)
+        compress_both_body!(a, b, blocks, next_words_vector, |_b, _i, _q| {}, false);
     }
 }
 
@@ -321,26 +468,114 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fused_gear_finds_what_a_byte_scan_finds() {
+        use fastcdc::v2020::{select_masks, Normalization, MASKS};
+        let d = crate::chunking::tests::noise(64 * 700, 3);
+        let blocks = as_blocks(&d);
+        // From the default chunking's masks down to masks that match every other byte, so that
+        // the kernels stop early to hand their notes over, again and again.
+        let mask_sets = [
+            select_masks(65536, Normalization::Level1),
+            select_masks(256, Normalization::Level3),
+            (MASKS[6], MASKS[5]),
+            (0, 0),
+        ];
+        // The best kernel, and on x86-64 each lesser one this CPU runs.
+        type Scanner = Box<dyn Fn(&mut [u32; 8], &mut [u32; 8], &[[u8; 64]], &mut Candidates)>;
+        #[allow(unused_mut)]
+        let mut kernels: Vec<(String, Scanner)> = vec![("best".into(), Box::new(scan_both))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use shani::Kernel;
+            let lesser: &[Kernel] = match shani::scan_kernel() {
+                Kernel::ShaVector | Kernel::Sha => &[Kernel::Portable],
+                Kernel::Portable => &[],
+            };
+            for &k in lesser {
+                let f =
+                    move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| scan_both_with(k, a, b, bl, c);
+                kernels.push((format!("{k:?}"), Box::new(f)));
+            }
+        }
+        for masks in mask_sets {
+            let mut want = Candidates::unbounded(masks);
+            want.scan(&d);
+            let want_hash = want.hash();
+            let want = want.take().unwrap();
+            let (mut a2, mut b2) = (IV, [7u32; 8]);
+            compress256(&mut a2, blocks);
+            compress256(&mut b2, blocks);
+            for (k, scan) in &kernels {
+                for split in [0, 1, 333, blocks.len()] {
+                    let mut got = Candidates::unbounded(masks);
+                    let (mut a, mut b) = (IV, [7u32; 8]);
+                    scan(&mut a, &mut b, &blocks[..split], &mut got);
+                    scan(&mut a, &mut b, &blocks[split..], &mut got);
+                    assert_eq!(got.hash(), want_hash);
+                    let got = got.take().unwrap();
+                    assert_eq!((a, b), (a2, b2), "{k} split {split}");
+                    assert_eq!(got, want, "{k} masks {masks:x?} split {split}");
+                }
+            }
+            assert!(!want.is_empty() || masks.0 != 0);
+        }
+    }
+
     /// Not a test: prints what the pair costs against one stream (see the module doc).
     #[test]
     #[ignore]
     fn pair_cost() {
-        let d = data(1 << 20);
+        let mib = std::env::var("PAIR_MIB").map_or(1, |v| v.parse().unwrap());
+        let d = data(mib << 20);
         let blocks = as_blocks(&d);
-        let time = |f: &mut dyn FnMut()| {
-            let t = std::time::Instant::now();
-            for _ in 0..256 {
-                f();
+        let masks = fastcdc::v2020::select_masks(65536, fastcdc::v2020::Normalization::Level1);
+        let (mut a, mut b, mut c, mut e, mut f) = (IV, IV, IV, IV, IV);
+        let (mut fused, mut alone) = (Candidates::new(masks), Candidates::new(masks));
+        type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>);
+        let mut cases: [Case; 4] = [
+            ("one stream", Box::new(|| compress256(&mut a, blocks))),
+            (
+                "the pair",
+                Box::new(|| compress_both(&mut b, &mut c, blocks)),
+            ),
+            (
+                "the pair with the gear hash",
+                Box::new(|| {
+                    scan_both(&mut e, &mut f, blocks, &mut fused);
+                    fused.take();
+                }),
+            ),
+            (
+                "the gear hash alone",
+                Box::new(|| {
+                    alone.scan(&d);
+                    alone.take();
+                }),
+            ),
+        ];
+        // Alternated, so that a slow spell of the machine falls on every case alike.
+        let rounds = (256 / mib).max(1);
+        let mut times = vec![Vec::new(); cases.len()];
+        for _ in 0..15 {
+            for (t, (_, f)) in times.iter_mut().zip(&mut cases) {
+                let start = std::time::Instant::now();
+                for _ in 0..rounds {
+                    f();
+                }
+                t.push(start.elapsed().as_secs_f64());
             }
-            t.elapsed().as_secs_f64()
+        }
+        let median = |t: &mut Vec<f64>| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
         };
-        let (mut a, mut b) = (IV, IV);
-        let one = time(&mut || compress256(&mut a, blocks));
-        let two = time(&mut || compress_both(&mut a, &mut b, blocks));
-        println!(
-            "one stream {:.2} GB/s, the pair costs {:.2}x",
-            256.0 * d.len() as f64 / one / 1e9,
-            two / one
-        );
+        let one = median(&mut times[0]);
+        let gbs = (rounds * d.len()) as f64 / one / 1e9;
+        print!("one stream {gbs:.2} GB/s;");
+        for (t, (name, _)) in times.iter_mut().zip(&cases).skip(1) {
+            print!(" {name} {:.2}x;", median(t) / one);
+        }
+        println!();
     }
 }
