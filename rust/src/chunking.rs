@@ -120,8 +120,6 @@ pub struct Chunk {
 /// The one subtlety is the crate's two-bytes-per-step loop, which tests a byte at an even
 /// offset in the chunk only if the byte after it exists; so such a byte, when it ends a piece, is
 /// held back until the next piece (or the end) says whether it has a successor.
-///
-/// [`Candidates`]: gear::Candidates
 #[derive(Debug)]
 pub struct Cutter {
     params: ChunkParams,
@@ -150,10 +148,6 @@ pub struct Guide {
     pub hits: Option<Vec<gear::Hit>>,
 }
 
-/// Bytes after `min_size` that a guided cutter scans itself: the stream hash forgets a byte after
-/// 64 more, so from there on it equals the chunk's hash, which starts at `min_size`.
-const WARM: usize = 64;
-
 impl Cutter {
     pub fn new(params: ChunkParams) -> Result<Self> {
         params.validate()?;
@@ -180,7 +174,7 @@ impl Cutter {
             self.feed(&[b], false, cuts);
         }
         let guided = guide.hits.is_some();
-        if self.guided && !guided && self.seen >= self.params.min_size + WARM {
+        if self.guided && !guided && self.seen >= self.params.min_size + gear::WARM {
             // Guided, the chunk's hash was not kept past the warm-up; it equals the stream's.
             self.hash = guide.hash_before;
         }
@@ -255,7 +249,8 @@ impl Cutter {
         if !self.guided {
             return gear::scan(self.hash, data, mask);
         }
-        let warm = (self.params.min_size + WARM)
+        // The chunk's hash starts at `min_size`; `WARM` bytes on, it equals the stream's.
+        let warm = (self.params.min_size + gear::WARM)
             .saturating_sub(self.seen)
             .min(data.len());
         if warm > 0 {

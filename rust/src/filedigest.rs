@@ -71,7 +71,6 @@ struct Front {
     parts: bool,
 }
 
-#[allow(clippy::large_enum_variant)] // one per file
 enum Sha {
     Whole(Sha256),
     Pair(WholeAndParts),
@@ -571,10 +570,10 @@ mod tests {
             normalization: 1,
         };
         let plans = [
-            // Parts that are not whole SHA-256 blocks: the cuts come from a scan, on the
-            // second lane.
+            // Parts that are not whole SHA-256 blocks: the second lane finds the cuts by its
+            // own scan.
             (Some(BLOCK as u64 + 3), Some(small), true, false),
-            // Otherwise from the SHA-256 kernels' candidates, on the first lane, with or
+            // Otherwise from the candidates the SHA-256 kernel finds on the first lane, with or
             // without parts.
             (Some(1 << 20), Some(small), true, true),
             (Some(64), Some(small), false, true),
@@ -616,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn cuts_agree_whichever_lane_finds_them() {
+    fn cuts_agree_with_candidates_for_all_some_or_no_pieces() {
         let small = ChunkParams {
             min_size: 256,
             avg_size: 1024,

@@ -24,7 +24,8 @@ const LANE: usize = 2048;
 /// The shortest chains worth their warm-up: what is left of a stretch goes into one last,
 /// shorter window, so that at most a few bytes take the single chain (twice the cost per byte).
 const MIN_LANE: usize = 256;
-const WARM: usize = 64;
+/// Bytes after which the hash no longer depends on what came before them.
+pub(crate) const WARM: usize = 64;
 
 /// What a scan found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

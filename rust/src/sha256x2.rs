@@ -51,7 +51,7 @@ pub fn scan_both(
     candidates: &mut Candidates,
 ) {
     #[cfg(target_arch = "x86_64")]
-    return scan_both_with(shani::scan_kernel(), a, b, blocks, candidates);
+    return scan_both_with(shani::kernel(), a, b, blocks, candidates);
     #[cfg(not(target_arch = "x86_64"))]
     {
         compress_portable(a, b, blocks);
@@ -71,8 +71,13 @@ fn scan_both_with(
     while !blocks.is_empty() {
         let run = candidates.run();
         let done = match kernel {
-            // SAFETY: `kernel()` found at least the features this kernel needs (see
-            // `scan_kernel`; tests pass no kernel better than the one it found).
+            // With AVX-512 too, the SHA message instructions: σ0 on the vector units helps the
+            // pair alone, whose two round chains keep the SHA unit busy, but beside the gear hash
+            // it competes for the vector units that hand the gear hash its bytes. On AMD Zen 4
+            // the pair with the gear hash cost 1.00–1.05x one stream this way, 1.05–1.11x with
+            // σ0 on the vector units (`pair_cost`, 1 and 8 MiB, alternated runs).
+            // SAFETY: `kernel()` found at least the features this kernel needs (and tests pass
+            // no kernel better than the one it found).
             Kernel::Sha | Kernel::ShaVector => unsafe { shani::scan_both_sha(a, b, blocks, run) },
             Kernel::Portable => {
                 compress_portable(a, b, blocks);
@@ -191,18 +196,6 @@ mod shani {
                 (true, true) => Kernel::ShaVector,
             }
         })
-    }
-
-    /// The kernel that runs the gear hash best: σ0 on the vector units helps the pair alone,
-    /// whose two round chains keep the SHA unit busy, but beside the gear hash it competes for
-    /// the vector units that hand the gear hash its bytes. On AMD Zen 4, with the SHA message
-    /// instructions the pair with the gear hash cost 1.00–1.05x one stream, with σ0 on the
-    /// vector units 1.05–1.11x (`pair_cost`, 1 and 8 MiB, alternated runs).
-    pub fn scan_kernel() -> Kernel {
-        match kernel() {
-            Kernel::ShaVector => Kernel::Sha,
-            k => k,
-        }
     }
 
     /// The state as the SHA instructions want it: (ABEF, CDGH).
@@ -340,40 +333,6 @@ mod shani {
         }};
     }
 
-    /// The pair with the stream gear hash run over the same blocks (see [`crate::gear`]): its
-    /// sixteen bytes per quarter fill the integer units while the round instructions wait on
-    /// each other. Stops after a block that leaves the note buffer less than a block's room.
-    macro_rules! scan_both_body {
-        ($a:ident, $b:ident, $blocks:ident, $next:ident, $run:ident) => {{
-            let t = gear::tables();
-            let (mut h, mut n, at, filter) = ($run.h, $run.n, $run.at, $run.filter);
-            let noted = &mut $run.noted;
-            let done = compress_both_body!(
-                $a,
-                $b,
-                $blocks,
-                $next,
-                |block, index, quarter| {
-                    if quarter == 0 {
-                        let ahead = block.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
-                        _mm_prefetch::<_MM_HINT_T0>(ahead);
-                    }
-                    let start = at + 64 * index as u64 + 16 * quarter as u64;
-                    let bytes = &block[16 * quarter..16 * quarter + 16];
-                    for (j, pair) in bytes.as_chunks::<2>().0.iter().enumerate() {
-                        let at = start + 2 * j as u64;
-                        Run::pair(t, &mut h, filter, at, pair, noted, &mut n);
-                    }
-                },
-                n > NOTE_ROOM - 64
-            );
-            $run.h = h;
-            $run.n = n;
-            $run.at = at + 64 * done as u64;
-            done
-        }};
-    }
-
     /// # Safety
     /// The CPU must support SHA, SSSE3 and SSE4.1 ([`Kernel::Sha`]).
     #[target_feature(enable = "sha,ssse3,sse4.1")]
@@ -381,7 +340,10 @@ mod shani {
         compress_both_body!(a, b, blocks, next_words_sha, |_b, _i, _q| {}, false);
     }
 
-    /// The pair and the stream gear hash; returns the number of blocks taken (at least one).
+    /// The pair with the stream gear hash run over the same blocks (see [`crate::gear`]): its
+    /// sixteen bytes per quarter fill the integer units while the round instructions wait on
+    /// each other. Stops after a block that leaves the note buffer less than a block's room;
+    /// returns the number of blocks taken (at least one).
     ///
     /// # Safety
     /// As [`compress_both_sha`].
@@ -392,7 +354,32 @@ mod shani {
         blocks: &[[u8; 64]],
         run: &mut Run,
     ) -> usize {
-        scan_both_body!(a, b, blocks, next_words_sha, run)
+        let t = gear::tables();
+        let (mut h, mut n, at, filter) = (run.h, run.n, run.at, run.filter);
+        let noted = &mut run.noted;
+        let done = compress_both_body!(
+            a,
+            b,
+            blocks,
+            next_words_sha,
+            |block, index, quarter| {
+                if quarter == 0 {
+                    let ahead = block.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
+                    _mm_prefetch::<_MM_HINT_T0>(ahead);
+                }
+                let start = at + 64 * index as u64 + 16 * quarter as u64;
+                let bytes = &block[16 * quarter..16 * quarter + 16];
+                for (j, pair) in bytes.as_chunks::<2>().0.iter().enumerate() {
+                    let at = start + 2 * j as u64;
+                    Run::pair(t, &mut h, filter, at, pair, noted, &mut n);
+                }
+            },
+            n > NOTE_ROOM - 64
+        );
+        run.h = h;
+        run.n = n;
+        run.at = at + 64 * done as u64;
+        done
     }
 
     /// # Safety
@@ -488,7 +475,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             use shani::Kernel;
-            let lesser: &[Kernel] = match shani::scan_kernel() {
+            let lesser: &[Kernel] = match shani::kernel() {
                 Kernel::ShaVector | Kernel::Sha => &[Kernel::Portable],
                 Kernel::Portable => &[],
             };
