@@ -460,6 +460,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn scanning_hashes_and_finds_the_candidates() {
+        let data = crate::chunking::tests::noise(20_000, 5);
+        let masks = fastcdc::v2020::select_masks(1024, fastcdc::v2020::Normalization::Level1);
+        let mut want = Candidates::unbounded(masks);
+        want.scan(&data);
+        let want = want.take().unwrap();
+        assert!(want.len() > 10);
+        for ps in [None, Some(64u64), Some(640)] {
+            for piece in [1usize, 63, 64, 1000, 20_000] {
+                let Some(mut h) = WholeAndParts::scanning(ps, masks).unwrap() else {
+                    return; // no fused kernel on this CPU
+                };
+                let mut hits = Vec::new();
+                for p in data.chunks(piece) {
+                    h.update(p);
+                    hits.extend(h.candidates().unwrap().take().unwrap());
+                }
+                assert_eq!(hits, want, "ps {ps:?} piece {piece}");
+                let (whole, parts) = h.finish();
+                assert_eq!(whole, sha256(&data), "ps {ps:?} piece {piece}");
+                if let Some(ps) = ps {
+                    let mut p = PartHasher::new(ps).unwrap();
+                    p.update(&data);
+                    assert_eq!(parts, p.finish(), "ps {ps} piece {piece}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn hex_is_lowercase() {
         assert_eq!(to_hex(&[0x00, 0xab, 0xff]), "00abff");
     }

@@ -3,6 +3,7 @@ behalf of a device (``POST /api/v1/devices/{id}/update``)."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -25,8 +26,9 @@ GRANT_ROUNDING = 60
 
 
 def _expires(request: web.Request) -> int:
+    # At least grant_ttl from now: the current second is rounded up, not down.
     ttl = request.app[CONFIG].grant_ttl
-    return -(-(int(time.time()) + ttl) // GRANT_ROUNDING) * GRANT_ROUNDING
+    return -(-(math.ceil(time.time()) + ttl) // GRANT_ROUNDING) * GRANT_ROUNDING
 
 
 def _manifest(request: web.Request, answer: CheckIn, expires: int) -> dict[str, Any]:
