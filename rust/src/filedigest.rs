@@ -65,13 +65,7 @@ pub struct FileDigest {
 /// (about the cost of the whole-file digest alone), and, where the SHA kernels can run the
 /// chunking's stream gear hash inside their rounds (see [`crate::gear`]), the chunk cut
 /// candidates of each piece.
-struct Front {
-    sha: Sha,
-    /// Whether the caller asked for the parts.
-    parts: bool,
-}
-
-enum Sha {
+enum Front {
     Whole(Sha256),
     Pair(WholeAndParts),
 }
@@ -93,14 +87,10 @@ impl Front {
             Some(params) => WholeAndParts::scanning(opts.part_size, params.masks())?,
             None => None,
         };
-        let sha = match (scanning, opts.part_size) {
-            (Some(sha), _) => Sha::Pair(sha),
-            (None, Some(ps)) => Sha::Pair(WholeAndParts::new(ps)?),
-            (None, None) => Sha::Whole(Sha256::new()),
-        };
-        let front = Front {
-            sha,
-            parts: opts.part_size.is_some(),
+        let front = match (scanning, opts.part_size) {
+            (Some(sha), _) => Front::Pair(sha),
+            (None, Some(ps)) => Front::Pair(WholeAndParts::new(ps)?),
+            (None, None) => Front::Whole(Sha256::new()),
         };
         let back = Back {
             chunks: match opts.chunking {
@@ -116,9 +106,9 @@ impl Front {
 
     /// Takes `data`, and finds its cut candidates if this lane can.
     fn update(&mut self, data: &[u8]) -> Guide {
-        match &mut self.sha {
-            Sha::Whole(h) => h.update(data),
-            Sha::Pair(h) => {
+        match self {
+            Front::Whole(h) => h.update(data),
+            Front::Pair(h) => {
                 let hash_before = h.candidates().map(|c| c.hash());
                 h.update(data);
                 if let (Some(hash_before), Some(c)) = (hash_before, h.candidates()) {
@@ -130,12 +120,14 @@ impl Front {
         Guide::default()
     }
 
-    fn finish(self) -> (Digest, Option<Vec<PartDigest>>) {
-        match self.sha {
-            Sha::Whole(h) => (h.finalize(), None),
-            Sha::Pair(h) => {
+    /// The whole-file digest, and the parts if the caller asked for them (without, a scanning
+    /// pair hashes the whole file as one unused part).
+    fn finish(self, opts: &DigestOptions) -> (Digest, Option<Vec<PartDigest>>) {
+        match self {
+            Front::Whole(h) => (h.finalize(), None),
+            Front::Pair(h) => {
                 let (whole, parts) = h.finish();
-                (whole, self.parts.then_some(parts))
+                (whole, opts.part_size.map(|_| parts))
             }
         }
     }
@@ -169,7 +161,7 @@ fn assemble(
     front: Front,
     back: Option<Back>,
 ) -> FileDigest {
-    let (sha256, parts) = front.finish();
+    let (sha256, parts) = front.finish(opts);
     let (chunks, blake3) = back.map_or((None, None), Back::finish);
     FileDigest {
         path: path.to_path_buf(),
@@ -601,9 +593,9 @@ mod tests {
             };
             let (mut front, _) = Front::plan(&opts).unwrap();
             let fused = crate::sha256x2::scan_is_fused();
-            let scans = match &mut front.sha {
-                Sha::Pair(h) => h.candidates().is_some(),
-                Sha::Whole(_) => false,
+            let scans = match &mut front {
+                Front::Pair(h) => h.candidates().is_some(),
+                Front::Whole(_) => false,
             };
             assert_eq!(scans, guided && fused, "{opts:?}");
             for len in lens {
@@ -644,7 +636,7 @@ mod tests {
                         }
                         back.update(p, guide);
                     }
-                    assert_eq!(front.finish().0, sha256(&bytes));
+                    assert_eq!(front.finish(&opts).0, sha256(&bytes));
                     let got = back.finish().0.unwrap();
                     assert_eq!(got, want, "piece {piece} pattern {pattern:b}");
                 }
