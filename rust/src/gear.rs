@@ -197,7 +197,7 @@ impl Run {
         h: &mut u64,
         filter: u64,
         at: u64,
-        &[x, y]: &[u8; 2],
+        [x, y]: [u8; 2],
         noted: &mut [(u64, u64); NOTE_ROOM],
         n: &mut usize,
     ) {

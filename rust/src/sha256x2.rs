@@ -369,9 +369,22 @@ mod shani {
                     _mm_prefetch::<_MM_HINT_T0>(ahead);
                 }
                 let start = at + 64 * index as u64 + 16 * quarter as u64;
-                let bytes = &block[16 * quarter..16 * quarter + 16];
-                for (j, pair) in bytes.as_chunks::<2>().0.iter().enumerate() {
+                // Each byte is a load of its own from the block, which is in L1. Left to
+                // itself, the compiler extracted the bytes from the vector registers the rounds
+                // had loaded (`pextrb` and `movzx`, three micro-ops against one), and in a loop
+                // this full that showed: all digests of a 1 GiB file ran at 0.88x the speed of
+                // its SHA-256 alone that way, 0.91x this way (medians of 25 runs alternating
+                // both builds).
+                let bytes = block[16 * quarter..16 * quarter + 16].as_ptr();
+                for j in 0..8 {
                     let at = start + 2 * j as u64;
+                    // SAFETY: 2 * j + 1 < 16, inside the quarter.
+                    let pair = unsafe {
+                        [
+                            bytes.add(2 * j).read_volatile(),
+                            bytes.add(2 * j + 1).read_volatile(),
+                        ]
+                    };
                     Run::pair(t, &mut h, filter, at, pair, noted, &mut n);
                 }
             },
