@@ -11,6 +11,7 @@ pub mod filedigest;
 mod gear;
 pub mod hashing;
 pub mod pool;
+mod prefetch;
 pub mod sha256x2;
 pub mod signature;
 pub mod sink;

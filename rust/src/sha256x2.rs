@@ -4,7 +4,9 @@
 //! by the latency of the SHA round instruction; two independent chains fill the gaps, which
 //! makes "whole file + every part" cost about as much as the whole file alone (1.02x on AMD
 //! Zen 4 with AVX-512, 1.12x without it; `cargo test --release -- --ignored --nocapture
-//! pair_cost` measures it, over `PAIR_MIB` MiB of data, 1 by default).
+//! pair_cost` measures it, over `PAIR_MIB` MiB of data, 1 by default). Not on every CPU: on
+//! an Intel Xeon (Sapphire Rapids) the SHA unit itself is the limit and the pair costs 1.47x
+//! ([`pair_is_cheap`]).
 //!
 //! The round instructions also leave the integer units idle, so [`scan_both`] runs a
 //! chunking's gear hash ([`crate::gear`]) over the same blocks in between: the pair with the
@@ -33,6 +35,36 @@ pub fn compress_both(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
     return compress_both_with(shani::kernel(), a, b, blocks);
     #[cfg(not(target_arch = "x86_64"))]
     compress_portable(a, b, blocks);
+}
+
+/// Whether the pair costs about what one stream does on this CPU, as on AMD Zen 4 (1.02x),
+/// rather than as on an Intel Xeon (Sapphire Rapids, 1.47x), whose SHA round instruction
+/// issues only every 0.77 ns against a latency of 1.03 ns, so that two chains cannot take less
+/// than 1.5x one (measured with bare instruction chains). Measured once per process, on 16 KiB
+/// in L1, the best of five alternated tries of each (well under a millisecond in all); without
+/// the SHA extensions the pair is two streams' work.
+pub fn pair_is_cheap() -> bool {
+    static CHEAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHEAP.get_or_init(|| {
+        if !scan_is_fused() {
+            return false;
+        }
+        let blocks = [[0x5au8; 64]; 256];
+        let (mut a, mut b) = (IV, IV);
+        let (mut one, mut pair) = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            compress256(&mut a, std::hint::black_box(&blocks));
+            one = one.min(start.elapsed().as_secs_f64());
+            let start = std::time::Instant::now();
+            compress_both(&mut a, &mut b, std::hint::black_box(&blocks));
+            pair = pair.min(start.elapsed().as_secs_f64());
+        }
+        std::hint::black_box((a, b));
+        // Parts on a lane of their own cost about 1.2x one stream in `hash_file` (three
+        // threads' work on two cores); halfway between the two CPUs above is a safe line.
+        pair < 1.25 * one
+    })
 }
 
 /// Whether [`scan_both`] runs the gear hash inside the SHA rounds (nearly free) rather than as
@@ -155,8 +187,19 @@ mod shani {
     /// the other core. With σ0 on the vector units, chunking a 1 GiB file took 1.33x as long
     /// as its SHA-256 alone without the prefetch, 1.18x 1 KiB ahead and 1.12–1.15x 2 KiB ahead
     /// (medians of 7 alternated runs); with the SHA message kernel used now, 1, 2 and 4 KiB
-    /// ahead were within this machine's noise of each other.
+    /// ahead were within this machine's noise of each other. The pair alone needs it too on
+    /// CPUs whose hardware prefetch falls behind (see [`crate::prefetch`]).
     const PREFETCH_AHEAD: usize = 2048;
+
+    /// Asks for the line [`PREFETCH_AHEAD`] bytes after `block`: one line per block keeps the
+    /// lines coming (see [`crate::prefetch`] for why the hardware's own prefetch is not enough).
+    #[inline]
+    #[target_feature(enable = "sse")]
+    fn prefetch_ahead(block: &[u8; 64]) {
+        let ahead = block.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
+        // A prefetch reads nothing and cannot fault, wherever it points.
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+    }
 
     const K: [u32; 64] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
@@ -338,7 +381,18 @@ mod shani {
     /// The CPU must support SHA, SSSE3 and SSE4.1 ([`Kernel::Sha`]).
     #[target_feature(enable = "sha,ssse3,sse4.1")]
     pub unsafe fn compress_both_sha(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_sha, |_b, _i, _q| {}, false);
+        compress_both_body!(
+            a,
+            b,
+            blocks,
+            next_words_sha,
+            |block, _index, quarter| {
+                if quarter == 0 {
+                    prefetch_ahead(block);
+                }
+            },
+            false
+        );
     }
 
     /// The pair with the stream gear hash run over the same blocks (see [`crate::gear`]): its
@@ -365,8 +419,7 @@ mod shani {
             next_words_sha,
             |block, index, quarter| {
                 if quarter == 0 {
-                    let ahead = block.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
-                    _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    prefetch_ahead(block);
                 }
                 let start = at + 64 * index as u64 + 16 * quarter as u64;
                 // Each byte is a load of its own from the block, which is in L1. Left to
@@ -400,7 +453,18 @@ mod shani {
     /// The CPU must support SHA, SSSE3, SSE4.1, AVX-512F and AVX-512VL ([`Kernel::ShaVector`]).
     #[target_feature(enable = "sha,ssse3,sse4.1,avx512f,avx512vl")]
     pub unsafe fn compress_both_vector(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_vector, |_b, _i, _q| {}, false);
+        compress_both_body!(
+            a,
+            b,
+            blocks,
+            next_words_vector,
+            |block, _index, quarter| {
+                if quarter == 0 {
+                    prefetch_ahead(block);
+                }
+            },
+            false
+        );
     }
 }
 
@@ -577,6 +641,6 @@ mod tests {
         for (t, (name, _)) in times.iter_mut().zip(&cases).skip(1) {
             print!(" {name} {:.2}x;", median(t) / one);
         }
-        println!();
+        println!(" pair_is_cheap: {}", pair_is_cheap());
     }
 }
