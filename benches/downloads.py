@@ -52,13 +52,16 @@ def curl(url: str, *extra: str) -> None:
     subprocess.run(["curl", "-sf", "-o", "/dev/null", *extra, url], check=True)
 
 
-def timed(fn, repeat: int) -> float:
-    times = []
+def timed(ours, theirs, repeat: int) -> tuple[float, float]:
+    """Median seconds of each, the two alternated so that a slow spell of the host falls on both."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+        for fn, ts in zip((ours, theirs), times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    med = lambda ts: sorted(ts)[len(ts) // 2]  # noqa: E731
+    return med(times[0]), med(times[1])
 
 
 def parallel_ranges(url: str, size: int, n: int = 4) -> None:
@@ -111,20 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             for url in (url_f, url_n):  # warm both (page cache, connections)
                 curl(url)
             rows = []
-            rows.append(("full GET", timed(lambda: curl(url_f), args.repeat), timed(lambda: curl(url_n), args.repeat), 0.9))
-            rows.append(
-                (
-                    "4 parallel ranges",
-                    timed(lambda: parallel_ranges(url_f, size), args.repeat),
-                    timed(lambda: parallel_ranges(url_n, size), args.repeat),
-                    0.9,
-                )
-            )
+            rows.append(("full GET", *timed(lambda: curl(url_f), lambda: curl(url_n), args.repeat), 0.9))
+            ranges = timed(lambda: parallel_ranges(url_f, size), lambda: parallel_ranges(url_n, size), args.repeat)
+            rows.append(("4 parallel ranges", *ranges, 0.9))
             step = size // 16
             multi = "bytes=" + ",".join(f"{i * step}-{i * step + step // 2 - 1}" for i in range(16))
             multi_bytes = 16 * (step // 2)
-            t_f = timed(lambda: curl(url_f, "-H", f"Range: {multi}"), args.repeat)
-            t_n = timed(lambda: curl(url_n, "-H", f"Range: {multi}"), args.repeat)
+            header = f"Range: {multi}"
+            t_f, t_n = timed(lambda: curl(url_f, "-H", header), lambda: curl(url_n, "-H", header), args.repeat)
         finally:
             for proc in (ours, ng):
                 proc.terminate()
