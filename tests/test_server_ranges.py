@@ -21,7 +21,7 @@ from apiclient import Api
 from test_server_binaries import upload
 
 from ferryman import grants
-from ferryman.server.ranges import MAX_RANGES, plan, respond
+from ferryman.server.ranges import MAX_RANGES, SEND_BUFFER, plan, respond
 
 SHA = "ab" * 32
 ETAG = f'"{SHA}"'
@@ -208,6 +208,34 @@ def test_multirange_bodies_match_byte_for_byte(served):
     many = [(i * 1000, i * 1000 + 9) for i in range(255)]
     status, headers, body = srv.get({"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many)})
     assert status == 206 and [d for _, d in parse_multipart(headers["Content-Type"], body)] == [data[a : b + 1] for a, b in many]
+
+
+def test_large_bodies_sent_in_turns_arrive_whole(tmp_path):
+    # Over SEND_BUFFER, bodies go out a send buffer at a time, taking turns with other downloads.
+    data = os.urandom(2 * SEND_BUFFER + 1000)
+    path = tmp_path / "large"
+    path.write_bytes(data)
+    srv = FileServer(path, hashlib.sha256(data).hexdigest())
+    try:
+        a, b = SEND_BUFFER - 10, 2 * SEND_BUFFER + 10
+        requests = [{}, {"Range": f"bytes={a}-{b}"}, {"Range": f"bytes=0-9,{a}-{b}"}, {}]
+        results: list = [None] * len(requests)
+
+        def fetch(i: int) -> None:
+            results[i] = srv.get(requests[i])
+
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results[0][0] == 200 and results[0][2] == data and results[3][2] == data
+        assert results[1][0] == 206 and results[1][2] == data[a : b + 1]
+        status, headers, body = results[2]
+        assert status == 206
+        assert [d for _, d in parse_multipart(headers["Content-Type"], body)] == [data[:10], data[a : b + 1]]
+    finally:
+        srv.close()
 
 
 def test_ranges_past_4_gib_on_a_sparse_file(tmp_path):
