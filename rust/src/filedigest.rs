@@ -133,8 +133,7 @@ impl Front {
         Guide::default()
     }
 
-    /// The whole-file digest, and the parts if this lane has them and the caller asked for
-    /// them (without, a scanning pair hashes the whole file as one unused part).
+    /// The whole-file digest, and the parts if this lane has them.
     fn finish(self, opts: &DigestOptions) -> (Digest, Option<Vec<PartDigest>>) {
         match self {
             Front::Whole(h) => (h.finalize(), None),

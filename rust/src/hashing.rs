@@ -3,6 +3,7 @@
 //! SHA-256 comes from the `sha2` crate, which picks the x86 SHA extensions (or the ARMv8 SHA2
 //! instructions) at run time, so one build is fast on every CPU without `target-cpu=native`.
 
+use sha2::block_api::compress256;
 use sha2::Digest as _;
 
 use crate::gear::Candidates;
@@ -170,6 +171,8 @@ struct Paired {
     parts: Vec<PartDigest>,
     /// A chunking's stream gear hash, run inside the rounds (see [`WholeAndParts::scanning`]).
     candidates: Option<Candidates>,
+    /// Whether the caller wants the parts; without, `part` is left alone.
+    with_parts: bool,
 }
 
 impl Paired {
@@ -181,11 +184,15 @@ impl Paired {
             }
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
-            match &mut self.candidates {
-                Some(c) if !scanned => {
+            match (&mut self.candidates, self.with_parts) {
+                (Some(c), true) if !scanned => {
                     sha256x2::scan_both(&mut self.whole, &mut self.part, &blocks[..n], c);
                 }
-                _ => sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]),
+                (Some(c), false) if !scanned => {
+                    sha256x2::scan_one(&mut self.whole, &blocks[..n], c)
+                }
+                (_, true) => sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]),
+                (_, false) => compress256(&mut self.whole, &blocks[..n]),
             }
             self.part_done += 64 * n as u64;
             blocks = &blocks[n..];
@@ -236,6 +243,9 @@ impl Paired {
     fn finish(mut self) -> (Digest, Vec<PartDigest>) {
         let tail = self.buf[..self.buf_len].to_vec();
         let whole = sha256x2::finish(self.whole, &tail, self.total);
+        if !self.with_parts {
+            return (whole, Vec::new());
+        }
         if self.part_done == self.part_size && !tail.is_empty() {
             self.close_full_part();
         }
@@ -266,20 +276,19 @@ impl WholeAndParts {
     /// The same, with the stream gear hash of a chunking with `masks` run inside the SHA
     /// rounds ([`crate::gear`]), nearly for free; see [`Self::candidates`]. `None` where it would
     /// not be nearly free: without the SHA extensions, or when `part_size` is not a multiple of
-    /// 64. Without a `part_size` the second state hashes everything as one part, unused: the
-    /// pair costs what one stream does.
+    /// 64. Without a `part_size` there is one state, and no parts.
     pub fn scanning(part_size: Option<u64>, masks: (u64, u64)) -> crate::Result<Option<Self>> {
         if let Some(ps) = part_size {
             PartHasher::new(ps)?;
         }
+        let with_parts = part_size.is_some();
         let part_size = part_size.unwrap_or(u64::MAX - 63);
         if !sha256x2::scan_is_fused() || !part_size.is_multiple_of(64) {
             return Ok(None);
         }
-        let candidates = Some(Candidates::new(masks));
-        Ok(Some(Self(Pairing::Paired(Self::paired(
-            part_size, candidates,
-        )))))
+        let mut paired = Self::paired(part_size, Some(Candidates::new(masks)));
+        paired.with_parts = with_parts;
+        Ok(Some(Self(Pairing::Paired(paired))))
     }
 
     fn paired(part_size: u64, candidates: Option<Candidates>) -> Box<Paired> {
@@ -293,6 +302,7 @@ impl WholeAndParts {
             part_done: 0,
             parts: Vec::new(),
             candidates,
+            with_parts: true,
         })
     }
 
@@ -504,10 +514,13 @@ pub(crate) mod tests {
                 assert_eq!(hits, want, "ps {ps:?} piece {piece}");
                 let (whole, parts) = h.finish();
                 assert_eq!(whole, sha256(&data), "ps {ps:?} piece {piece}");
-                if let Some(ps) = ps {
-                    let mut p = PartHasher::new(ps).unwrap();
-                    p.update(&data);
-                    assert_eq!(parts, p.finish(), "ps {ps} piece {piece}");
+                match ps {
+                    Some(ps) => {
+                        let mut p = PartHasher::new(ps).unwrap();
+                        p.update(&data);
+                        assert_eq!(parts, p.finish(), "ps {ps} piece {piece}");
+                    }
+                    None => assert!(parts.is_empty()),
                 }
             }
         }

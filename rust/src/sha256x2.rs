@@ -13,6 +13,9 @@
 //! gear hash cost 1.00–1.05x one stream on 1 and 8 MiB of data when this machine was quiet,
 //! the gear hash alone 1.7–2.1x. In its slow spells the pair with the gear hash read up to
 //! 1.4–1.5x (and the gear hash alone up to 2.4x): other load on the host takes the idle units.
+//! [`scan_one`] does the same with one state, for a whole-file digest without parts: on the
+//! Xeon above, one stream with the gear hash cost 1.01x one stream, against 1.47x for the pair
+//! with it (whose second state, without parts, would be wasted).
 //!
 //! No library offers this (the `sha2` crate, ring and aws-lc hash one stream at a time), so
 //! the x86 SHA-extension kernels are ours; without the extensions (or off x86-64) both states
@@ -34,7 +37,7 @@ pub fn compress_both(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
     #[cfg(target_arch = "x86_64")]
     return compress_both_with(shani::kernel(), a, b, blocks);
     #[cfg(not(target_arch = "x86_64"))]
-    compress_portable(a, b, blocks);
+    compress_portable(a, Some(b), blocks);
 }
 
 /// Whether the pair costs about what one stream does on this CPU, as on AMD Zen 4 (1.02x),
@@ -83,8 +86,23 @@ pub fn scan_both(
     blocks: &[[u8; 64]],
     candidates: &mut Candidates,
 ) {
+    scan(a, Some(b), blocks, candidates);
+}
+
+/// The same with one state, for a whole-file digest without parts: where the pair is not cheap
+/// ([`pair_is_cheap`]), the second chain would cost about half a stream more for nothing.
+pub fn scan_one(a: &mut [u32; 8], blocks: &[[u8; 64]], candidates: &mut Candidates) {
+    scan(a, None, blocks, candidates);
+}
+
+fn scan(
+    a: &mut [u32; 8],
+    b: Option<&mut [u32; 8]>,
+    blocks: &[[u8; 64]],
+    candidates: &mut Candidates,
+) {
     #[cfg(target_arch = "x86_64")]
-    return scan_both_with(shani::kernel(), a, b, blocks, candidates);
+    return scan_with(shani::kernel(), a, b, blocks, candidates);
     #[cfg(not(target_arch = "x86_64"))]
     {
         compress_portable(a, b, blocks);
@@ -93,14 +111,15 @@ pub fn scan_both(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn scan_both_with(
+fn scan_with(
     kernel: shani::Kernel,
     a: &mut [u32; 8],
-    b: &mut [u32; 8],
+    mut b: Option<&mut [u32; 8]>,
     mut blocks: &[[u8; 64]],
     candidates: &mut Candidates,
 ) {
     use shani::Kernel;
+    let mut unused = IV;
     while !blocks.is_empty() {
         let run = candidates.run();
         let done = match kernel {
@@ -109,9 +128,13 @@ fn scan_both_with(
             // it competes for the vector units that hand the gear hash its bytes. On AMD Zen 4
             // the pair with the gear hash cost 1.00–1.05x one stream this way, 1.05–1.11x with
             // σ0 on the vector units (`pair_cost`, 1 and 8 MiB, alternated runs).
-            // SAFETY: `kernel()` found at least the features this kernel needs (and tests pass
-            // no kernel better than the one it found).
-            Kernel::Sha | Kernel::ShaVector => unsafe { shani::scan_both_sha(a, b, blocks, run) },
+            Kernel::Sha | Kernel::ShaVector => match b.as_deref_mut() {
+                // SAFETY: `kernel()` found at least the features this kernel needs (and tests
+                // pass no kernel better than the one it found).
+                Some(b) => unsafe { shani::scan_sha::<true>(a, b, blocks, run) },
+                // SAFETY: as above (with `PAIR` false the second state is left as it was).
+                None => unsafe { shani::scan_sha::<false>(a, &mut unused, blocks, run) },
+            },
             Kernel::Portable => {
                 compress_portable(a, b, blocks);
                 candidates.scan(blocks.as_flattened());
@@ -124,9 +147,11 @@ fn scan_both_with(
 }
 
 /// Without the SHA extensions: `sha2`'s compression, one state after the other.
-fn compress_portable(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
+fn compress_portable(a: &mut [u32; 8], b: Option<&mut [u32; 8]>, blocks: &[[u8; 64]]) {
     compress256(a, blocks);
-    compress256(b, blocks);
+    if let Some(b) = b {
+        compress256(b, blocks);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -147,7 +172,7 @@ fn compress_both_with(
             // SAFETY: as above.
             unsafe { shani::compress_both_sha(a, b, blocks) }
         }
-        Kernel::Portable => compress_portable(a, b, blocks),
+        Kernel::Portable => compress_portable(a, Some(b), blocks),
     }
 }
 
@@ -307,6 +332,7 @@ mod shani {
     /// rounds are written out so that the schedule stays in registers (as a loop over an
     /// array it went through memory, and the pair cost 1.32x one stream instead of 1.12x).
     /// After each block's first four groups it asks for the line [`PREFETCH_AHEAD`] bytes on.
+    /// With `$pair` false (a constant) only the first state is compressed.
     ///
     /// `$side` runs after every four groups with the block, its index and the quarter (0–3),
     /// and the loop ends early after a block for which `$stop` holds; the body's value is the
@@ -314,7 +340,7 @@ mod shani {
     /// that it is always inlined: as a closure the compiler kept it out of line and the rounds'
     /// state went through memory.
     macro_rules! compress_both_body {
-        ($a:ident, $b:ident, $blocks:ident, $next:ident,
+        ($a:ident, $b:ident, $pair:expr, $blocks:ident, $next:ident,
          |$block:ident, $index:ident, $quarter:ident| $side:block, $stop:expr) => {{
             let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
             let (mut abef_a, mut cdgh_a) = load($a);
@@ -338,9 +364,13 @@ mod shani {
                     // Both chains in lockstep: each instruction's input was produced two
                     // instructions earlier, hiding the round instruction's latency.
                     cdgh_a = _mm_sha256rnds2_epu32(cdgh_a, abef_a, wk);
-                    cdgh_b = _mm_sha256rnds2_epu32(cdgh_b, abef_b, wk);
+                    if $pair {
+                        cdgh_b = _mm_sha256rnds2_epu32(cdgh_b, abef_b, wk);
+                    }
                     abef_a = _mm_sha256rnds2_epu32(abef_a, cdgh_a, wk_hi);
-                    abef_b = _mm_sha256rnds2_epu32(abef_b, cdgh_b, wk_hi);
+                    if $pair {
+                        abef_b = _mm_sha256rnds2_epu32(abef_b, cdgh_b, wk_hi);
+                    }
                 };
                 rounds(w0, 0);
                 rounds(w1, 1);
@@ -366,15 +396,19 @@ mod shani {
                 }
                 abef_a = _mm_add_epi32(abef_a, saved_abef_a);
                 cdgh_a = _mm_add_epi32(cdgh_a, saved_cdgh_a);
-                abef_b = _mm_add_epi32(abef_b, saved_abef_b);
-                cdgh_b = _mm_add_epi32(cdgh_b, saved_cdgh_b);
+                if $pair {
+                    abef_b = _mm_add_epi32(abef_b, saved_abef_b);
+                    cdgh_b = _mm_add_epi32(cdgh_b, saved_cdgh_b);
+                }
                 done += 1;
                 if $stop {
                     break;
                 }
             }
             store($a, abef_a, cdgh_a);
-            store($b, abef_b, cdgh_b);
+            if $pair {
+                store($b, abef_b, cdgh_b);
+            }
             done
         }};
     }
@@ -383,18 +417,19 @@ mod shani {
     /// The CPU must support SHA, SSSE3 and SSE4.1 ([`Kernel::Sha`]).
     #[target_feature(enable = "sha,ssse3,sse4.1")]
     pub unsafe fn compress_both_sha(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_sha, |_b, _i, _q| {}, false);
+        compress_both_body!(a, b, true, blocks, next_words_sha, |_b, _i, _q| {}, false);
     }
 
-    /// The pair with the stream gear hash run over the same blocks (see [`crate::gear`]): its
-    /// sixteen bytes per quarter fill the integer units while the round instructions wait on
-    /// each other. Stops after a block that leaves the note buffer less than a block's room;
-    /// returns the number of blocks taken (at least one).
+    /// The pair (or with `PAIR` false the first state alone) with the stream gear hash run over
+    /// the same blocks (see [`crate::gear`]): its sixteen bytes per quarter fill the integer
+    /// units while the round instructions wait on each other. Stops after a block that leaves
+    /// the note buffer less than a block's room; returns the number of blocks taken (at least
+    /// one).
     ///
     /// # Safety
     /// As [`compress_both_sha`].
     #[target_feature(enable = "sha,ssse3,sse4.1")]
-    pub unsafe fn scan_both_sha(
+    pub unsafe fn scan_sha<const PAIR: bool>(
         a: &mut [u32; 8],
         b: &mut [u32; 8],
         blocks: &[[u8; 64]],
@@ -406,6 +441,7 @@ mod shani {
         let done = compress_both_body!(
             a,
             b,
+            PAIR,
             blocks,
             next_words_sha,
             |block, index, quarter| {
@@ -441,7 +477,15 @@ mod shani {
     /// The CPU must support SHA, SSSE3, SSE4.1, AVX-512F and AVX-512VL ([`Kernel::ShaVector`]).
     #[target_feature(enable = "sha,ssse3,sse4.1,avx512f,avx512vl")]
     pub unsafe fn compress_both_vector(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, blocks, next_words_vector, |_b, _i, _q| {}, false);
+        compress_both_body!(
+            a,
+            b,
+            true,
+            blocks,
+            next_words_vector,
+            |_b, _i, _q| {},
+            false
+        );
     }
 }
 
@@ -525,8 +569,17 @@ mod tests {
         ];
         // The best kernel, and on x86-64 each lesser one this CPU runs.
         type Scanner = Box<dyn Fn(&mut [u32; 8], &mut [u32; 8], &[[u8; 64]], &mut Candidates)>;
+        // One-state scanners hash the second state apart, so that every scanner's states can be
+        // checked alike.
+        let one = |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
+            scan_one(a, bl, c);
+            compress256(b, bl);
+        };
         #[allow(unused_mut)]
-        let mut kernels: Vec<(String, Scanner)> = vec![("best".into(), Box::new(scan_both))];
+        let mut kernels: Vec<(String, Scanner)> = vec![
+            ("best".into(), Box::new(scan_both)),
+            ("best, one state".into(), Box::new(one)),
+        ];
         #[cfg(target_arch = "x86_64")]
         {
             use shani::Kernel;
@@ -535,9 +588,15 @@ mod tests {
                 Kernel::Portable => &[],
             };
             for &k in lesser {
-                let f =
-                    move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| scan_both_with(k, a, b, bl, c);
+                let f = move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
+                    scan_with(k, a, Some(b), bl, c);
+                };
                 kernels.push((format!("{k:?}"), Box::new(f)));
+                let f = move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
+                    scan_with(k, a, None, bl, c);
+                    compress256(b, bl);
+                };
+                kernels.push((format!("{k:?}, one state"), Box::new(f)));
             }
         }
         for masks in mask_sets {
@@ -572,10 +631,11 @@ mod tests {
         let d = data(mib << 20);
         let blocks = as_blocks(&d);
         let masks = fastcdc::v2020::select_masks(65536, fastcdc::v2020::Normalization::Level1);
-        let (mut a, mut b, mut c, mut e, mut f) = (IV, IV, IV, IV, IV);
+        let (mut a, mut b, mut c, mut e, mut f, mut g) = (IV, IV, IV, IV, IV, IV);
         let (mut fused, mut alone) = (Candidates::new(masks), Candidates::new(masks));
+        let mut fused_one = Candidates::new(masks);
         type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>);
-        let mut cases: [Case; 4] = [
+        let mut cases: [Case; 5] = [
             ("one stream", Box::new(|| compress256(&mut a, blocks))),
             (
                 "the pair",
@@ -586,6 +646,13 @@ mod tests {
                 Box::new(|| {
                     scan_both(&mut e, &mut f, blocks, &mut fused);
                     fused.take();
+                }),
+            ),
+            (
+                "one stream with the gear hash",
+                Box::new(|| {
+                    scan_one(&mut g, blocks, &mut fused_one);
+                    fused_one.take();
                 }),
             ),
             (
