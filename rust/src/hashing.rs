@@ -171,20 +171,26 @@ struct Paired {
     parts: Vec<PartDigest>,
     /// A chunking's stream gear hash, run inside the rounds (see [`WholeAndParts::scanning`]).
     candidates: Option<Candidates>,
-    /// Whether the caller wants the parts; without, `part` is left alone.
-    with_parts: bool,
 }
 
 impl Paired {
+    /// The `part_size` of a hasher without parts: no part ever fills, and `part` is left alone.
+    const NO_PARTS: u64 = u64::MAX - 63;
+
+    fn with_parts(&self) -> bool {
+        self.part_size != Self::NO_PARTS
+    }
+
     /// Compresses `blocks`, and takes them into the candidates unless `scanned` already.
     fn blocks(&mut self, mut blocks: &[[u8; 64]], scanned: bool) {
+        let pair = self.with_parts();
         while !blocks.is_empty() {
             if self.part_done == self.part_size {
                 self.close_full_part();
             }
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
-            match (&mut self.candidates, self.with_parts) {
+            match (&mut self.candidates, pair) {
                 (Some(c), true) if !scanned => {
                     sha256x2::scan_both(&mut self.whole, &mut self.part, &blocks[..n], c);
                 }
@@ -243,7 +249,7 @@ impl Paired {
     fn finish(mut self) -> (Digest, Vec<PartDigest>) {
         let tail = self.buf[..self.buf_len].to_vec();
         let whole = sha256x2::finish(self.whole, &tail, self.total);
-        if !self.with_parts {
+        if !self.with_parts() {
             return (whole, Vec::new());
         }
         if self.part_done == self.part_size && !tail.is_empty() {
@@ -281,13 +287,11 @@ impl WholeAndParts {
         if let Some(ps) = part_size {
             PartHasher::new(ps)?;
         }
-        let with_parts = part_size.is_some();
-        let part_size = part_size.unwrap_or(u64::MAX - 63);
+        let part_size = part_size.unwrap_or(Paired::NO_PARTS);
         if !sha256x2::scan_is_fused() || !part_size.is_multiple_of(64) {
             return Ok(None);
         }
-        let mut paired = Self::paired(part_size, Some(Candidates::new(masks)));
-        paired.with_parts = with_parts;
+        let paired = Self::paired(part_size, Some(Candidates::new(masks)));
         Ok(Some(Self(Pairing::Paired(paired))))
     }
 
@@ -302,7 +306,6 @@ impl WholeAndParts {
             part_done: 0,
             parts: Vec::new(),
             candidates,
-            with_parts: true,
         })
     }
 

@@ -64,8 +64,8 @@ pub fn pair_is_cheap() -> bool {
             pair = pair.min(start.elapsed().as_secs_f64());
         }
         std::hint::black_box((a, b));
-        // Parts on a lane of their own cost about 1.2x one stream in `hash_file` (three
-        // threads' work on two cores); halfway between the two CPUs above is a safe line.
+        // Parts on a lane of their own cost about 1.25x one stream in `hash_file` (three
+        // threads' work on two cores), so the pair must cost less than that to be kept.
         pair < 1.25 * one
     })
 }

@@ -175,7 +175,7 @@ async def _sendfile(request: web.Request, writer, fobj, offset: int, count: int)
         # One send buffer's worth at a time, then a turn for the other connections (as nginx's
         # sendfile_max_chunk does): over loopback a single sendfile call kept going while the
         # client drained it, 16 MiB a call, and the other downloads waited. Four parallel range
-        # requests ran at 0.80-0.95x nginx that way, 1.04-1.07x this way; one full GET 0.99x.
+        # requests ran at 0.80-0.95x nginx that way, 1.03-1.07x this way; one full GET 0.97-1.01x.
         while count > 0:
             n = min(count, SEND_BUFFER)
             await request._loop.sendfile(transport, fobj, offset, n)
