@@ -86,27 +86,62 @@ pub struct PartDigest {
     pub sha256: Digest,
 }
 
-/// SHA-256 of every `part_size` piece of a stream, as the upload API numbers parts. An empty
-/// stream has one empty part, matching [`crate::chunking::part_plan`].
+/// Which of a stream's parts a hasher takes, when two hashers on different threads share them
+/// out (see `filedigest`). `n` counts parts by their 1-based index: [`PartShare::Every`]`(3)`
+/// takes parts 3, 6, 9, …, and [`PartShare::AllBut`]`(3)` the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartShare {
+    All,
+    Every(u64),
+    AllBut(u64),
+}
+
+impl PartShare {
+    fn takes(self, index: u64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Every(n) => index.is_multiple_of(n),
+            Self::AllBut(n) => !index.is_multiple_of(n),
+        }
+    }
+}
+
+/// SHA-256 of every `part_size` piece of a stream (or of its share of them), as the upload API
+/// numbers parts. An empty stream has one empty part, matching [`crate::chunking::part_plan`].
 #[derive(Clone, Debug)]
 pub struct PartHasher {
     part_size: u64,
+    share: PartShare,
     current: Sha256,
     filled: u64,
+    /// 1-based index of the current part.
+    index: u64,
     parts: Vec<PartDigest>,
 }
 
 impl PartHasher {
     pub fn new(part_size: u64) -> crate::Result<Self> {
+        Self::sharing(part_size, PartShare::All)
+    }
+
+    /// A hasher of `share` of the parts only; it skips the others' bytes.
+    pub fn sharing(part_size: u64, share: PartShare) -> crate::Result<Self> {
         if part_size == 0 {
             return Err(crate::Error::InvalidArgument(
                 "part_size must be positive".into(),
             ));
         }
+        if matches!(share, PartShare::Every(0) | PartShare::AllBut(0)) {
+            return Err(crate::Error::InvalidArgument(
+                "a share of parts needs a positive step".into(),
+            ));
+        }
         Ok(Self {
             part_size,
+            share,
             current: Sha256::new(),
             filled: 0,
+            index: 1,
             parts: Vec::new(),
         })
     }
@@ -117,28 +152,31 @@ impl PartHasher {
                 self.close_part();
             }
             let room = (self.part_size - self.filled).min(data.len() as u64) as usize;
-            self.current.update(&data[..room]);
+            if self.share.takes(self.index) {
+                self.current.update(&data[..room]);
+            }
             self.filled += room as u64;
             data = &data[room..];
         }
     }
 
     fn close_part(&mut self) {
-        let index = u32::try_from(self.parts.len() + 1).unwrap_or(u32::MAX);
-        let offset = self.parts.len() as u64 * self.part_size;
-        let digest = std::mem::take(&mut self.current).finalize();
-        self.parts.push(PartDigest {
-            index,
-            offset,
-            size: self.filled,
-            sha256: digest,
-        });
+        if self.share.takes(self.index) {
+            let digest = std::mem::take(&mut self.current).finalize();
+            self.parts.push(PartDigest {
+                index: u32::try_from(self.index).unwrap_or(u32::MAX),
+                offset: (self.index - 1) * self.part_size,
+                size: self.filled,
+                sha256: digest,
+            });
+        }
+        self.index += 1;
         self.filled = 0;
     }
 
-    /// The parts seen so far, the last one possibly short.
+    /// The parts (of its share) seen so far, the last one possibly short.
     pub fn finish(mut self) -> Vec<PartDigest> {
-        if self.filled > 0 || self.parts.is_empty() {
+        if self.filled > 0 || self.index == 1 {
             self.close_part();
         }
         self.parts
@@ -166,8 +204,11 @@ struct Paired {
     buf_len: usize,
     total: u64,
     part_size: u64,
+    share: PartShare,
     /// Bytes of the current part compressed into `part` (a multiple of 64).
     part_done: u64,
+    /// 1-based index of the current part.
+    index: u64,
     parts: Vec<PartDigest>,
     /// A chunking's stream gear hash, run inside the rounds (see [`WholeAndParts::scanning`]).
     candidates: Option<Candidates>,
@@ -183,11 +224,12 @@ impl Paired {
 
     /// Compresses `blocks`, and takes them into the candidates unless `scanned` already.
     fn blocks(&mut self, mut blocks: &[[u8; 64]], scanned: bool) {
-        let pair = self.with_parts();
         while !blocks.is_empty() {
             if self.part_done == self.part_size {
                 self.close_full_part();
             }
+            // Another hasher's parts leave the whole-file state to run alone here.
+            let pair = self.with_parts() && self.share.takes(self.index);
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
             match (&mut self.candidates, pair) {
@@ -198,7 +240,12 @@ impl Paired {
                     sha256x2::scan_one(&mut self.whole, &blocks[..n], c)
                 }
                 (_, true) => sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]),
-                (_, false) => compress256(&mut self.whole, &blocks[..n]),
+                (_, false) => {
+                    let whole = &mut self.whole;
+                    prefetch::ahead_of(blocks[..n].as_flattened(), |piece| {
+                        compress256(whole, sha256x2::as_blocks(piece));
+                    });
+                }
             }
             self.part_done += 64 * n as u64;
             blocks = &blocks[n..];
@@ -206,15 +253,22 @@ impl Paired {
     }
 
     fn close_full_part(&mut self) {
-        let index = self.parts.len();
-        self.parts.push(PartDigest {
-            index: u32::try_from(index + 1).unwrap_or(u32::MAX),
-            offset: index as u64 * self.part_size,
-            size: self.part_size,
-            sha256: sha256x2::finish(self.part, &[], self.part_size),
-        });
+        self.close_part(&[], self.part_size);
+    }
+
+    /// Ends the current part, whose last `tail` bytes never filled a block, at `size` bytes.
+    fn close_part(&mut self, tail: &[u8], size: u64) {
+        if self.share.takes(self.index) {
+            self.parts.push(PartDigest {
+                index: u32::try_from(self.index).unwrap_or(u32::MAX),
+                offset: (self.index - 1) * self.part_size,
+                size,
+                sha256: sha256x2::finish(self.part, tail, size),
+            });
+        }
         self.part = sha256x2::IV;
         self.part_done = 0;
+        self.index += 1;
     }
 
     /// The candidates, if any, cover all of `data` when this returns: bytes that wait in `buf`
@@ -255,15 +309,9 @@ impl Paired {
         if self.part_done == self.part_size && !tail.is_empty() {
             self.close_full_part();
         }
-        if self.part_done > 0 || !tail.is_empty() || self.parts.is_empty() {
-            let index = self.parts.len();
+        if self.part_done > 0 || !tail.is_empty() || self.index == 1 {
             let size = self.part_done + tail.len() as u64;
-            self.parts.push(PartDigest {
-                index: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                offset: index as u64 * self.part_size,
-                size,
-                sha256: sha256x2::finish(self.part, &tail, size),
-            });
+            self.close_part(&tail, size);
         }
         (whole, self.parts)
     }
@@ -303,10 +351,21 @@ impl WholeAndParts {
             buf_len: 0,
             total: 0,
             part_size,
+            share: PartShare::All,
             part_done: 0,
+            index: 1,
             parts: Vec::new(),
             candidates,
         })
+    }
+
+    /// Leaves the parts outside `share` to another hasher ([`PartHasher::sharing`] with
+    /// `share.rest()`); [`Self::finish`] then returns only this share of them.
+    pub fn share_parts(&mut self, share: PartShare) {
+        match &mut self.0 {
+            Pairing::Paired(p) => p.share = share,
+            Pairing::Separate(both) => both.1.share = share,
+        }
     }
 
     /// A scanning hasher's candidates, taken piece by piece.
@@ -493,6 +552,37 @@ pub(crate) mod tests {
             }
         }
         assert!(WholeAndParts::new(0).is_err());
+    }
+
+    #[test]
+    fn shared_parts_make_up_every_part_once() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 241) as u8).collect();
+        // 640 pairs the parts with the whole; 100 is not whole blocks, so they run apart.
+        for ps in [64u64, 640, 100] {
+            for len in [0usize, 1, 63, 64, 65, 639, 640, 641, 1280, 1281, 1920, 5000] {
+                let mut all = PartHasher::new(ps).unwrap();
+                all.update(&data[..len]);
+                let all = all.finish();
+                for n in [1u64, 2, 3] {
+                    let mut front = WholeAndParts::new(ps).unwrap();
+                    front.share_parts(PartShare::AllBut(n));
+                    let mut back = PartHasher::sharing(ps, PartShare::Every(n)).unwrap();
+                    for p in data[..len].chunks(97) {
+                        front.update(p);
+                        back.update(p);
+                    }
+                    let (whole, mine) = front.finish();
+                    let theirs = back.finish();
+                    assert_eq!(whole, sha256(&data[..len]), "ps {ps} len {len} n {n}");
+                    assert!(theirs.iter().all(|p| u64::from(p.index) % n == 0));
+                    assert!(mine.iter().all(|p| u64::from(p.index) % n != 0));
+                    let mut got = [mine, theirs].concat();
+                    got.sort_by_key(|p| p.index);
+                    assert_eq!(got, all, "ps {ps} len {len} n {n}");
+                }
+            }
+        }
+        assert!(PartHasher::sharing(64, PartShare::Every(0)).is_err());
     }
 
     #[test]
