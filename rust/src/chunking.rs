@@ -3,7 +3,7 @@
 //!
 //! [`Cutter`] accepts data in arbitrary pieces and cuts exactly where `fastcdc`'s own
 //! whole-buffer iterator would. It uses the crate's gear table and masks but its own scan
-//! ([`crate::gear`]), which is faster and can stop at the end of a piece and go on in the next,
+//! (`crate::gear`), which is faster and can stop at the end of a piece and go on in the next,
 //! or takes its cuts from the candidates a SHA-256 pass found for it. [`ChunkHasher`] hashes the
 //! chunks between the cuts, on the same thread ([`Chunker`]) or another.
 
@@ -111,9 +111,9 @@ pub struct Chunk {
 /// iterator would. [`Cutter::update`] gives the offsets at which chunks end (each the start of
 /// the next); [`ChunkHasher`] hashes the chunks between them, on the same thread or another.
 ///
-/// A cutter scans with its own gear hash ([`gear::scan`]), or, for a piece that comes with a
+/// A cutter scans with its own gear hash (`gear::scan`), or, for a piece that comes with a
 /// [`Guide`], takes the cuts from the candidates a stream hash found in it (see
-/// [`crate::gear`]; the SHA-256 kernels compute them nearly for free), scanning only the 64
+/// `crate::gear`; the SHA-256 kernels compute them nearly for free), scanning only the 64
 /// bytes after each chunk's `min_size`, where the chunk's own hash still differs from the
 /// stream's. Pieces of either kind may follow each other in any order.
 ///
@@ -138,7 +138,7 @@ pub struct Cutter {
     hits: VecDeque<gear::Hit>,
 }
 
-/// What a stream hash ([`gear::Candidates`]) found in a piece, for a [`Cutter`].
+/// What a stream hash (`gear::Candidates`) found in a piece, for a [`Cutter`].
 #[derive(Clone, Debug, Default)]
 pub struct Guide {
     /// The stream hash before the piece's first byte.

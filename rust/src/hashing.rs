@@ -328,7 +328,7 @@ impl WholeAndParts {
     }
 
     /// The same, with the stream gear hash of a chunking with `masks` run inside the SHA
-    /// rounds ([`crate::gear`]), nearly for free; see [`Self::candidates`]. `None` where it would
+    /// rounds (`crate::gear`), nearly for free; see [`Self::candidates`]. `None` where it would
     /// not be nearly free: without the SHA extensions, or when `part_size` is not a multiple of
     /// 64. Without a `part_size` there is one state, and no parts.
     pub fn scanning(part_size: Option<u64>, masks: (u64, u64)) -> crate::Result<Option<Self>> {

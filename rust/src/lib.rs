@@ -3,7 +3,7 @@
 //! sink, and signature verification (Ed25519 strict, RSA PKCS#1 v1.5 and PSS over SHA-256).
 //!
 //! Everything here is plain Rust and tested with `cargo test`; the Python extension
-//! `ferryman._native` is a thin layer in [`bindings`], compiled only with the `python` feature.
+//! `ferryman._native` is a thin layer in `bindings`, compiled only with the `python` feature.
 
 pub mod chunking;
 pub mod error;

@@ -9,7 +9,7 @@
 //! ([`pair_is_cheap`]).
 //!
 //! The round instructions also leave the integer units idle, so [`scan_both`] runs a
-//! chunking's gear hash ([`crate::gear`]) over the same blocks in between: the pair with the
+//! chunking's gear hash (`crate::gear`) over the same blocks in between: the pair with the
 //! gear hash cost 1.00–1.05x one stream on 1 and 8 MiB of data when this machine was quiet,
 //! the gear hash alone 1.7–2.1x. In its slow spells the pair with the gear hash read up to
 //! 1.4–1.5x (and the gear hash alone up to 2.4x): other load on the host takes the idle units.
