@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,8 +61,7 @@ def timed(ours, theirs, repeat: int) -> tuple[float, float]:
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)
-    med = lambda ts: sorted(ts)[len(ts) // 2]  # noqa: E731
-    return med(times[0]), med(times[1])
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def parallel_ranges(url: str, size: int, n: int = 4) -> None:

@@ -199,7 +199,7 @@ def bench_sink(tmp: Path, size: int, repeat: int) -> list[Row]:
         sink.close()
         path.unlink()
 
-    def inline() -> None:
+    def inline() -> tuple[bytes, list[bytes]]:
         # The same work as the sink: the whole file's digest and each 8 MiB part's.
         path = tmp / "inline.bin"
         h = hashlib.sha256()
@@ -215,6 +215,7 @@ def bench_sink(tmp: Path, size: int, repeat: int) -> list[Row]:
             f.flush()
             os.fsync(f.fileno())
         path.unlink()
+        return h.digest(), [p.digest() for p in parts]
 
     subprocess.run(["sync"], check=False)  # start from a clean disk queue
     t_ours, t_inline = paired_median(ours, inline, repeat)

@@ -457,8 +457,10 @@ fn digest_pipelined(
 ) -> Result<FileDigest> {
     let (mut front, back) = Front::plan(opts, parts_apart)?;
     // Parts on both lanes: the ring holds two parts (see SHARE_MAX_PART).
-    let shared =
-        matches!(front, Front::Pair(_)) && back.as_ref().is_some_and(|b| b.parts.is_some());
+    let shared = back
+        .as_ref()
+        .and_then(|b| b.parts.as_ref())
+        .is_some_and(PartHasher::shares_out);
     let ring = match opts.part_size {
         Some(ps) if shared => RING.max((2 * ps).div_ceil(BLOCK as u64) as usize),
         _ => RING,

@@ -97,6 +97,9 @@ pub enum PartShare {
 }
 
 impl PartShare {
+    /// No part at all: a hasher of the whole stream alone.
+    pub const NONE: Self = Self::AllBut(1);
+
     fn takes(self, index: u64) -> bool {
         match self {
             Self::All => true,
@@ -122,6 +125,11 @@ pub struct PartHasher {
 impl PartHasher {
     pub fn new(part_size: u64) -> crate::Result<Self> {
         Self::sharing(part_size, PartShare::All)
+    }
+
+    /// Whether it leaves parts to another hasher ([`PartShare::All`] does not).
+    pub fn shares_out(&self) -> bool {
+        self.share != PartShare::All
     }
 
     /// A hasher of `share` of the parts only; it skips the others' bytes.
@@ -215,21 +223,14 @@ struct Paired {
 }
 
 impl Paired {
-    /// The `part_size` of a hasher without parts: no part ever fills, and `part` is left alone.
-    const NO_PARTS: u64 = u64::MAX - 63;
-
-    fn with_parts(&self) -> bool {
-        self.part_size != Self::NO_PARTS
-    }
-
     /// Compresses `blocks`, and takes them into the candidates unless `scanned` already.
     fn blocks(&mut self, mut blocks: &[[u8; 64]], scanned: bool) {
         while !blocks.is_empty() {
             if self.part_done == self.part_size {
                 self.close_full_part();
             }
-            // Another hasher's parts leave the whole-file state to run alone here.
-            let pair = self.with_parts() && self.share.takes(self.index);
+            // Another hasher's parts (or none) leave the whole-file state to run alone here.
+            let pair = self.share.takes(self.index);
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
             match (&mut self.candidates, pair) {
@@ -303,9 +304,6 @@ impl Paired {
     fn finish(mut self) -> (Digest, Vec<PartDigest>) {
         let tail = self.buf[..self.buf_len].to_vec();
         let whole = sha256x2::finish(self.whole, &tail, self.total);
-        if !self.with_parts() {
-            return (whole, Vec::new());
-        }
         if self.part_done == self.part_size && !tail.is_empty() {
             self.close_full_part();
         }
@@ -335,11 +333,17 @@ impl WholeAndParts {
         if let Some(ps) = part_size {
             PartHasher::new(ps)?;
         }
-        let part_size = part_size.unwrap_or(Paired::NO_PARTS);
-        if !sha256x2::scan_is_fused() || !part_size.is_multiple_of(64) {
+        if !sha256x2::scan_is_fused() || part_size.is_some_and(|ps| !ps.is_multiple_of(64)) {
             return Ok(None);
         }
-        let paired = Self::paired(part_size, Some(Candidates::new(masks)));
+        // Without parts, a part size no stream reaches, of which the hasher takes no share.
+        let mut paired = Self::paired(
+            part_size.unwrap_or(u64::MAX - 63),
+            Some(Candidates::new(masks)),
+        );
+        if part_size.is_none() {
+            paired.share = PartShare::NONE;
+        }
         Ok(Some(Self(Pairing::Paired(paired))))
     }
 
@@ -359,8 +363,8 @@ impl WholeAndParts {
         })
     }
 
-    /// Leaves the parts outside `share` to another hasher ([`PartHasher::sharing`] with
-    /// `share.rest()`); [`Self::finish`] then returns only this share of them.
+    /// Leaves the parts outside `share` to another hasher (a [`PartHasher::sharing`] the
+    /// rest); [`Self::finish`] then returns only this share of them. Call before any update.
     pub fn share_parts(&mut self, share: PartShare) {
         match &mut self.0 {
             Pairing::Paired(p) => p.share = share,
