@@ -3,9 +3,10 @@
 //!
 //! [`hash_file`] overlaps reading with hashing: the calling thread reads fixed-size blocks into
 //! a small ring of recycled buffers and hands each block (shared, not copied) to the whole-file
-//! SHA-256 on a thread of its own, which passes it on to the other digests on a second thread.
-//! The SHA-256 thread also finds the chunk cuts where its kernels can run the gear hash inside
-//! their rounds, so that the second thread has only BLAKE3 left to do. [`hash_files`]
+//! SHA-256 on a thread of its own, which passes it back for the other digests, done by the
+//! calling thread between its reads. The SHA-256 thread also finds the chunk cuts where its
+//! kernels can run the gear hash inside their rounds, so that the other lane has only BLAKE3
+//! left to do. [`hash_files`]
 //! runs many files on the shared pool instead, one file per worker, each read and hashed on that
 //! worker alone, since the parallelism there comes from the files.
 
@@ -14,7 +15,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::chunking::{Chunk, ChunkHasher, ChunkParams, Cutter, Guide};
 use crate::error::{Error, Result};
@@ -26,15 +27,26 @@ use crate::sha256x2;
 const BLOCK: usize = 1 << 20;
 /// Buffers in flight for a pipelined read: enough to ride out scheduling hiccups.
 const RING: usize = 8;
-/// Where the lanes share the parts out ([`Front::plan`]), the second lane takes every third
-/// one. On an Intel Xeon where the pair costs 1.47x, the first lane then costs about
-/// 1 + 0.47 * 2/3 of a stream, and the second's share with its other work and the reading
-/// about as much.
-const SHARE_EVERY: u64 = 3;
+/// The second lane's share of the parts where the lanes share them out ([`Front::plan`]), by
+/// what else it carries. Besides that work it reads the file, while the first lane pairs its
+/// parts with the whole file (on an Intel Xeon at 1.47x the cost of one stream). Measured
+/// there with 8 MiB parts, against the SHA-256 alone (medians of three alternated processes):
+/// parts alone, 3 of 4 parts 0.84-0.88x (every 2nd 0.81x, 4 of 5 0.86x); parts with FastCDC or
+/// with BLAKE3, every 2nd 0.79-0.82x (every 3rd 0.77x, 2 of 3 0.71-0.74x); all digests, every
+/// 3rd 0.76-0.77x (every 2nd 0.70x, every 4th 0.74x).
+fn back_share(chunking: bool, blake3: bool) -> PartShare {
+    match (chunking, blake3) {
+        (false, false) => PartShare::AllBut(4),
+        (true, true) => PartShare::Every(3),
+        _ => PartShare::Every(2),
+    }
+}
+
 /// Parts up to this size are shared out: the lanes' loads then alternate part by part, and
 /// the ring, of two parts' size, lets the second lane fall behind by the part it hashes and
-/// catch up on the next ones (with 8 MiB parts, all digests ran at 0.65x the SHA-256 alone
-/// with an 8 MiB ring, 0.73x with 16 or 24 MiB, 0.71x with 32).
+/// catch up on the next ones (with 8 MiB parts, when a third thread read, all digests ran at
+/// 0.65x the SHA-256 alone with a ring of 8 MiB and at 0.73x with 16 MiB; now 24 or 32 MiB do
+/// no better than 16).
 const SHARE_MAX_PART: u64 = 16 << 20;
 /// Below this size the thread hand-offs cost more than they save.
 const PIPELINE_MIN: u64 = 4 * BLOCK as u64;
@@ -82,10 +94,11 @@ enum Front {
 }
 
 /// The rest, on a second lane: the chunk cuts (from the first lane's candidates, or by its own
-/// scan), the chunks' BLAKE3 and the whole file's. Chunks and BLAKE3 share a lane: the second
-/// reads a block the first has just brought into cache, and one thread fewer competes for the
-/// two cores (with a lane each, all digests ran about 3% slower). Where pairing is costly, this
-/// lane also takes all the parts or a share of them (see [`Front::plan`]).
+/// scan), the chunks' BLAKE3 and the whole file's. Chunks and BLAKE3 share a lane, the one that
+/// also reads the file: it reads a block the first has just brought into cache, and no third
+/// thread competes for the two cores (with a lane each, all digests ran about 3% slower; with
+/// the reading on a thread of its own, 0.70-0.73x the SHA-256 alone instead of 0.76-0.77x).
+/// Where pairing is costly, this lane also takes a share of the parts (see [`Front::plan`]).
 struct Back {
     parts: Option<PartHasher>,
     chunks: Option<(Cutter, ChunkHasher)>,
@@ -96,15 +109,12 @@ struct Back {
 impl Front {
     /// The lanes of a file's work; the second is `None` when there is nothing for it to do.
     ///
-    /// With `parts_apart`, parts move from the pair with the whole file on the first lane to
-    /// the second: the callers ask for that when the lanes are threads of their own and the
-    /// pair is not cheap on this CPU ([`sha256x2::pair_is_cheap`]). Without chunks or BLAKE3 the
-    /// second lane would be idle and takes them all: on an Intel Xeon where the pair cost 1.47x
-    /// one stream, that ran at 0.80x the speed of the whole-file digest alone, paired at 0.69x.
-    /// Otherwise it takes every [`SHARE_EVERY`]-th part of up to [`SHARE_MAX_PART`]: there,
-    /// parts with BLAKE3 went from 0.69x to 0.76x, all digests from 0.69x to 0.71x (medians
-    /// of four processes alternated with the old code). Where the pair costs about one stream,
-    /// it leaves a core free.
+    /// With `parts_apart`, the second lane takes a share of the parts ([`back_share`]) away
+    /// from the pair with the whole file on the first: the callers ask for that when the lanes
+    /// are threads of their own and the pair is not cheap on this CPU
+    /// ([`sha256x2::pair_is_cheap`]). Parts larger than [`SHARE_MAX_PART`] are not shared: with
+    /// nothing else to do, the second lane takes them all, otherwise none. Where the pair costs
+    /// about one stream, no part moves and the first lane's load stays as light as it gets.
     fn plan(opts: &DigestOptions, parts_apart: bool) -> Result<(Front, Option<Back>)> {
         let scanning = match opts.chunking {
             Some(params) => WholeAndParts::scanning(opts.part_size, params.masks())?,
@@ -112,15 +122,18 @@ impl Front {
         };
         let alone = parts_apart && opts.chunking.is_none() && !opts.blake3;
         let (front, parts) = match (scanning, opts.part_size) {
-            (None, Some(ps)) if alone => (Front::Whole(Sha256::new()), Some(PartHasher::new(ps)?)),
+            (None, Some(ps)) if alone && ps > SHARE_MAX_PART => {
+                (Front::Whole(Sha256::new()), Some(PartHasher::new(ps)?))
+            }
             (scanning, Some(ps)) => {
                 let mut sha = match scanning {
                     Some(sha) => sha,
                     None => WholeAndParts::new(ps)?,
                 };
                 let shared = if parts_apart && ps <= SHARE_MAX_PART {
-                    sha.share_parts(PartShare::AllBut(SHARE_EVERY));
-                    Some(PartHasher::sharing(ps, PartShare::Every(SHARE_EVERY))?)
+                    let share = back_share(opts.chunking.is_some(), opts.blake3);
+                    sha.share_parts(share.others());
+                    Some(PartHasher::sharing(ps, share)?)
                 } else {
                     None
                 };
@@ -448,14 +461,15 @@ pub fn hash_file_with_progress(
     digest_pipelined(src, opts, &mut reporter, !sha256x2::pair_is_cheap())
 }
 
-/// Digests one file with reading and two lanes of hashing on threads of their own.
+/// Digests one file in two lanes: the first on a thread of its own, the second on the calling
+/// thread, between its reads.
 fn digest_pipelined(
     mut src: Source,
     opts: &DigestOptions,
     reporter: &mut Reporter<'_>,
     parts_apart: bool,
 ) -> Result<FileDigest> {
-    let (mut front, back) = Front::plan(opts, parts_apart)?;
+    let (mut front, mut back) = Front::plan(opts, parts_apart)?;
     // Parts on both lanes: the ring holds two parts (see SHARE_MAX_PART).
     let shared = back
         .as_ref()
@@ -471,19 +485,11 @@ fn digest_pipelined(
         free_tx.send(buf).expect("ring has room");
     }
     std::thread::scope(|s| {
-        // The reader feeds the first lane, which passes each block on to the second with the
-        // cut candidates it found in it. The ring bounds memory: a buffer comes back only when
-        // both lanes are done with it.
+        // Each block goes to the first lane, which passes it back with the cut candidates it
+        // found in it. The ring bounds memory: a buffer comes back only when both lanes are
+        // done with it.
         let (feed, front_rx) = crossbeam_channel::unbounded::<Arc<Block<'_>>>();
         let (back_tx, back_rx) = crossbeam_channel::unbounded::<(Arc<Block<'_>>, Guide)>();
-        let back = back.map(|mut back| {
-            s.spawn(move || {
-                for (block, guide) in back_rx {
-                    back.update(&block.buf[..block.len], guide);
-                }
-                back
-            })
-        });
         let two_lanes = back.is_some();
         let front = s.spawn(move || {
             // The candidates cost this lane a little and spare the other a scan, which costs
@@ -495,39 +501,82 @@ fn digest_pipelined(
                 if two_lanes {
                     back_tx
                         .send((block, guide))
-                        .expect("second lane outlives the feed");
+                        .expect("second lane outlives the first");
                 }
             }
             front
         });
-        let mut total = 0u64;
-        let read = loop {
-            let buf = free_rx.recv().expect("reader holds a sender");
-            let n = match src.read_block(buf) {
-                Ok(n) => n,
-                Err(e) => break Err(e),
-            };
-            if n == 0 {
-                break reporter.read(total, true).map(|()| total);
-            }
-            total += n as u64;
-            if let Err(e) = reporter.read(total, false) {
-                break Err(e);
-            }
-            let block = Arc::new(Block {
-                buf,
-                len: n,
-                home: free_tx.clone(),
-            });
-            feed.send(block).expect("first lane outlives the feed");
+        let lane = Lane {
+            free: &free_rx,
+            home: &free_tx,
+            feed,
+            passed: &back_rx,
         };
-        drop(feed);
+        let read = lane.run(&mut src, reporter, back.as_mut());
         let front = join(front);
-        let back = back.map(join);
         let total = read?;
         src.check_unchanged(total)?;
         Ok(assemble(&src.path, total, opts, front, back))
     })
+}
+
+/// The calling thread's side of [`digest_pipelined`]: the ring's free buffers, the feed to the
+/// first lane, and the blocks it passes back.
+struct Lane<'r, 'a> {
+    free: &'r Receiver<&'a mut [u8]>,
+    home: &'r Sender<&'a mut [u8]>,
+    feed: Sender<Arc<Block<'a>>>,
+    passed: &'r Receiver<(Arc<Block<'a>>, Guide)>,
+}
+
+impl<'a> Lane<'_, 'a> {
+    /// Reads the file into the ring, doing the second lane's work (if any) while no buffer is
+    /// free, then the rest of it; returns the bytes read. Reading comes first, so that the
+    /// first lane, the one that costs most, never waits for data.
+    fn run(
+        self,
+        src: &mut Source,
+        reporter: &mut Reporter<'_>,
+        mut back: Option<&mut Back>,
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let buf = match back.as_deref_mut() {
+                None => self.free.recv().expect("the ring holds a sender"),
+                Some(back) => crossbeam_channel::select_biased! {
+                    recv(self.free) -> buf => buf.expect("the ring holds a sender"),
+                    recv(self.passed) -> passed => {
+                        // Gone only if the first lane panicked: joining it tells.
+                        let Ok((block, guide)) = passed else { return Ok(total) };
+                        back.update(&block.buf[..block.len], guide);
+                        continue;
+                    }
+                },
+            };
+            let n = src.read_block(buf)?;
+            if n == 0 {
+                reporter.read(total, true)?;
+                break;
+            }
+            total += n as u64;
+            reporter.read(total, false)?;
+            let block = Arc::new(Block {
+                buf,
+                len: n,
+                home: self.home.clone(),
+            });
+            if self.feed.send(block).is_err() {
+                return Ok(total); // as above
+            }
+        }
+        drop(self.feed);
+        if let Some(back) = back {
+            for (block, guide) in self.passed {
+                back.update(&block.buf[..block.len], guide);
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// A lane's result; its panic, if it had one.
@@ -638,6 +687,9 @@ mod tests {
             (Some(1 << 20), Some(small), true, true),
             (Some(64), Some(small), false, true),
             (None, Some(ChunkParams::default()), false, true),
+            // Parts alone or with BLAKE3: the lanes share them in other proportions.
+            (Some(1 << 20), None, false, false),
+            (Some(4096), None, true, false),
             (None, Some(small), true, true),
             (None, None, true, false),
         ];

@@ -100,6 +100,15 @@ impl PartShare {
     /// No part at all: a hasher of the whole stream alone.
     pub const NONE: Self = Self::AllBut(1);
 
+    /// The parts this share leaves to the other hasher.
+    pub fn others(self) -> Self {
+        match self {
+            Self::All => Self::NONE,
+            Self::Every(n) => Self::AllBut(n),
+            Self::AllBut(n) => Self::Every(n),
+        }
+    }
+
     fn takes(self, index: u64) -> bool {
         match self {
             Self::All => true,
@@ -567,22 +576,26 @@ pub(crate) mod tests {
                 let mut all = PartHasher::new(ps).unwrap();
                 all.update(&data[..len]);
                 let all = all.finish();
-                for n in [1u64, 2, 3] {
+                let shares = [1u64, 2, 3, 4]
+                    .into_iter()
+                    .flat_map(|n| [PartShare::Every(n), PartShare::AllBut(n)]);
+                for share in shares.chain([PartShare::All]) {
                     let mut front = WholeAndParts::new(ps).unwrap();
-                    front.share_parts(PartShare::AllBut(n));
-                    let mut back = PartHasher::sharing(ps, PartShare::Every(n)).unwrap();
+                    front.share_parts(share.others());
+                    let mut back = PartHasher::sharing(ps, share).unwrap();
                     for p in data[..len].chunks(97) {
                         front.update(p);
                         back.update(p);
                     }
                     let (whole, mine) = front.finish();
                     let theirs = back.finish();
-                    assert_eq!(whole, sha256(&data[..len]), "ps {ps} len {len} n {n}");
-                    assert!(theirs.iter().all(|p| u64::from(p.index) % n == 0));
-                    assert!(mine.iter().all(|p| u64::from(p.index) % n != 0));
+                    let at = format!("ps {ps} len {len} {share:?}");
+                    assert_eq!(whole, sha256(&data[..len]), "{at}");
+                    assert!(theirs.iter().all(|p| share.takes(p.index.into())), "{at}");
+                    assert!(mine.iter().all(|p| !share.takes(p.index.into())), "{at}");
                     let mut got = [mine, theirs].concat();
                     got.sort_by_key(|p| p.index);
-                    assert_eq!(got, all, "ps {ps} len {len} n {n}");
+                    assert_eq!(got, all, "{at}");
                 }
             }
         }
