@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from ferryman.config import Config
-from ferryman.server import RUNNER_OPTIONS, create_app
+from ferryman.server import create_app, start_site
 
 ADMIN = "test-admin-token"
 
@@ -119,11 +119,8 @@ class ThreadServer:
         asyncio.set_event_loop(self._loop)
 
         async def up() -> None:
-            self._runner = web.AppRunner(create_app(self.config), **RUNNER_OPTIONS)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._runner, site = await start_site(create_app(self.config), self.config, port=0)
+            self.port = site.port
 
         self._loop.run_until_complete(up())
         ready.set()

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ferryman import __version__
 from ferryman.chunking import ChunkParams
 from ferryman.client import Client
@@ -121,6 +123,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             data_dir=Path(args.data),
             signature_threshold=args.signature_threshold,
             access_log=args.access_log,
+            public_url=args.public_url,
+            upload_idle_timeout=args.upload_idle_timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
         )
     )
     return 0
@@ -392,6 +398,20 @@ async def _cmd_devices_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _cmd_devices_delete(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        await c.delete_device(args.device_id)
+    _out(args, {"id": args.device_id, "deleted": True}, f"{args.device_id} deleted")
+    return 0
+
+
+async def _cmd_devices_rotate_token(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        d = await c.rotate_device_token(args.device_id)
+    _out(args, msgspec.to_builtins(d), f"{d.id} token {d.token}")
+    return 0
+
+
 def _trusted(paths: list[str] | None) -> dict[str, Any]:
     keys = {}
     for p in paths or []:
@@ -556,11 +576,19 @@ def _parser() -> argparse.ArgumentParser:
     phase.add_argument("--count", type=int, metavar="N", help="phase: first N devices")
     phase.add_argument("--tags", metavar="T1,T2", help="phase: devices with any of these tags")
 
-    dc = cmd(group("devices", "devices"), "create", "register a device (prints its token once)", _cmd_devices_create)
+    devices = group("devices", "devices")
+    dc = cmd(devices, "create", "register a device (prints its token once)", _cmd_devices_create)
     dc.add_argument("identifier", metavar="IDENTIFIER")
     dc.add_argument("--target", required=True)
     dc.add_argument("--cohort", metavar="COHORT_ID")
     dc.add_argument("--tag", action="append", metavar="TAG")
+
+    cmd(devices, "delete", "delete a device (its token stops working at once)", _cmd_devices_delete).add_argument(
+        "device_id", metavar="DEVICE_ID"
+    )
+    cmd(
+        devices, "rotate-token", "give a device a new token (printed once); the old one stops working", _cmd_devices_rotate_token
+    ).add_argument("device_id", metavar="DEVICE_ID")
 
     dv = cmd(group("device", "act as a device"), "check", "check for an update with a device token", _cmd_device_check)
     dv.add_argument(
@@ -607,6 +635,35 @@ def _parser() -> argparse.ArgumentParser:
         help="distinct active keys whose signatures make a binary signed (default 1)",
     )
     s.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    s.add_argument(
+        "--public-url",
+        default=os.environ.get("FERRYMAN_PUBLIC_URL") or None,
+        metavar="URL",
+        help="URL devices reach this service at, for the download URLs it hands out "
+        "(default $FERRYMAN_PUBLIC_URL, else the address a request came in on)",
+    )
+    s.add_argument(
+        "--upload-idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="refuse an upload that sends nothing for this long (default 60)",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's headers this long after opening "
+        "or after its last response (default 10)",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="answer 503 to connections beyond N open ones (default 1024)",
+    )
     s.set_defaults(func=_cmd_serve)
     return p
 

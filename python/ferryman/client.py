@@ -33,7 +33,8 @@ class ApiError(FerrymanError):
     """The server answered with an error (a problem+json body when it is Ferryman)."""
 
     def __init__(self, status: int, title: str, detail: str, errors: dict[str, list[str]] | None = None, body: Any = None):
-        super().__init__(f"{status} {title}: {detail}")
+        # A full disk is the operator's to fix, not the request's: say so in their words.
+        super().__init__(f"the server is out of disk space ({detail})" if status == 507 else f"{status} {title}: {detail}")
         self.status, self.title, self.detail, self.errors, self.body = status, title, detail, errors or {}, body
 
 
@@ -176,6 +177,12 @@ class Client:
 
     async def create_device(self, body: m.DeviceCreate) -> m.DeviceOut:
         return await self._typed("POST", f"{API}/devices", body, m.DeviceOut)
+
+    async def delete_device(self, device_id: str) -> None:
+        await self.request("DELETE", f"{API}/devices/{device_id}")
+
+    async def rotate_device_token(self, device_id: str) -> m.DeviceOut:
+        return await self._typed("POST", f"{API}/devices/{device_id}/token", None, m.DeviceOut)
 
     async def create_override(self, body: m.OverrideCreate) -> m.OverrideOut:
         return await self._typed("POST", f"{API}/bundle-overrides", body, m.OverrideOut)

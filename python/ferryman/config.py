@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["Config"]
 
@@ -26,6 +27,37 @@ class Config:
     grant_ttl: int = 3600
     # One log line per request (aiohttp's access log) on stderr.
     access_log: bool = False
+    # Scheme, host and port (and path prefix) that devices reach this service at, e.g.
+    # "https://updates.example.com": absolute URLs in answers are built from it, never from a
+    # request's Host header. Without it, from the bind address.
+    public_url: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_PUBLIC_URL") or None)
+    # An upload that sends no byte for this many seconds is refused and its part released.
+    upload_idle_timeout: float = 60.0
+    # A connection must deliver a request's complete headers within this many seconds of
+    # opening (or of the previous response); idle keep-alive connections close after it too.
+    header_timeout: float = 10.0
+    # Connections beyond this many are refused at once with 503 (see server/runner.py).
+    max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            url = urlsplit(self.public_url)
+            url.port  # noqa: B018 (raises ValueError for a malformed port)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username:
+                raise ValueError(f"public URL {self.public_url!r} must be http(s)://host[:port][/prefix]")
+        for name in ("upload_idle_timeout", "header_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+
+    @property
+    def base_url(self) -> str:
+        """The origin (and prefix) of absolute URLs handed to devices."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def catalog_path(self) -> Path:

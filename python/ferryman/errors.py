@@ -12,12 +12,14 @@ __all__ = [
     "FerrymanError",
     "FileChangedError",
     "Forbidden",
+    "InsufficientStorage",
     "Invalid",
     "InvalidKey",
     "InvalidSignature",
     "InvalidTransition",
     "LengthRequired",
     "NotFound",
+    "RequestTimeout",
     "SizeLimitExceeded",
     "TooLarge",
     "Unauthenticated",
@@ -106,3 +108,17 @@ class LengthRequired(DomainError):
 class UnsupportedMediaType(DomainError):
     status = 415
     title = "Unsupported media type"
+
+
+class RequestTimeout(DomainError):
+    """The client stopped sending a request body (see ``Config.upload_idle_timeout``)."""
+
+    status = 408
+    title = "Request timeout"
+
+
+class InsufficientStorage(DomainError):
+    """The server's disk (content store or catalog) is full; nothing was changed."""
+
+    status = 507
+    title = "Insufficient storage"

@@ -20,7 +20,7 @@ from ferryman.errors import Forbidden
 
 __all__ = ["issue", "load_secret", "verify"]
 
-_TOKEN = re.compile(r"(bin_[0-9a-z]{26})\.(\d{1,12})\.([A-Za-z0-9_-]{43})")
+_TOKEN = re.compile(r"(bin_[0-9a-z]{26})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 
 
 def _mac(secret: bytes, message: str) -> str:

@@ -25,6 +25,8 @@ PREFIXES = {
     "webhook": "whk",
     "event": "evt",
     "api_key": "apk",
+    # Internal: an upload in flight (a lease), never seen in the API.
+    "upload": "upl",
 }
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _PATTERN = re.compile(r"[a-z]{3}_[0-9a-hjkmnp-tv-z]{26}")

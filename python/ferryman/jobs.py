@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from ferryman.catalog import Catalog
-from ferryman.errors import Conflict
+from ferryman.errors import Conflict, InsufficientStorage
 from ferryman.lifecycle import State
 from ferryman.storage import FsStore
 
@@ -20,6 +20,10 @@ __all__ = ["hash_binary", "resume", "start_hashing"]
 
 log = logging.getLogger("ferryman.jobs")
 SERVER = "server"
+# While the disk is full, a finished hash's verdict is written again every FULL_DISK_WAIT
+# seconds, for about an hour.
+FULL_DISK_WAIT = 5.0
+FULL_DISK_RETRIES = 720
 
 
 async def _explain(catalog: Catalog, store: FsStore, binary: dict, declared_what: str) -> str:
@@ -46,15 +50,24 @@ async def hash_binary(catalog: Catalog, store: FsStore, binary_id: str) -> None:
             error = await _explain(catalog, store, binary, f"content has {d.size} bytes, {binary['size']} were declared")
         elif d.sha256 != binary["sha256"]:
             error = await _explain(catalog, store, binary, f"content SHA-256 is {d.sha256}, {binary['sha256']} was declared")
-    try:
-        if error is None:
-            await loop.run_in_executor(None, store.publish, binary_id)
-            await catalog.transition(SERVER, binary_id, State.SIGNABLE, by_server=True, expect=State.HASHING)
-        else:
-            await catalog.transition(SERVER, binary_id, State.HASHABLE, by_server=True, expect=State.HASHING, error=error)
-    except Conflict:
-        # Destroyed (or otherwise moved) while hashing: its own transition cleaned up.
-        log.info("binary %s left hashing while it was hashed", binary_id)
+    for attempt in range(FULL_DISK_RETRIES):
+        try:
+            if error is None:
+                await loop.run_in_executor(None, store.publish, binary_id)
+                await catalog.transition(SERVER, binary_id, State.SIGNABLE, by_server=True, expect=State.HASHING)
+            else:
+                await catalog.transition(SERVER, binary_id, State.HASHABLE, by_server=True, expect=State.HASHING, error=error)
+            return
+        except Conflict:
+            # Destroyed (or otherwise moved) while hashing: its own transition cleaned up.
+            log.info("binary %s left hashing while it was hashed", binary_id)
+            return
+        except InsufficientStorage:
+            # The verdict stands; only writing it down failed. It stays in hashing meanwhile.
+            log.warning("binary %s: the disk is full; recording its hashing result again in %ss", binary_id, FULL_DISK_WAIT)
+            if attempt + 1 < FULL_DISK_RETRIES:
+                await asyncio.sleep(FULL_DISK_WAIT)
+    log.error("binary %s: gave up recording its hashing result; it is retried at the next start", binary_id)
 
 
 def start_hashing(catalog: Catalog, store: FsStore, tasks: set[asyncio.Task[None]], binary_id: str) -> None:

@@ -20,6 +20,7 @@ from ferryman.catalog import models as m
 from ferryman.catalog.sqlite import Page, Row, SqliteCatalog, Tx, check_id, get_or_404, now, update_logged
 from ferryman.errors import Conflict, Invalid, Unauthenticated
 from ferryman.ids import is_id, new_id, new_ids
+from ferryman.parsing import parse_rfc3339
 from ferryman.releases import (
     CountPhase,
     Decision,
@@ -49,13 +50,10 @@ def parse_time(value: str | None, field: str) -> str | None:
     time order)."""
     if value is None:
         return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"{field} is not an RFC 3339 time", {field: ["RFC 3339, e.g. 2026-01-31T12:00:00Z"]}) from None
-    if t.tzinfo is None:
-        raise Invalid(f"{field} needs a time zone", {field: ["add Z or an offset"]})
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = parse_rfc3339(value)
+    if t is None:
+        raise Invalid(f"{field} is not an RFC 3339 time", {field: ["RFC 3339 with a zone, e.g. 2026-01-31T12:00:00Z"]})
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -514,6 +512,33 @@ class FleetOps:
 
         return await self.db.tx(actor, run)
 
+    async def delete_device(self, actor: str, device_id: str) -> None:
+        """Removes a device: its token stops working at once; its audit trail stays, ending in
+        a ``delete`` event with its last record. Count-phase claims stay counted."""
+        check_id(device_id, "device", "device")
+
+        def run(tx: Tx) -> None:
+            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.run("DELETE FROM override_devices WHERE device_id = ?", [device_id])
+            tx.run("DELETE FROM devices WHERE id = ?", [device_id])
+            tx.event("delete", "device", device_id, before, None)
+
+        await self.db.tx(actor, run)
+
+    async def rotate_device_token(self, actor: str, device_id: str, token_hash: str) -> Row:
+        """Gives a device a new token; the old one stops working at once (the change drops the
+        update checks' device cache with the snapshot)."""
+        check_id(device_id, "device", "device")
+
+        def run(tx: Tx) -> Row:
+            row = get_or_404(tx, "devices", device_id, "device")
+            tx.update("devices", device_id, {"token_hash": token_hash, "updated_at": now()})
+            view = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.event("token", "device", device_id, device_view(row), view)
+            return view
+
+        return await self.db.tx(actor, run)
+
     async def device_for_token(self, token_hash: str) -> str:
         """The ID of the device with this token; raises Unauthenticated."""
         row = await self.db.read(lambda tx: tx.one("SELECT id FROM devices WHERE token_hash = ?", [token_hash]))
@@ -529,6 +554,7 @@ class FleetOps:
             before = device_view(found)
             device_id = before["id"]
             tx.actor = device_id
+            _check_report(tx, found, body)
             changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
             if body.status == "installed":
                 changes |= {
@@ -828,6 +854,41 @@ class FleetOps:
             return CheckIn(decision, dev, world.manifest(decision, dev["target"]), world.generation)
 
         return await self.db.tx(actor, run, write=False, durable=False)
+
+
+def _check_report(tx: Tx, device: Row, body: m.DeviceReport) -> None:
+    """A report must name a bundle (and release) that exist and agree, and an ``installed``
+    report a bundle this device could have been given: one a release of its cohort's channel
+    serves, one an override names it for, or the one it reports already."""
+    if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
+        raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
+    if body.release_id is not None:
+        release = tx.one("SELECT bundle_id, version FROM releases WHERE id = ?", [body.release_id])
+        if release is None:
+            raise Invalid(f"no release {body.release_id}", {"release_id": ["unknown release"]})
+        if release["bundle_id"] != body.bundle_id:
+            raise Invalid(
+                f"release {body.release_id} serves bundle {release['bundle_id']}, not {body.bundle_id}",
+                {"bundle_id": ["not the release's bundle"]},
+            )
+        if body.version is not None and release["version"] is not None and body.version != release["version"]:
+            raise Invalid(
+                f"release {body.release_id} is version {release['version']}, not {body.version}",
+                {"version": ["not the release's version"]},
+            )
+    if body.status != "installed" or body.bundle_id == device["reported_bundle_id"]:
+        return
+    offered = tx.one(
+        "SELECT 1 FROM releases r JOIN cohorts c ON c.channel_id = r.channel_id WHERE c.id = ? AND r.bundle_id = ? "
+        "UNION ALL SELECT 1 FROM bundle_overrides o JOIN override_devices d ON d.override_id = o.id "
+        "WHERE d.device_id = ? AND o.bundle_id = ? LIMIT 1",
+        [device["cohort_id"], body.bundle_id, device["id"], body.bundle_id],
+    )
+    if offered is None:
+        raise Invalid(
+            f"bundle {body.bundle_id} is not served to this device by its channel or an override",
+            {"bundle_id": ["not offered to this device"]},
+        )
 
 
 class CheckIn(NamedTuple):

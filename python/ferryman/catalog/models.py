@@ -56,13 +56,24 @@ METADATA_MAX_BYTES = 16 * 1024
 
 ROLES = ("admin", "publisher", "signer", "releaser", "viewer")
 
-Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+def full(pattern: str) -> str:
+    """A pattern that must match the whole string. msgspec searches with Python's ``re``, where
+    ``$`` also matches before a final newline; the lookahead refuses that newline (and reads the
+    same in the JSON Schema dialect of the OpenAPI document)."""
+    return f"^(?:{pattern})$(?!\\n)"
+
+
+ID_PATTERN = full(r"[a-z]{3}_[0-9a-hjkmnp-tv-z]{26}")
+# RFC 3339 date-time with a zone (checked again, for range, when parsed).
+TIME_PATTERN = full(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._-]*"))]
 Text = Annotated[str, Meta(max_length=4096)]
 Metadata = dict[str, Any]
-Sha256Hex = Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+Sha256Hex = Annotated[str, Meta(pattern=full(r"[0-9a-fA-F]{64}"))]
 # A target triplet-like identifier, or "any" for binaries that run on every target.
-Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=r"^(any|[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+)$")]
-VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")]
+Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=full(r"any|[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+"))]
+VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=full(r"[0-9A-Za-z][0-9A-Za-z.+_-]*"))]
 Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
 
 
@@ -188,8 +199,8 @@ class SigningKey(Struct, kw_only=True):
 
 class SignatureCreate(_In):
     signature: Annotated[str, Meta(min_length=1, max_length=4096)]
-    signing_key_id: str | None = None
-    keyid: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")] | None = None
+    signing_key_id: Id | None = None
+    keyid: Annotated[str, Meta(pattern=full(r"[0-9a-f]{64}"))] | None = None
 
 
 class Signature(Struct, kw_only=True):
@@ -238,9 +249,9 @@ def check_metadata(value: Metadata, field: str = "custom_metadata") -> None:
 
 # Bundles, channels, cohorts, releases, devices, overrides ----------------------------------
 
-Id = Annotated[str, Meta(min_length=1, max_length=64)]
-Time = Annotated[str, Meta(max_length=64)]
-Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+Time = Annotated[str, Meta(max_length=64, pattern=TIME_PATTERN)]
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))]
 
 
 class BundleEntryIn(_In):
@@ -359,7 +370,7 @@ class ReleaseOut(Struct, kw_only=True):
 
 
 class DeviceCreate(_In):
-    identifier: Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+    identifier: Annotated[str, Meta(min_length=1, max_length=256, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))]
     target: Target
     cohort_id: Id | None = None
     tags: Annotated[list[Tag], Meta(max_length=64)] = []

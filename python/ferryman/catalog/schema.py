@@ -212,3 +212,11 @@ MIGRATIONS.append(
     INSERT INTO meta (key, value) VALUES ('generation', 0);
     """
 )
+
+# Leases on uploads in flight: a marker counts only until expires_at (renewed while the upload
+# lives), so one left by a dead process or a failed write cannot block hashing.
+MIGRATIONS.append(
+    """
+    ALTER TABLE uploads_in_flight ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''
+    """
+)

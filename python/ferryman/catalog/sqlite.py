@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 import msgspec
 
 from ferryman.catalog.schema import MIGRATIONS
-from ferryman.errors import Conflict, Invalid, NotFound
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, NotFound
 from ferryman.ids import is_id, new_ids
+from ferryman.parsing import parse_int
 
-__all__ = ["Page", "SqliteCatalog", "now"]
+__all__ = ["Page", "SqliteCatalog", "later", "now"]
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -42,6 +43,13 @@ def now() -> str:
     return f"{_second[1]}.{us:06d}Z"
 
 
+def later(seconds: float) -> str:
+    """The time ``seconds`` from now, formatted as ``now()`` formats it (so they compare as text)."""
+    t = time.time() + seconds
+    sec, us = divmod(round(t * 1_000_000), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{us:06d}Z"
+
+
 class Page(msgspec.Struct):
     items: list[Row]
     next_cursor: str | None
@@ -55,10 +63,10 @@ def _decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
-        value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        value = parse_int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode(), 18)
     except (ValueError, UnicodeDecodeError):
-        raise Invalid("malformed cursor", {"cursor": ["not a cursor this server issued"]}) from None
-    if value < 0:
+        value = None
+    if value is None:
         raise Invalid("malformed cursor", {"cursor": ["not a cursor this server issued"]})
     return value
 
@@ -215,10 +223,12 @@ class SqliteCatalog:
                     if write and durable:
                         # Catalog changes bump the generation that read caches key on.
                         conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite may have rolled back already (a full disk does that).
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
                 if write and durable:
                     self.local_change = True
                 return out
@@ -230,6 +240,10 @@ class SqliteCatalog:
             return await self._call(run)
         except sqlite3.IntegrityError as e:
             raise Conflict(f"conflicts with an existing record ({e})") from None
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+                raise InsufficientStorage("the server is out of disk space (catalog); nothing was changed") from None
+            raise
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.tx("", fn, write=False)

@@ -23,6 +23,7 @@ from ferryman.catalog.sqlite import (
     Tx,
     check_id,
     get_or_404,
+    later,
     loads_fields,
     now,
     update_logged,
@@ -319,12 +320,16 @@ class Catalog(FleetOps):
         error: str | None = None,
         check: Any = None,
         then: State | None = None,
+        fields: m.BinaryPatch | None = None,
     ) -> Row:
         """Moves a binary to ``target`` if the lifecycle allows it from its current state (and,
         with ``expect``, only from that state); ``then`` continues at once, as the server, to a
-        further state in the same transaction. ``check(tx, row)`` may refuse. The update is
-        conditional on the state read, so of two racing requests only one can win."""
+        further state in the same transaction. ``check(tx, row)`` may refuse. ``fields`` (a
+        patch's other fields) change in the same transaction, so a refused move changes
+        nothing. The update is conditional on the state read, so of two racing requests only
+        one can win."""
         check_id(binary_id, "binary", "binary")
+        changes = _changes(fields, exclude=("state",)) if fields is not None else {}
 
         def run(tx: Tx) -> Row:
             row = get_or_404(tx, "binaries", binary_id, "binary")
@@ -337,6 +342,10 @@ class Catalog(FleetOps):
                 check_client_transition(current, target)
             if check is not None:
                 check(tx, row)
+            if changes:
+                before = _binary_view(tx, row)
+                update_logged(tx, "binaries", binary_id, "binary", changes, before, lambda r: _binary_view(tx, r))
+                row = get_or_404(tx, "binaries", binary_id, "binary")
             after = self._move(tx, row, target, error)
             if then is not None:
                 check_server_transition(target, then)
@@ -367,26 +376,45 @@ class Catalog(FleetOps):
 
     # Parts ------------------------------------------------------------------------------------
 
-    async def begin_part(self, actor: str, binary_id: str, index: int) -> str:
-        """Registers an upload of part ``index`` as in flight, only while the binary is
-        ``uploadable``; hashing cannot start until every upload in flight has ended."""
+    async def begin_part(self, actor: str, binary_id: str, index: int, lease: float) -> str:
+        """Registers an upload of part ``index`` as in flight for ``lease`` seconds (renew with
+        ``renew_part``), only while the binary is ``uploadable``; hashing cannot start while an
+        unexpired upload is in flight. A marker whose process died or whose end could not be
+        written expires by itself. Bookkeeping: these writes leave read caches warm."""
 
         def run(tx: Tx) -> str:
             row = get_or_404(tx, "binaries", binary_id, "binary")
             if row["state"] != State.UPLOADABLE:
                 raise Conflict(f"binary is {row['state']}; parts are accepted only while uploadable")
-            token = new_id("event")
-            tx.insert("uploads_in_flight", {"id": token, "binary_id": binary_id, "idx": index, "started_at": now()})
+            token = new_id("upload")
+            tx.insert(
+                "uploads_in_flight",
+                {"id": token, "binary_id": binary_id, "idx": index, "started_at": now(), "expires_at": later(lease)},
+            )
             return token
 
-        return await self.db.tx(actor, run)
+        return await self.db.tx(actor, run, durable=False)
+
+    async def renew_part(self, token: str, lease: float) -> None:
+        await self.db.tx(
+            "",
+            lambda tx: tx.run("UPDATE uploads_in_flight SET expires_at = ? WHERE id = ?", [later(lease), token]),
+            durable=False,
+        )
 
     async def end_part(self, token: str) -> None:
-        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight WHERE id = ?", [token]))
+        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight WHERE id = ?", [token]), durable=False)
 
     async def clear_uploads_in_flight(self) -> None:
         """At start-up: uploads of a previous process are over (single-process deployments)."""
-        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight"))
+        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight"), durable=False)
+
+    async def complete_upload(self, actor: str, binary_id: str, fields: m.BinaryPatch | None = None) -> Row:
+        """``hashable`` once every part is in and no upload is in flight, and in the same
+        transaction on to ``hashing`` (DESIGN.md); the caller starts the hashing job."""
+        return await self.transition(
+            actor, binary_id, State.HASHABLE, check=_all_parts_present, then=State.HASHING, fields=fields
+        )
 
     async def record_part(self, actor: str, binary_id: str, index: int, size: int, sha256: str) -> Row:
         """Records an uploaded part (replacing an earlier upload of the same index), only while
@@ -550,6 +578,20 @@ def _version_view(row: Row) -> Row:
     out = loads_fields(dict(row))
     out["semver"] = bool(out["semver"])
     return out
+
+
+def _all_parts_present(tx: Tx, binary: Row) -> None:
+    busy = tx.all(
+        "SELECT DISTINCT idx FROM uploads_in_flight WHERE binary_id = ? AND expires_at > ? ORDER BY idx", [binary["id"], now()]
+    )
+    if busy:
+        raise Conflict("uploads in progress for parts " + ", ".join(str(r["idx"]) for r in busy))
+    count = max(1, -(-binary["size"] // binary["part_size"]))
+    have = {r["idx"] for r in tx.all("SELECT idx FROM parts WHERE binary_id = ?", [binary["id"]])}
+    missing = [i for i in range(1, count + 1) if i not in have]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        raise Conflict(f"parts missing: {shown}", missing=missing[:1000])
 
 
 def _changes(body: msgspec.Struct, exclude: tuple[str, ...] = ()) -> Row:

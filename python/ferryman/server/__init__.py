@@ -1,5 +1,7 @@
-"""The HTTP service (aiohttp): ``create_app(config)`` builds it, ``serve(config)`` runs it."""
+"""The HTTP service (aiohttp): ``create_app(config)`` builds it, ``serve(config)`` runs it, and
+``start_site`` listens for it with the connection limits (tests use it too)."""
 
-from ferryman.server.app import RUNNER_OPTIONS, create_app, serve
+from ferryman.server.app import create_app, serve
+from ferryman.server.runner import start_site
 
-__all__ = ["RUNNER_OPTIONS", "create_app", "serve"]
+__all__ = ["create_app", "serve", "start_site"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -21,14 +21,11 @@ from ferryman.server.handlers.api_keys import new_token
 from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, KEY_CACHE, STORE, TASKS, URL_SECRET
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
+from ferryman.server.runner import start_site
 from ferryman.server.signing_keys import KeyCache
 from ferryman.storage import FsStore
 
-__all__ = ["RUNNER_OPTIONS", "create_app", "serve"]
-
-# A refused upload is answered at once; the rest of its body is read and dropped for at most a
-# second (aiohttp's "lingering close") so that the client sees the answer rather than a reset.
-RUNNER_OPTIONS: dict[str, Any] = {"lingering_time": 1.0, "shutdown_timeout": 10.0}
+__all__ = ["create_app", "serve"]
 
 log = logging.getLogger("ferryman.server")
 
@@ -83,11 +80,17 @@ def create_app(config: Config | None = None) -> web.Application:
 def serve(config: Config) -> None:
     """Runs the service until SIGINT or SIGTERM, then shuts down cleanly."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        print=lambda s: print(s, flush=True),
-        access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-        **RUNNER_OPTIONS,
-    )
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: Config) -> None:
+    runner, site = await start_site(create_app(config), config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from ferryman.errors import DomainError, Invalid, TooLarge, UnsupportedMediaType
+from ferryman.parsing import parse_int
 
 __all__ = ["ENCODER", "decode", "json_response", "page_params", "problem"]
 
@@ -58,7 +59,7 @@ async def decode(request: web.Request, type_: type[T]) -> T:
 
 def page_params(request: web.Request) -> tuple[int, str | None]:
     """``?limit=`` (1..500, default 50) and ``?cursor=``."""
-    raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    limit = parse_int(request.query.get("limit", "50"), 3)
+    if limit is None or not 1 <= limit <= 500:
         raise Invalid("limit must be a whole number from 1 to 500", {"limit": ["1..500"]})
-    return int(raw), request.query.get("cursor") or None
+    return limit, request.query.get("cursor") or None

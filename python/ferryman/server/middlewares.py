@@ -5,6 +5,7 @@ declaration is refused, so a forgotten one fails closed."""
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from ferryman.catalog.store import hash_token
-from ferryman.errors import DomainError, Forbidden, Unauthenticated
+from ferryman.errors import DomainError, Forbidden, InsufficientStorage, Unauthenticated
 from ferryman.server.http import problem
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
 
@@ -21,6 +22,8 @@ __all__ = ["auth_middleware", "problem_middleware"]
 
 log = logging.getLogger("ferryman.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A full disk or quota, wherever it surfaces: 507, never 500.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 PUBLIC = frozenset({"public"})
 # Routes for devices: only device tokens, which reach nothing else.
 DEVICE = frozenset({"device"})
@@ -37,7 +40,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def _problem_or_response(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        try:
+            return await handler(request)
+        except OSError as e:
+            if e.errno not in FULL or isinstance(e, ConnectionError):
+                raise
+            raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
     except DomainError as e:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         resp = problem(e.status, e.title, e.detail, e.errors, **e.extra)
@@ -54,6 +62,13 @@ async def _problem_or_response(request: web.Request, handler: Handler) -> web.St
         return resp
     except msgspec.DecodeError as e:
         return problem(400, "Bad request", f"malformed JSON: {e}")
+    except ConnectionError as e:
+        # The client went away (an aborted download or upload): nothing to answer, nothing
+        # worth a traceback. The answer below is written only if the socket still takes it.
+        log.info("client disconnected during %s %s (%s)", request.method, request.path, e or type(e).__name__)
+        resp = problem(400, "Client disconnected", "the connection was closed before the request completed")
+        resp.force_close()
+        return resp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "Internal server error", "the server failed; the error was logged")

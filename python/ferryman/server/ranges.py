@@ -28,9 +28,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ferryman.parsing import parse_int
+
 __all__ = ["MAX_RANGES", "Plan", "plan", "respond"]
 
 MAX_RANGES = 1000
+# Digits of a byte position: far beyond any file, and cheap to convert.
+MAX_DIGITS = 30
 LARGE = 16 << 20
 SEND_BUFFER = 4 << 20
 PART_TYPE = "application/octet-stream"
@@ -63,17 +67,16 @@ def _parse(value: str, size: int) -> list[tuple[int, int]] | None:
         if not spec:
             continue
         first, dash, last = spec.partition("-")
-        if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        a = parse_int(first, MAX_DIGITS) if first else None
+        b = parse_int(last, MAX_DIGITS) if last else None
+        if not dash or (first and a is None) or (last and b is None):
             raise _Ignore
-        if first == "":
-            if last == "":
+        if a is None:
+            if b is None:
                 raise _Ignore
-            n = int(last)
-            if n > 0 and size > 0:
-                spans.append((max(0, size - n), size - 1))
+            if b > 0 and size > 0:
+                spans.append((max(0, size - b), size - 1))
             continue
-        a = int(first)
-        b = int(last) if last else None
         if b is not None and b < a:
             raise _Ignore
         if a >= size:

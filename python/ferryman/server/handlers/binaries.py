@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import re
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite import Row, Tx
-from ferryman.errors import Conflict, DomainError, Invalid, LengthRequired, TooLarge
+from ferryman.catalog.sqlite import Row
+from ferryman.errors import Conflict, DomainError, Invalid, LengthRequired, RequestTimeout, TooLarge
 from ferryman.jobs import start_hashing
 from ferryman.lifecycle import State
+from ferryman.parsing import parse_int
 from ferryman.server.handlers.common import actor, page_response
 from ferryman.server.http import decode, json_response, page_params
-from ferryman.server.keys import CATALOG, STORE, TASKS
+from ferryman.server.keys import CATALOG, CONFIG, STORE, TASKS
+from ferryman.sink import SinkResult
 
+log = logging.getLogger("ferryman.server")
 UPLOAD_CHUNK = 1 << 20
 _DIGEST_ITEM = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*")
 
@@ -47,42 +53,30 @@ async def get(request: web.Request) -> web.Response:
     return json_response(m.Binary(**await request.app[CATALOG].get_binary(request.match_info["binary_id"])))
 
 
-def _all_parts_present(tx: Tx, binary: Row) -> None:
-    busy = tx.all("SELECT DISTINCT idx FROM uploads_in_flight WHERE binary_id = ? ORDER BY idx", [binary["id"]])
-    if busy:
-        raise Conflict("uploads in progress for parts " + ", ".join(str(r["idx"]) for r in busy))
-    count = max(1, -(-binary["size"] // binary["part_size"]))
-    have = {r["idx"] for r in tx.all("SELECT idx FROM parts WHERE binary_id = ?", [binary["id"]])}
-    missing = [i for i in range(1, count + 1) if i not in have]
-    if missing:
-        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-        raise Conflict(f"parts missing: {shown}", missing=missing[:1000])
-
-
 async def move_to_hashable(request: web.Request, binary_id: str) -> Row:
     """hashable, and in the same transaction on to hashing (DESIGN.md), which is then started."""
     catalog = request.app[CATALOG]
-    row = await catalog.transition(actor(request), binary_id, State.HASHABLE, check=_all_parts_present, then=State.HASHING)
+    row = await catalog.complete_upload(actor(request), binary_id)
     start_hashing(catalog, request.app[STORE], request.app[TASKS], binary_id)
     return row
 
 
 async def patch(request: web.Request) -> web.Response:
+    """Fields and a state change in one transaction: a refused change changes nothing."""
     body = await decode(request, m.BinaryPatch)
     binary_id = request.match_info["binary_id"]
-    catalog, store = request.app[CATALOG], request.app[STORE]
-    row = await catalog.patch_binary_fields(actor(request), binary_id, body)
-    if body.state is not m.UNSET:
-        target = State(body.state)
-        if target is State.HASHABLE:
-            row = await move_to_hashable(request, binary_id)
-        elif target is State.HASHING:
-            row = await catalog.transition(actor(request), binary_id, State.HASHING)
-            start_hashing(catalog, store, request.app[TASKS], binary_id)
-        else:
-            row = await catalog.transition(actor(request), binary_id, target)
-            if target in (State.UPLOADABLE, State.DESTROYED):
-                await asyncio.get_running_loop().run_in_executor(None, store.delete, binary_id)
+    catalog, store, who = request.app[CATALOG], request.app[STORE], actor(request)
+    if body.state is m.UNSET:
+        return json_response(m.Binary(**await catalog.patch_binary_fields(who, binary_id, body)))
+    target = State(body.state)
+    if target is State.HASHABLE:
+        row = await catalog.complete_upload(who, binary_id, fields=body)
+    else:
+        row = await catalog.transition(who, binary_id, target, fields=body)
+    if target in (State.HASHABLE, State.HASHING):
+        start_hashing(catalog, store, request.app[TASKS], binary_id)
+    elif target in (State.UPLOADABLE, State.DESTROYED):
+        await asyncio.get_running_loop().run_in_executor(None, store.delete, binary_id)
     return json_response(m.Binary(**row))
 
 
@@ -112,6 +106,35 @@ def _part_size(binary: Row, index: int) -> int:
     return min(binary["part_size"], binary["size"] - (index - 1) * binary["part_size"])
 
 
+async def _body(request: web.Request, idle: float) -> AsyncIterator[bytes]:
+    """The request body in chunks; refuses it (408) when no byte arrives for ``idle`` seconds,
+    so a stalled client cannot keep its part in flight."""
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await content.read(UPLOAD_CHUNK)
+        except TimeoutError:
+            raise RequestTimeout(f"no data arrived for {idle:g} seconds; the part was not stored") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def _keep_lease(catalog: Catalog, token: str, lease: float, upload: asyncio.Future[SinkResult]) -> Exception:
+    """Renews an in-flight marker while its upload runs. If renewing fails, the upload is
+    stopped rather than left writing after its marker expired (hashing may then begin), and the
+    failure is returned."""
+    while True:
+        await asyncio.sleep(lease / 3)
+        try:
+            await catalog.renew_part(token, lease)
+        except Exception as e:
+            log.warning("could not renew the lease of an upload (%s); stopping it", e)
+            upload.cancel()
+            return e
+
+
 async def _receive(request: web.Request, binary: Row, index: int) -> Row:
     """Streams one part into its range of the upload, checks it and records it; a bad part is
     not recorded (its bytes are overwritten by the next upload of that part)."""
@@ -125,10 +148,22 @@ async def _receive(request: web.Request, binary: Row, index: int) -> Row:
         raise Invalid(f"part {index} has {expected} bytes; {length} were sent", {"content-length": [str(expected)]})
     declared = _parse_content_digest(request.headers.get("Content-Digest"))
     store, catalog, who = request.app[STORE], request.app[CATALOG], actor(request)
-    token = await catalog.begin_part(who, binary["id"], index)
+    idle = request.app[CONFIG].upload_idle_timeout
+    # Longer than the gap between renewals plus a stalled write, so a live upload never lapses.
+    lease = 2 * idle + 10
+    token = await catalog.begin_part(who, binary["id"], index, lease)
     try:
         offset = (index - 1) * binary["part_size"]
-        result = await store.receive_part(binary["id"], request.content.iter_chunked(UPLOAD_CHUNK), offset, expected)
+        upload = asyncio.ensure_future(store.receive_part(binary["id"], _body(request, idle), offset, expected))
+        keeper = asyncio.ensure_future(_keep_lease(catalog, token, lease, upload))
+        try:
+            result = await upload
+        except asyncio.CancelledError:
+            if keeper.done() and not keeper.cancelled():
+                raise keeper.result() from None
+            raise
+        finally:
+            keeper.cancel()
         if result.size != expected:
             raise Invalid(f"part {index} has {expected} bytes; {result.size} arrived", {"body": ["short"]})
         if declared is not None and declared != result.sha256:
@@ -142,13 +177,13 @@ async def _receive(request: web.Request, binary: Row, index: int) -> Row:
 
 
 async def put_part(request: web.Request) -> web.Response:
-    text = request.match_info["index"]
-    if not text.isdigit() or len(text) > 6:
+    index = parse_int(request.match_info["index"], 6)
+    if index is None:
         raise Invalid("part index must be a positive whole number", {"index": ["not a number"]})
     binary = await request.app[CATALOG].get_binary(request.match_info["binary_id"])
     if binary["state"] != State.UPLOADABLE:
         raise Conflict(f"binary is {binary['state']}; parts are accepted only while uploadable")
-    part = await _receive(request, binary, int(text))
+    part = await _receive(request, binary, index)
     return json_response(m.PartInfo(index=part["idx"], size=part["size"], sha256=part["sha256"], created_at=part["created_at"]))
 
 

@@ -16,6 +16,11 @@ from ferryman.server.keys import CATALOG
 DEVICE_TOKEN_PREFIX = "fd_"
 
 
+def new_device_token() -> str:
+    """256 random bits; only their SHA-256 is stored."""
+    return DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 # Bundles
 
 
@@ -114,7 +119,7 @@ async def patch_release(request: web.Request) -> web.Response:
 
 async def create_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DeviceCreate)
-    token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_device_token()
     row = await request.app[CATALOG].create_device(actor(request), body, hash_token(token))
     return json_response(m.DeviceOut(**row, token=token), 201)
 
@@ -133,6 +138,17 @@ async def patch_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DevicePatch)
     row = await request.app[CATALOG].patch_device(actor(request), request.match_info["device_id"], body)
     return json_response(m.DeviceOut(**row))
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    await request.app[CATALOG].delete_device(actor(request), request.match_info["device_id"])
+    return web.Response(status=204)
+
+
+async def rotate_device_token(request: web.Request) -> web.Response:
+    token = new_device_token()
+    row = await request.app[CATALOG].rotate_device_token(actor(request), request.match_info["device_id"], hash_token(token))
+    return json_response(m.DeviceOut(**row, token=token))
 
 
 async def create_override(request: web.Request) -> web.Response:

@@ -31,9 +31,22 @@ def _expires(request: web.Request) -> int:
     return -(-(math.ceil(time.time()) + ttl) // GRANT_ROUNDING) * GRANT_ROUNDING
 
 
+def _origin(request: web.Request) -> str:
+    """Where devices reach us: the configured public URL, else the address this connection came
+    in on (the bind address). Never the client's Host header, which anyone can set."""
+    public = request.app[CONFIG].public_url
+    if public:
+        return public.rstrip("/")
+    sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not sock:
+        return request.app[CONFIG].base_url
+    host, port = sock[0], sock[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _manifest(request: web.Request, answer: CheckIn, expires: int) -> dict[str, Any]:
     decision = answer.decision
-    origin = f"{request.scheme}://{request.host}"
+    origin = _origin(request)
     secret = request.app[URL_SECRET]
     release = None
     if decision.release is not None:
@@ -65,7 +78,7 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     expires = _expires(request)
     d = answer.decision
     # Everything the body is made of (the manifest is the bundle's entries for the target).
-    key = (request.scheme, request.host, answer.device["target"], d.status, d.source, d.reason,
+    key = (_origin(request), answer.device["target"], d.status, d.source, d.reason,
            d.release.id if d.release else None, d.bundle_id)  # fmt: skip
 
     def encode() -> bytes:
