@@ -22,7 +22,7 @@ API = "/api/v1"
 @pytest.mark.parametrize(
     ("text", "digits", "want"),
     [
-        ("0", 3, 0), ("500", 3, 500), ("1000", 3, None), ("", 3, None), ("²", 3, None), ("٣", 3, None),
+        ("0", 3, 0), ("500", 3, 500), ("1000", 3, None), ("", 3, None), ("²", 3, None), ("\u0663", 3, None),
         ("1_0", 3, None), (" 1", 3, None), ("1 ", 3, None), ("+1", 3, None), ("-1", 3, None), ("9" * 5000, 30, None),
         ("9" * 30, 30, int("9" * 30)),
     ],
@@ -44,7 +44,7 @@ def test_parse_int(text: str, digits: int, want: int | None):
         ("0001-01-01T00:00:00+01:00", None),  # before year 1 in UTC
         ("9999-12-31T23:59:59-01:00", None),  # after year 9999 in UTC
         ("2026-02-30T00:00:00Z", None),
-        ("２０２６-12-03T10:00:00Z", None),
+        ("\uff12\uff10\uff12\uff16-12-03T10:00:00Z", None),  # fullwidth digits
     ],
 )
 def test_parse_rfc3339(text: str, want: dt.datetime | None):
@@ -66,9 +66,9 @@ def test_parse_rfc3339_never_raises(text: str):
 HOSTILE = st.one_of(
     st.text(max_size=30),
     st.sampled_from(
-        ["²", "١٢", "0x10", "1_0", "-1", "9" * 5000, "1e3", " 5", "\t", "\u0000", "bytes=²-5", "bytes=0-" + "9" * 400]
+        ["²", "\u0661\u0662", "0x10", "1_0", "-1", "9" * 5000, "1e3", " 5", "\t", "\u0000", "bytes=²-5", "bytes=0-" + "9" * 400]
     ),
-    st.builds(lambda a, b: f"bytes={a}-{b}", st.text("0123456789²³١", max_size=6), st.text("0123456789²", max_size=6)),
+    st.builds(lambda a, b: f"bytes={a}-{b}", st.text("0123456789²³\u0661", max_size=6), st.text("0123456789²", max_size=6)),
 )
 
 

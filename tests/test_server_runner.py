@@ -91,7 +91,7 @@ def test_connections_over_the_cap_get_503_and_the_rest_are_served(tmp_path: Path
 
 def test_client_disconnects_are_one_quiet_line(server: Api, caplog):
     """An aborted download and an aborted upload each log one INFO line, no traceback."""
-    b, data = signable(server, os.urandom(64 << 20))
+    b, _ = signable(server, os.urandom(64 << 20))
     caplog.set_level(logging.DEBUG)
     s = socket.create_connection((server.host, server.port))
     s.sendall(f"GET {API}/binaries/{b['id']}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n".encode())
