@@ -12,6 +12,7 @@ mod gear;
 pub mod hashing;
 pub mod pool;
 mod prefetch;
+pub mod rsa_pss;
 pub mod sha256x2;
 pub mod signature;
 pub mod sink;

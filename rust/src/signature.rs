@@ -8,13 +8,14 @@
 use std::sync::Arc;
 
 use aws_lc_rs::encoding::{AsDer as _, PublicKeyX509Der};
-use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaParameters, RsaPssSaltLength};
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey};
 use base64::Engine as _;
 use der::{Decode as _, Encode as _};
 
 use crate::error::{Error, Result};
 use crate::hashing::{self, to_hex, Digest};
 use crate::pool;
+use crate::rsa_pss::{self, PssKey};
 
 const ED25519_OID: &str = "1.3.101.112";
 const RSA_OID: &str = "1.2.840.113549.1.1.1";
@@ -24,9 +25,6 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 const RSA_MIN_BITS: u32 = 2048;
 const RSA_MAX_BITS: u32 = 4096;
-/// PSS with the largest salt (emLen - hLen - 2); the default constant expects hLen.
-static RSA_PSS_MAX_SALT: RsaParameters =
-    lc::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
 
 /// A signature algorithm, named as in the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,8 +79,10 @@ enum Material {
     Rsa {
         bits: u32,
         pkcs1: ParsedPublicKey,
-        /// PSS with salt length = digest length, and with the maximum salt length.
-        pss: [ParsedPublicKey; 2],
+        /// PSS at the salt length recovered from each signature (or the key's own).
+        pss: PssKey,
+        /// An RSASSA-PSS key (RFC 4055): it signs with PSS only.
+        pss_only: bool,
     },
 }
 
@@ -168,6 +168,23 @@ impl PublicKey {
                 Self::from_ed25519_raw(&raw)
             }
             RSA_OID => Self::from_rsa_der(der),
+            rsa_pss::PSS_OID => {
+                // Same RSAPublicKey as an rsaEncryption key; the parameters restrict its use.
+                let params = spki.algorithm.parameters.map(|p| p.to_der()).transpose();
+                let params = params.map_err(|e| bad_key(format!("RSASSA-PSS parameters: {e}")))?;
+                let salt = rsa_pss::key_salt_len(params.as_deref())?;
+                let pkcs1 = spki
+                    .subject_public_key
+                    .as_bytes()
+                    .ok_or_else(|| bad_key("malformed RSA key"))?;
+                let mut key = Self::from_rsa_der(pkcs1)?;
+                if let Material::Rsa { pss, pss_only, .. } = &mut key.material {
+                    *pss = PssKey::new(pkcs1, salt)?;
+                    *pss_only = true;
+                }
+                // The keyid names the key as given, restriction included.
+                Ok(Self::new(key.material, der.to_vec(), None))
+            }
             oid => Err(bad_key(format!(
                 "unsupported key algorithm {oid} (want Ed25519 or RSA)"
             ))),
@@ -196,15 +213,15 @@ impl PublicKey {
                 "RSA key has {bits} bits; {RSA_MIN_BITS} to {RSA_MAX_BITS} are accepted"
             )));
         }
-        let parse =
-            |alg: &'static RsaParameters| ParsedPublicKey::new(alg, &spki).map_err(malformed);
+        let rsa_public_key = spki::SubjectPublicKeyInfoRef::from_der(&spki)
+            .ok()
+            .and_then(|k| k.subject_public_key.as_bytes().map(<[u8]>::to_vec))
+            .ok_or_else(|| bad_key("cannot encode RSA key"))?;
         let material = Material::Rsa {
             bits,
             pkcs1,
-            pss: [
-                parse(&lc::RSA_PSS_2048_8192_SHA256)?,
-                parse(&RSA_PSS_MAX_SALT)?,
-            ],
+            pss: PssKey::new(&rsa_public_key, None)?,
+            pss_only: false,
         };
         Ok(Self::new(material, spki, None))
     }
@@ -271,6 +288,7 @@ impl PublicKey {
     pub fn default_algorithm(&self) -> Algorithm {
         match self.material {
             Material::Ed25519(_) => Algorithm::Ed25519,
+            Material::Rsa { pss_only: true, .. } => Algorithm::RsaPssSha256,
             Material::Rsa { .. } => Algorithm::RsaPkcs1v15Sha256,
         }
     }
@@ -280,9 +298,13 @@ impl PublicKey {
         let ok = matches!(
             (&self.material, alg),
             (Material::Ed25519(_), Algorithm::Ed25519)
+                | (Material::Rsa { .. }, Algorithm::RsaPssSha256)
                 | (
-                    Material::Rsa { .. },
-                    Algorithm::RsaPkcs1v15Sha256 | Algorithm::RsaPssSha256
+                    Material::Rsa {
+                        pss_only: false,
+                        ..
+                    },
+                    Algorithm::RsaPkcs1v15Sha256
                 )
         );
         if ok {
@@ -352,13 +374,15 @@ impl PublicKey {
                         signature.len()
                     )));
                 }
-                let digest =
-                    aws_lc_rs::digest::Digest::import_less_safe(data, &aws_lc_rs::digest::SHA256)
-                        .map_err(|_| Error::InvalidArgument("bad digest length".into()))?;
                 let ok = if alg == Algorithm::RsaPssSha256 {
-                    pss.iter()
-                        .any(|k| k.verify_digest_sig(&digest, signature).is_ok())
+                    let digest: &[u8; 32] = data.try_into().expect("length checked above");
+                    pss.verify(digest, signature)
                 } else {
+                    let digest = aws_lc_rs::digest::Digest::import_less_safe(
+                        data,
+                        &aws_lc_rs::digest::SHA256,
+                    )
+                    .map_err(|_| Error::InvalidArgument("bad digest length".into()))?;
                     pkcs1.verify_digest_sig(&digest, signature).is_ok()
                 };
                 if ok {
