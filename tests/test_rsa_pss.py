@@ -111,7 +111,8 @@ def _openssl_sign(tmp_path: Path, private: Path, *opts: str) -> bytes:
     data.write_bytes(b"firmware")
     out = tmp_path / "fw.sig"
     subprocess.run(
-        ["openssl", "dgst", "-sha256", "-sign", str(private), "-sigopt", "rsa_padding_mode:pss", *opts, "-out", str(out), str(data)],
+        ["openssl", "dgst", "-sha256", "-sign", str(private), "-sigopt", "rsa_padding_mode:pss", *opts,
+         "-out", str(out), str(data)],
         check=True, capture_output=True,
     )  # fmt: skip
     return out.read_bytes()
@@ -158,5 +159,5 @@ def test_rsassa_pss_keys_with_other_parameters_are_refused(tmp_path: Path, opts:
 
 def test_rsassa_pss_key_sizes_stay_bounded(tmp_path: Path):
     _, public = _openssl_pss_key(tmp_path, "-pkeyopt", "rsa_keygen_bits:1024")
-    with pytest.raises(InvalidKey, match="bits|range"):
+    with pytest.raises(InvalidKey, match=r"bits|range"):
         load_public_key(public)
