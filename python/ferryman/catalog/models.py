@@ -73,7 +73,8 @@ Metadata = dict[str, Any]
 Sha256Hex = Annotated[str, Meta(pattern=full(r"[0-9a-fA-F]{64}"))]
 # A target triplet-like identifier, or "any" for binaries that run on every target.
 Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=full(r"any|[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+"))]
-VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=full(r"[0-9A-Za-z][0-9A-Za-z.+_-]*"))]
+VERSION_PATTERN = full(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
+VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=VERSION_PATTERN)]
 Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
 
 
@@ -414,6 +415,51 @@ class DeviceReport(_In):
     release_id: Id | None = None
     version: VersionText | None = None
     detail: Text | None = None
+
+
+class ManifestSignature(Struct, kw_only=True):
+    keyid: str
+    algorithm: str
+    signature: str
+    public_key: str
+
+
+class ManifestBinary(Struct, kw_only=True):
+    artifact: str
+    version: str
+    target: str
+    size: int
+    sha256: str
+    custom_metadata: Metadata
+    url: str  # a /dl/ grant: signed, expiring, range-capable
+    signatures: list[ManifestSignature]
+
+
+class ManifestRelease(Struct, kw_only=True):
+    id: str
+    bundle_id: str
+    version: str | None
+    required: bool
+
+
+class ManifestBundle(Struct, kw_only=True):
+    id: str
+
+
+class UpdateManifest(Struct, kw_only=True):
+    """The answer to an update check: what to install (if anything), why, and from where."""
+
+    status: Literal["update", "no_update", "quarantined"]
+    source: Literal["release", "override"] | None
+    reason: str
+    release: ManifestRelease | None
+    bundle: ManifestBundle | None
+    binaries: list[ManifestBinary]
+
+
+class ReportRecorded(Struct, kw_only=True):
+    status: Literal["recorded"]
+    last_seen_at: str
 
 
 class OverrideCreate(_In):

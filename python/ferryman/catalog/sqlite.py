@@ -55,11 +55,11 @@ class Page(msgspec.Struct):
     next_cursor: str | None
 
 
-def _encode_cursor(rowid: int) -> str:
+def encode_cursor(rowid: int) -> str:
     return base64.urlsafe_b64encode(str(rowid).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
@@ -117,11 +117,11 @@ class Tx:
         where = "".join(f"{sql} AND " for sql, _ in conds)
         rows = self.all(
             f"SELECT rowid, {columns} FROM {table} WHERE {where}rowid > ? ORDER BY rowid LIMIT ?",
-            [*(arg for _, arg in conds), _decode_cursor(cursor), limit + 1],
+            [*(arg for _, arg in conds), decode_cursor(cursor), limit + 1],
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]["rowid"]) if more and rows else None
+        next_cursor = encode_cursor(rows[-1]["rowid"]) if more and rows else None
         for r in rows:
             r.pop("rowid", None)
         return Page(rows, next_cursor)

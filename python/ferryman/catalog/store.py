@@ -22,6 +22,8 @@ from ferryman.catalog.sqlite import (
     SqliteCatalog,
     Tx,
     check_id,
+    decode_cursor,
+    encode_cursor,
     get_or_404,
     later,
     loads_fields,
@@ -548,16 +550,22 @@ class Catalog(FleetOps):
 
         return await self.db.tx(actor, run)
 
-    async def list_signatures(self, binary_id: str) -> list[Row]:
+    async def list_signatures(self, binary_id: str, limit: int = 500, cursor: str | None = None) -> Page:
         check_id(binary_id, "binary", "binary")
 
-        def run(tx: Tx) -> list[Row]:
+        def run(tx: Tx) -> Page:
             get_or_404(tx, "binaries", binary_id, "binary")
-            return tx.all(
-                "SELECT s.*, k.keyid, k.algorithm, k.state AS key_state FROM signatures s "
-                "JOIN signing_keys k ON k.id = s.signing_key_id WHERE s.binary_id = ? ORDER BY s.rowid",
-                [binary_id],
+            rows = tx.all(
+                "SELECT s.rowid, s.*, k.keyid, k.algorithm, k.state AS key_state FROM signatures s "
+                "JOIN signing_keys k ON k.id = s.signing_key_id WHERE s.binary_id = ? AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                [binary_id, decode_cursor(cursor), limit + 1],
             )
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1]["rowid"]) if more and rows else None
+            for r in rows:
+                del r["rowid"]
+            return Page(rows, next_cursor)
 
         return await self.db.read(run)
 

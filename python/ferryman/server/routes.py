@@ -35,6 +35,8 @@ class Route:
     response: Any = None
     status: int = 200
     raw_body: bool = False
+    # Other success statuses the route answers with (e.g. 200 for a repeated create).
+    also: tuple[int, ...] = ()
 
 
 ROUTES: list[Route] = [
@@ -80,7 +82,8 @@ ROUTES: list[Route] = [
           raw_body=True),
     Route("HEAD", "/dl/{token}", downloads.grant, PUBLIC, "Headers of a grant download", raw_body=True),
     Route("POST", f"{API}/binaries/{{binary_id}}/signatures", signing.create_signature, SIGN,
-          "Submit a signature (verified; bad ones are refused)", m.SignatureCreate, m.Signature, 201),
+          "Submit a signature (verified; bad ones are refused; a repeat answers 200)", m.SignatureCreate, m.Signature, 201,
+          also=(200,)),
     Route("GET", f"{API}/binaries/{{binary_id}}/signatures", signing.list_signatures, READ,
           "List a binary's signatures", response=list[m.Signature]),
     Route("POST", f"{API}/signing-keys", signing.create_key, SIGN, "Register a public key",
@@ -95,7 +98,7 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/bundles", fleet.list_bundles, READ, "List bundles", response=list[m.Bundle]),
     Route("GET", f"{API}/bundles/{{bundle_id}}", fleet.get_bundle, READ, "Get a bundle", response=m.Bundle),
     Route("POST", f"{API}/bundles/{{bundle_id}}/signatures", fleet.sign_bundle, SIGN,
-          "Submit a signature over the bundle hash", m.SignatureCreate, None, 201),
+          "Submit a signature over the bundle hash (a repeat answers 200)", m.SignatureCreate, None, 201, also=(200,)),
     Route("POST", f"{API}/channels", fleet.create_channel, RELEASE, "Create a release channel",
           m.ChannelCreate, m.Channel, 201),
     Route("GET", f"{API}/channels", fleet.list_channels, READ, "List channels", response=list[m.Channel]),
@@ -126,7 +129,7 @@ ROUTES: list[Route] = [
     Route("POST", f"{API}/devices/{{device_id}}/token", fleet.rotate_device_token, RELEASE,
           "Give a device a new token (shown once); the old one stops working at once", response=m.DeviceOut),
     Route("POST", f"{API}/devices/{{device_id}}/update", updates.update_for_device, ADMIN,
-          "Resolve an update on behalf of a device (write: claim and record)", m.UpdateRequest),
+          "Resolve an update on behalf of a device (write: claim and record)", m.UpdateRequest, m.UpdateManifest),
     Route("POST", f"{API}/bundle-overrides", fleet.create_override, RELEASE, "Force devices onto a bundle for a time",
           m.OverrideCreate, m.OverrideOut, 201),
     Route("GET", f"{API}/bundle-overrides", fleet.list_overrides, READ, "List overrides (?device_id=)",
@@ -138,9 +141,10 @@ ROUTES: list[Route] = [
     Route("DELETE", f"{API}/bundle-overrides/{{override_id}}", fleet.delete_override, RELEASE, "Delete an override",
           status=204),
     Route("GET", "/device/v1/update", updates.device_update, DEVICE,
-          "Update check (headers Ferryman-Release-Id, Ferryman-Bundle-Id, Ferryman-Release-Version)"),
+          "Update check (headers Ferryman-Release-Id, Ferryman-Bundle-Id, Ferryman-Release-Version)",
+          response=m.UpdateManifest),
     Route("POST", "/device/v1/report", updates.device_report, DEVICE, "Report an installation result",
-          m.DeviceReport),
+          m.DeviceReport, m.ReportRecorded),
     Route("GET", f"{API}/events", events.list_, READ,
           "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
 ]  # fmt: skip

@@ -114,5 +114,6 @@ async def create_signature(request: web.Request) -> web.Response:
 
 
 async def list_signatures(request: web.Request) -> web.Response:
-    rows = await request.app[CATALOG].list_signatures(request.match_info["binary_id"])
-    return json_response({"items": [m.Signature(**r) for r in rows], "next_cursor": None})
+    limit, cursor = page_params(request)
+    page = await request.app[CATALOG].list_signatures(request.match_info["binary_id"], limit, cursor)
+    return page_response(page, m.Signature)

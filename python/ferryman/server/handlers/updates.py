@@ -4,6 +4,7 @@ behalf of a device (``POST /api/v1/devices/{id}/update``)."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from ferryman import grants
 from ferryman.catalog import models as m
 from ferryman.catalog.fleet import CheckIn
+from ferryman.errors import Invalid
 from ferryman.releases import Reported
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import ENCODER, decode, json_response
@@ -87,9 +89,24 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     return request.app[ANSWERS].get((answer.generation, expires), key, encode)
 
 
+_ID = re.compile(m.ID_PATTERN)
+_VERSION = re.compile(m.VERSION_PATTERN)
+
+
+def _reported(request: web.Request) -> Reported:
+    """The device's state from its headers; a malformed value is refused, not ignored (a
+    device that sent garbage would otherwise be sent to the latest release)."""
+    values = []
+    for name, pattern in zip(HEADERS, (_ID, _ID, _VERSION), strict=True):
+        value = request.headers.get(name) or None
+        if value is not None and (len(value) > 128 or not pattern.search(value)):
+            raise Invalid(f"malformed {name} header", {name: ["an ID" if pattern is _ID else "a version"]})
+        values.append(value)
+    return Reported(*values)
+
+
 async def device_update(request: web.Request) -> web.Response:
-    h = request.headers
-    reported = Reported(h.get(HEADERS[0]) or None, h.get(HEADERS[1]) or None, h.get(HEADERS[2]) or None)
+    reported = _reported(request)
     catalog, token = request.app[CATALOG], request[DEVICE_TOKEN]
     answer = catalog.fast_check_in(reported, token)
     if answer is None:
