@@ -92,6 +92,13 @@ def test_a_slow_but_steady_upload_is_not_cut(quick: Api):
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
 
 
+async def _one_byte_binary(catalog: Catalog) -> dict:
+    art = await catalog.create_artifact("t", m.ArtifactCreate(name="fw"))
+    ver = await catalog.create_version("t", art["id"], m.VersionCreate(version="1.0.0"))
+    body = m.BinaryCreate(target="aarch64-linux-gnu", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    return await catalog.create_binary("t", ver["id"], body)
+
+
 def test_in_flight_markers_expire(tmp_path: Path):
     """A marker whose upload died without ending it (a killed process, a failed write) stops
     counting once its lease runs out."""
@@ -99,10 +106,7 @@ def test_in_flight_markers_expire(tmp_path: Path):
     async def run() -> None:
         catalog = await Catalog.open(tmp_path / "c.sqlite3")
         try:
-            art = await catalog.create_artifact("t", m.ArtifactCreate(name="fw"))
-            ver = await catalog.create_version("t", art["id"], m.VersionCreate(version="1.0.0"))
-            body = m.BinaryCreate(target="aarch64-linux-gnu", size=1, sha256=hashlib.sha256(b"x").hexdigest())
-            b = await catalog.create_binary("t", ver["id"], body)
+            b = await _one_byte_binary(catalog)
             await catalog.begin_part("t", b["id"], 1, lease=0.5)
             await catalog.record_part("t", b["id"], 1, 1, hashlib.sha256(b"x").hexdigest())
             with pytest.raises(Conflict, match="uploads in progress"):
@@ -121,10 +125,7 @@ def test_a_lease_is_renewed_while_the_upload_lives(tmp_path: Path):
     async def run() -> None:
         catalog = await Catalog.open(tmp_path / "c.sqlite3")
         try:
-            art = await catalog.create_artifact("t", m.ArtifactCreate(name="fw"))
-            ver = await catalog.create_version("t", art["id"], m.VersionCreate(version="1.0.0"))
-            body = m.BinaryCreate(target="aarch64-linux-gnu", size=1, sha256=hashlib.sha256(b"x").hexdigest())
-            b = await catalog.create_binary("t", ver["id"], body)
+            b = await _one_byte_binary(catalog)
             token = await catalog.begin_part("t", b["id"], 1, lease=0.3)
             await catalog.record_part("t", b["id"], 1, 1, hashlib.sha256(b"x").hexdigest())
             for _ in range(4):
