@@ -217,7 +217,7 @@ def test_a_full_disk_is_507_and_loses_nothing(small_disk: Path, tmp_path: Path, 
     """A part that does not fit is answered 507 with a problem body; the catalog stays
     consistent; once space is freed the same binary completes without a restart; the CLI says
     what happened in plain words."""
-    config = Config(data_dir=small_disk / "data", admin_token=ADMIN, upload_idle_timeout=1.0)
+    config = Config(data_dir=small_disk / "data", admin_token=ADMIN, upload_idle_timeout=1.0, upload_lease=2.0)
     srv = ThreadServer(config)
     api = srv.start()
     try:

@@ -33,6 +33,9 @@ class Config:
     public_url: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_PUBLIC_URL") or None)
     # An upload that sends no byte for this many seconds is refused and its part released.
     upload_idle_timeout: float = 60.0
+    # How long a part in flight holds hashing back without being renewed (renewed every third
+    # of it while its upload runs): the wait after a crash or a failed write.
+    upload_lease: float = 30.0
     # A connection must deliver a request's complete headers within this many seconds of
     # opening (or of the previous response); idle keep-alive connections close after it too.
     header_timeout: float = 10.0
@@ -45,7 +48,7 @@ class Config:
             url.port  # noqa: B018 (raises ValueError for a malformed port)
             if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username:
                 raise ValueError(f"public URL {self.public_url!r} must be http(s)://host[:port][/prefix]")
-        for name in ("upload_idle_timeout", "header_timeout"):
+        for name in ("upload_idle_timeout", "upload_lease", "header_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_connections < 1:

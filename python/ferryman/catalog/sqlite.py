@@ -55,11 +55,11 @@ class Page(msgspec.Struct):
     next_cursor: str | None
 
 
-def encode_cursor(rowid: int) -> str:
+def _encode_cursor(rowid: int) -> str:
     return base64.urlsafe_b64encode(str(rowid).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def _decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
@@ -109,19 +109,21 @@ class Tx:
         equal: Mapping[str, Any] | None = None,
         conditions: Sequence[tuple[str, Any]] = (),
         columns: str = "*",
+        key: str = "rowid",
     ) -> Page:
         """One page of ``table`` in creation order: rows whose columns equal ``equal`` (column
         names come from code, never from requests) and that meet each ``(sql, argument)`` of
-        ``conditions``, each with one placeholder."""
+        ``conditions``, each with one placeholder. ``table`` may be a join; ``key`` then names
+        the rowid that orders it (``s.rowid``)."""
         conds = [(f"{col} = ?", value) for col, value in (equal or {}).items()] + list(conditions)
         where = "".join(f"{sql} AND " for sql, _ in conds)
         rows = self.all(
-            f"SELECT rowid, {columns} FROM {table} WHERE {where}rowid > ? ORDER BY rowid LIMIT ?",
-            [*(arg for _, arg in conds), decode_cursor(cursor), limit + 1],
+            f"SELECT {key} AS rowid, {columns} FROM {table} WHERE {where}{key} > ? ORDER BY {key} LIMIT ?",
+            [*(arg for _, arg in conds), _decode_cursor(cursor), limit + 1],
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["rowid"]) if more and rows else None
+        next_cursor = _encode_cursor(rows[-1]["rowid"]) if more and rows else None
         for r in rows:
             r.pop("rowid", None)
         return Page(rows, next_cursor)

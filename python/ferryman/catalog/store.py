@@ -22,8 +22,6 @@ from ferryman.catalog.sqlite import (
     SqliteCatalog,
     Tx,
     check_id,
-    decode_cursor,
-    encode_cursor,
     get_or_404,
     later,
     loads_fields,
@@ -555,17 +553,14 @@ class Catalog(FleetOps):
 
         def run(tx: Tx) -> Page:
             get_or_404(tx, "binaries", binary_id, "binary")
-            rows = tx.all(
-                "SELECT s.rowid, s.*, k.keyid, k.algorithm, k.state AS key_state FROM signatures s "
-                "JOIN signing_keys k ON k.id = s.signing_key_id WHERE s.binary_id = ? AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
-                [binary_id, decode_cursor(cursor), limit + 1],
+            return tx.page(
+                "signatures s JOIN signing_keys k ON k.id = s.signing_key_id",
+                limit,
+                cursor,
+                equal={"s.binary_id": binary_id},
+                columns="s.*, k.keyid, k.algorithm, k.state AS key_state",
+                key="s.rowid",
             )
-            more = len(rows) > limit
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1]["rowid"]) if more and rows else None
-            for r in rows:
-                del r["rowid"]
-            return Page(rows, next_cursor)
 
         return await self.db.read(run)
 

@@ -5,7 +5,6 @@ declaration is refused, so a forgotten one fails closed."""
 
 from __future__ import annotations
 
-import errno
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from ferryman.catalog.store import hash_token
-from ferryman.errors import DomainError, Forbidden, InsufficientStorage, Unauthenticated
+from ferryman.errors import DomainError, Forbidden, Unauthenticated
 from ferryman.server.http import problem
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
 
@@ -22,8 +21,6 @@ __all__ = ["auth_middleware", "problem_middleware"]
 
 log = logging.getLogger("ferryman.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A full disk or quota, wherever it surfaces: 507, never 500.
-FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 PUBLIC = frozenset({"public"})
 # Routes for devices: only device tokens, which reach nothing else.
 DEVICE = frozenset({"device"})
@@ -40,12 +37,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 async def _problem_or_response(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        try:
-            return await handler(request)
-        except OSError as e:
-            if e.errno not in FULL or isinstance(e, ConnectionError):
-                raise
-            raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
+        return await handler(request)
     except DomainError as e:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         resp = problem(e.status, e.title, e.detail, e.errors, **e.extra)

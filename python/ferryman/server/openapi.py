@@ -11,6 +11,7 @@ import msgspec
 
 from ferryman import __version__
 from ferryman.catalog import models as m
+from ferryman.server.handlers import updates
 from ferryman.server.middlewares import DEVICE, PUBLIC
 from ferryman.server.routes import ROUTES, Route
 
@@ -38,12 +39,8 @@ CURSOR = {"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]*$"}
 TOKEN = {"type": "string", "pattern": "^bin_[0-9a-z]{26}\\.[0-9]{1,12}\\.[A-Za-z0-9_-]{43}$"}
 # Request headers of the range-capable downloads (RFC 9110) and of the device update check.
 DOWNLOAD_HEADERS = ("Range", "If-Range", "If-None-Match", "If-Modified-Since")
-# An empty header counts as absent.
-DEVICE_HEADERS = {
-    "Ferryman-Release-Id": {"type": "string", "pattern": f"^$|{m.ID_PATTERN}"},
-    "Ferryman-Bundle-Id": {"type": "string", "pattern": f"^$|{m.ID_PATTERN}"},
-    "Ferryman-Release-Version": {"type": "string", "maxLength": 128, "pattern": f"^$|{m.VERSION_PATTERN}"},
-}
+# An empty device header counts as absent.
+DEVICE_HEADERS = {name: {"type": "string", "maxLength": 128, "pattern": f"^$|{p}"} for name, p in updates.HEADERS.items()}
 PROBLEMS = {
     400: "Malformed request (JSON, header, or a client that went away)",
     401: "No valid token",

@@ -15,12 +15,13 @@ sure no part is still being written once hashing starts (``uploads_in_flight``).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ferryman.errors import SizeLimitExceeded, TooLarge
+from ferryman.errors import InsufficientStorage, SizeLimitExceeded, TooLarge
 from ferryman.hashing import FileDigest, hash_file
 from ferryman.sink import Sink, SinkResult
 
@@ -64,6 +65,10 @@ class FsStore:
             return sink.close()
         except SizeLimitExceeded:
             raise TooLarge(f"the part has more than its {expected_size} bytes") from None
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
+            raise
         finally:
             sink.abort()  # no-op after a successful close
 

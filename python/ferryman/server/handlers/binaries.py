@@ -148,9 +148,7 @@ async def _receive(request: web.Request, binary: Row, index: int) -> Row:
         raise Invalid(f"part {index} has {expected} bytes; {length} were sent", {"content-length": [str(expected)]})
     declared = _parse_content_digest(request.headers.get("Content-Digest"))
     store, catalog, who = request.app[STORE], request.app[CATALOG], actor(request)
-    idle = request.app[CONFIG].upload_idle_timeout
-    # Longer than the gap between renewals plus a stalled write, so a live upload never lapses.
-    lease = 2 * idle + 10
+    idle, lease = request.app[CONFIG].upload_idle_timeout, request.app[CONFIG].upload_lease
     token = await catalog.begin_part(who, binary["id"], index, lease)
     try:
         offset = (index - 1) * binary["part_size"]

@@ -21,7 +21,12 @@ from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, DEVICE_TOKEN, URL_SEC
 
 __all__ = ["device_report", "device_update", "update_for_device"]
 
-HEADERS = ("Ferryman-Release-Id", "Ferryman-Bundle-Id", "Ferryman-Release-Version")
+# The device's state, in the order of Reported; each value must match its pattern.
+HEADERS = {
+    "Ferryman-Release-Id": m.ID_PATTERN,
+    "Ferryman-Bundle-Id": m.ID_PATTERN,
+    "Ferryman-Release-Version": m.VERSION_PATTERN,
+}
 # Grant expiry is rounded up to this many seconds, so that every device answered within the same
 # interval gets the same /dl/ URLs (a CDN in front caches one copy) and the same answer body.
 GRANT_ROUNDING = 60
@@ -89,18 +94,17 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     return request.app[ANSWERS].get((answer.generation, expires), key, encode)
 
 
-_ID = re.compile(m.ID_PATTERN)
-_VERSION = re.compile(m.VERSION_PATTERN)
+_HEADER_CHECKS = [(name, re.compile(pattern)) for name, pattern in HEADERS.items()]
 
 
 def _reported(request: web.Request) -> Reported:
     """The device's state from its headers; a malformed value is refused, not ignored (a
     device that sent garbage would otherwise be sent to the latest release)."""
     values = []
-    for name, pattern in zip(HEADERS, (_ID, _ID, _VERSION), strict=True):
+    for name, pattern in _HEADER_CHECKS:
         value = request.headers.get(name) or None
         if value is not None and (len(value) > 128 or not pattern.search(value)):
-            raise Invalid(f"malformed {name} header", {name: ["an ID" if pattern is _ID else "a version"]})
+            raise Invalid(f"malformed {name} header", {name: [f"must match {pattern.pattern}"]})
         values.append(value)
     return Reported(*values)
 
