@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from benches.service import free_port, start
-from ferryman.catalog.sqlite import SqliteCatalog, now
-from ferryman.catalog.store import hash_token
+from ferryman.catalog.rules import hash_token, now
+from ferryman.catalog.sqlite import SqliteCatalog
 from ferryman.ids import new_id
 
 LUA = """

@@ -21,6 +21,7 @@ from apiclient import Api
 from test_server_binaries import upload
 
 from ferryman import grants
+from ferryman.blobs.fs import FileContent
 from ferryman.server.ranges import MAX_RANGES, SEND_BUFFER, plan, respond
 
 SHA = "ab" * 32
@@ -113,12 +114,35 @@ def test_empty_file():
 # Real HTTP.
 
 
-class FileServer:
-    """The responder alone, serving one file, on a real socket."""
+class _ReadOnly:
+    """A blob store's content without a local file (as an object store's is): the responder
+    must read it rather than sendfile it."""
 
-    def __init__(self, path: Path, sha256: str) -> None:
+    def __init__(self, content: FileContent) -> None:
+        self.inner, self.size, self.modified = content, content.size, content.modified
+
+    def file(self) -> None:
+        return None
+
+    def read(self, offset: int, count: int):
+        return self.inner.read(offset, count)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class FileServer:
+    """The responder alone, serving one file, on a real socket (with ``sendfile``, or
+    reading the content when ``sendfile=False``)."""
+
+    def __init__(self, path: Path, sha256: str, sendfile: bool = True) -> None:
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await respond(request, path, sha256)
+            content = FileContent(open(path, "rb"))  # noqa: SIM115 (closed below)
+            served = content if sendfile else _ReadOnly(content)
+            try:
+                return await respond(request, served, sha256)
+            finally:
+                served.close()
 
         self.app = web.Application()
         self.app.router.add_route("GET", "/f", handler)
@@ -168,12 +192,12 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sendfile", "read"])
+def served(tmp_path_factory, request):
     data = os.urandom(300_000)
     path = tmp_path_factory.mktemp("f") / "blob"
     path.write_bytes(data)
-    srv = FileServer(path, hashlib.sha256(data).hexdigest())
+    srv = FileServer(path, hashlib.sha256(data).hexdigest(), sendfile=request.param == "sendfile")
     yield srv, data
     srv.close()
 

@@ -17,9 +17,11 @@ from test_server_binaries import PART, declare, parts_of, problem, put_part
 
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
+from ferryman.catalog.sqlite import SqliteCatalog
 from ferryman.cli import main
 from ferryman.config import Config
 from ferryman.errors import Conflict
+from ferryman.lifecycle import State
 
 API = "/api/v1"
 
@@ -92,11 +94,21 @@ def test_a_slow_but_steady_upload_is_not_cut(quick: Api):
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
 
 
-async def _one_byte_binary(catalog: Catalog) -> dict:
+async def _one_byte_binary(catalog: Catalog) -> m.Binary:
     art = await catalog.create_artifact("t", m.ArtifactCreate(name="fw"))
-    ver = await catalog.create_version("t", art["id"], m.VersionCreate(version="1.0.0"))
+    ver = await catalog.create_version("t", art.id, m.VersionCreate(version="1.0.0"))
     body = m.BinaryCreate(target="aarch64-linux-gnu", size=1, sha256=hashlib.sha256(b"x").hexdigest())
-    return await catalog.create_binary("t", ver["id"], body)
+    return await catalog.create_binary("t", ver.id, body)
+
+
+async def _record_part(catalog: Catalog, b: m.Binary) -> None:
+    """Part 1 uploaded by an upload of its own (which ends its own lease)."""
+    token, _ = await catalog.begin_part("t", b.id, 1, lease=30)
+    await catalog.record_part("t", token, b.id, 1, 1, hashlib.sha256(b"x").hexdigest())
+
+
+async def _complete(catalog: Catalog, b: m.Binary) -> str:
+    return (await catalog.change_binary("t", b.id, m.BinaryPatch(), State.HASHABLE)).state
 
 
 def test_in_flight_markers_expire(tmp_path: Path):
@@ -104,15 +116,15 @@ def test_in_flight_markers_expire(tmp_path: Path):
     counting once its lease runs out."""
 
     async def run() -> None:
-        catalog = await Catalog.open(tmp_path / "c.sqlite3")
+        catalog = await SqliteCatalog.open(tmp_path / "c.sqlite3")
         try:
             b = await _one_byte_binary(catalog)
-            await catalog.begin_part("t", b["id"], 1, lease=0.5)
-            await catalog.record_part("t", b["id"], 1, 1, hashlib.sha256(b"x").hexdigest())
+            await catalog.begin_part("t", b.id, 1, lease=0.5)  # never ended
+            await _record_part(catalog, b)
             with pytest.raises(Conflict, match="uploads in progress"):
-                await catalog.complete_upload("t", b["id"])
+                await _complete(catalog, b)
             await asyncio.sleep(0.6)
-            assert (await catalog.complete_upload("t", b["id"]))["state"] == "hashing"
+            assert await _complete(catalog, b) == "hashing"
         finally:
             await catalog.close()
 
@@ -123,18 +135,18 @@ def test_a_lease_is_renewed_while_the_upload_lives(tmp_path: Path):
     """An upload that keeps sending for longer than its lease still holds hashing back."""
 
     async def run() -> None:
-        catalog = await Catalog.open(tmp_path / "c.sqlite3")
+        catalog = await SqliteCatalog.open(tmp_path / "c.sqlite3")
         try:
             b = await _one_byte_binary(catalog)
-            token = await catalog.begin_part("t", b["id"], 1, lease=0.3)
-            await catalog.record_part("t", b["id"], 1, 1, hashlib.sha256(b"x").hexdigest())
+            token, _ = await catalog.begin_part("t", b.id, 1, lease=0.3)
+            await _record_part(catalog, b)
             for _ in range(4):
                 await asyncio.sleep(0.2)
                 await catalog.renew_part(token, 0.3)
             with pytest.raises(Conflict, match="uploads in progress"):
-                await catalog.complete_upload("t", b["id"])
+                await _complete(catalog, b)
             await catalog.end_part(token)
-            assert (await catalog.complete_upload("t", b["id"]))["state"] == "hashing"
+            assert await _complete(catalog, b) == "hashing"
         finally:
             await catalog.close()
 

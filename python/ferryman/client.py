@@ -151,8 +151,8 @@ class Client:
     async def patch_binary(self, binary_id: str, body: m.BinaryPatch) -> m.Binary:
         return await self._typed("PATCH", f"{API}/binaries/{binary_id}", body, m.Binary)
 
-    async def get_parts(self, binary_id: str) -> m.Parts:
-        return await self._typed("GET", f"{API}/binaries/{binary_id}/parts", None, m.Parts)
+    async def get_parts(self, binary_id: str) -> m.PartList:
+        return await self._typed("GET", f"{API}/binaries/{binary_id}/parts", None, m.PartList)
 
     async def create_signing_key(self, body: m.SigningKeyCreate) -> m.SigningKey:
         return await self._typed("POST", f"{API}/signing-keys", body, m.SigningKey)
@@ -169,23 +169,23 @@ class Client:
     async def create_cohort(self, body: m.CohortCreate) -> m.Cohort:
         return await self._typed("POST", f"{API}/cohorts", body, m.Cohort)
 
-    async def create_release(self, channel_id: str, body: m.ReleaseCreate) -> m.ReleaseOut:
-        return await self._typed("POST", f"{API}/channels/{channel_id}/releases", body, m.ReleaseOut)
+    async def create_release(self, channel_id: str, body: m.ReleaseCreate) -> m.Release:
+        return await self._typed("POST", f"{API}/channels/{channel_id}/releases", body, m.Release)
 
-    async def patch_release(self, release_id: str, body: m.ReleasePatch) -> m.ReleaseOut:
-        return await self._typed("PATCH", f"{API}/releases/{release_id}", body, m.ReleaseOut)
+    async def patch_release(self, release_id: str, body: m.ReleasePatch) -> m.Release:
+        return await self._typed("PATCH", f"{API}/releases/{release_id}", body, m.Release)
 
-    async def create_device(self, body: m.DeviceCreate) -> m.DeviceOut:
-        return await self._typed("POST", f"{API}/devices", body, m.DeviceOut)
+    async def create_device(self, body: m.DeviceCreate) -> m.Device:
+        return await self._typed("POST", f"{API}/devices", body, m.Device)
 
     async def delete_device(self, device_id: str) -> None:
         await self.request("DELETE", f"{API}/devices/{device_id}")
 
-    async def rotate_device_token(self, device_id: str) -> m.DeviceOut:
-        return await self._typed("POST", f"{API}/devices/{device_id}/token", None, m.DeviceOut)
+    async def rotate_device_token(self, device_id: str) -> m.Device:
+        return await self._typed("POST", f"{API}/devices/{device_id}/token", None, m.Device)
 
-    async def create_override(self, body: m.OverrideCreate) -> m.OverrideOut:
-        return await self._typed("POST", f"{API}/bundle-overrides", body, m.OverrideOut)
+    async def create_override(self, body: m.OverrideCreate) -> m.Override:
+        return await self._typed("POST", f"{API}/bundle-overrides", body, m.Override)
 
     # The workflow ------------------------------------------------------------------------
 

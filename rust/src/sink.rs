@@ -9,7 +9,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::error::{Error, Result};
 use crate::hashing::{Digest, PartDigest, Sha256, WholeAndParts};
@@ -103,9 +103,20 @@ impl Sink {
         self.written
     }
 
-    /// Queues a chunk. Fails with [`Error::TooLarge`] (accepting nothing of the chunk) if it
-    /// would pass the limit, and with the writer's error if writing failed.
+    /// Queues a chunk, waiting while the queue is full. Fails with [`Error::TooLarge`]
+    /// (accepting nothing of the chunk) if it would pass the limit, and with the writer's
+    /// error if writing failed.
     pub fn write(&mut self, chunk: Vec<u8>) -> Result<()> {
+        self.queue(chunk, true).map(|_| ())
+    }
+
+    /// Queues a chunk only if the queue has room, without waiting: `Ok(false)` (nothing
+    /// accepted) when it is full. An event loop calls this and waits elsewhere when it fails.
+    pub fn try_write(&mut self, chunk: Vec<u8>) -> Result<bool> {
+        self.queue(chunk, false)
+    }
+
+    fn queue(&mut self, chunk: Vec<u8>, wait: bool) -> Result<bool> {
         let tx = self.tx.as_ref().ok_or(Error::Closed("sink"))?;
         let after = self.written + chunk.len() as u64;
         if let Some(limit) = self.limit {
@@ -114,9 +125,18 @@ impl Sink {
             }
         }
         if chunk.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
-        if tx.send(chunk).is_err() {
+        let sent = if wait {
+            tx.send(chunk).map_err(|_| ())
+        } else {
+            match tx.try_send(chunk) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => return Ok(false),
+                Err(TrySendError::Disconnected(_)) => Err(()),
+            }
+        };
+        if sent.is_err() {
             // The writer stopped early: it failed, and its error says why.
             self.tx = None;
             let err = self.join().err().unwrap_or(Error::Closed("sink"));
@@ -124,7 +144,7 @@ impl Sink {
             return Err(err);
         }
         self.written = after;
-        Ok(())
+        Ok(true)
     }
 
     /// Waits for the writer, fsyncs the file and returns what was written. On error the
@@ -241,6 +261,24 @@ mod tests {
         ));
         sink.write(vec![1; 4]).unwrap();
         assert_eq!(sink.close().unwrap().size, 10);
+    }
+
+    #[test]
+    fn try_write_queues_while_there_is_room_and_keeps_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut sink = Sink::create(&path, None, Some(6)).unwrap();
+        assert!(sink.try_write(b"abc".to_vec()).unwrap());
+        assert!(matches!(
+            sink.try_write(b"defg".to_vec()),
+            Err(Error::TooLarge { limit: 6 })
+        ));
+        assert!(sink.try_write(b"def".to_vec()).unwrap());
+        let r = sink.close().unwrap();
+        assert_eq!(
+            (r.size, std::fs::read(&path).unwrap()),
+            (6, b"abcdef".to_vec())
+        );
     }
 
     #[test]

@@ -1,8 +1,16 @@
-"""The catalog: what exists (artifacts, versions, binaries, keys, signatures, API keys, events)
-and the rules for changing it. ``Catalog`` is storage-agnostic in its interface; the embedded
-store is SQLite (``sqlite.py``)."""
+"""The catalog: what exists and the rules for changing it. ``Catalog`` (``protocol.py``) is
+the seam every layer above uses; ``sqlite`` is the embedded implementation."""
 
-from ferryman.catalog.sqlite import Page
-from ferryman.catalog.store import Catalog, hash_token
+from __future__ import annotations
 
-__all__ = ["Catalog", "Page", "hash_token"]
+from ferryman.catalog.protocol import Catalog, FleetSnapshot, ServedBinary
+from ferryman.config import Config
+
+__all__ = ["Catalog", "FleetSnapshot", "ServedBinary", "open_catalog"]
+
+
+async def open_catalog(config: Config) -> Catalog:
+    """The catalog a configuration names (today: the embedded SQLite file)."""
+    from ferryman.catalog.sqlite import SqliteCatalog
+
+    return await SqliteCatalog.open(config.catalog_path, config.signature_threshold)

@@ -4,7 +4,7 @@ the same structs, so the three cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -21,20 +21,23 @@ __all__ = [
     "BinaryPatch",
     "Bundle",
     "BundleCreate",
+    "BundleSignature",
     "Channel",
     "ChannelCreate",
     "Cohort",
     "CohortCreate",
+    "Device",
     "DeviceCreate",
-    "DeviceOut",
     "DeviceReport",
     "Event",
+    "NewSigningKey",
+    "Override",
     "OverrideCreate",
-    "OverrideOut",
-    "PartInfo",
-    "Parts",
+    "Page",
+    "Part",
+    "PartList",
+    "Release",
     "ReleaseCreate",
-    "ReleaseOut",
     "Signature",
     "SignatureCreate",
     "SigningKey",
@@ -76,6 +79,17 @@ Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=full(r"any|[a
 VERSION_PATTERN = full(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
 VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=VERSION_PATTERN)]
 Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
+
+
+T = TypeVar("T")
+
+
+class Page(Struct, Generic[T]):
+    """One page of a list, in creation order (versions: version order); ``next_cursor`` asks
+    for the next page, None on the last."""
+
+    items: list[T]
+    next_cursor: str | None
 
 
 class _In(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -156,19 +170,19 @@ class Binary(Struct, kw_only=True):
     updated_at: str
 
 
-class PartInfo(Struct, kw_only=True):
+class Part(Struct, kw_only=True):
     index: int
     size: int
     sha256: str
     created_at: str
 
 
-class Parts(Struct, kw_only=True):
+class PartList(Struct, kw_only=True):
     binary_id: str
     state: str
     part_size: int
     part_count: int
-    parts: list[PartInfo]
+    parts: list[Part]
     missing: list[int]
 
 
@@ -196,6 +210,19 @@ class SigningKey(Struct, kw_only=True):
     state: str
     created_at: str
     updated_at: str
+
+
+class NewSigningKey(Struct, kw_only=True):
+    """A parsed public key to register (the server derives every field from the PEM)."""
+
+    name: str
+    keyid: str
+    algorithm: str
+    kind: str
+    bits: int
+    public_key: str
+    not_before: int | None  # the certificate's validity, Unix seconds
+    not_after: int | None
 
 
 class SignatureCreate(_In):
@@ -275,12 +302,24 @@ class BundleEntry(Struct, kw_only=True):
     custom_metadata: Metadata
 
 
+class BundleSignature(Struct, kw_only=True, omit_defaults=True):
+    id: str
+    bundle_id: str
+    signing_key_id: str
+    keyid: str
+    algorithm: str
+    signature: str
+    message: str
+    created_at: str
+    key_state: str | None = None
+
+
 class Bundle(Struct, kw_only=True):
     id: str
     name: str | None
     hash: str
     entries: list[BundleEntry]
-    signatures: list[dict[str, Any]]
+    signatures: list[BundleSignature]
     created_at: str
 
 
@@ -353,7 +392,7 @@ class ReleasePatch(_In):
     phase: PhaseIn | UnsetType | None = UNSET
 
 
-class ReleaseOut(Struct, kw_only=True):
+class Release(Struct, kw_only=True):
     id: str
     channel_id: str
     name: str
@@ -384,7 +423,7 @@ class DevicePatch(_In):
     quarantined: bool | UnsetType = UNSET
 
 
-class DeviceOut(Struct, kw_only=True, omit_defaults=True):
+class Device(Struct, kw_only=True, omit_defaults=True):
     id: str
     identifier: str
     target: str
@@ -474,7 +513,7 @@ class OverridePatch(_In):
     ends_at: Time | UnsetType | None = UNSET
 
 
-class OverrideOut(Struct, kw_only=True):
+class Override(Struct, kw_only=True):
     id: str
     bundle_id: str
     device_ids: list[str]

@@ -10,20 +10,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ferryman.catalog import Catalog
+from ferryman.blobs.fs import FsBlobStore
 from ferryman.catalog import models as m
-from ferryman.catalog.fleet import CHECKIN_FLUSH_SECONDS
+from ferryman.catalog import open_catalog
+from ferryman.catalog.rules import hash_token
 from ferryman.config import Config
 from ferryman.grants import load_secret
-from ferryman.jobs import resume
 from ferryman.server.answers import AnswerCache
 from ferryman.server.handlers.api_keys import new_token
-from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, KEY_CACHE, STORE, TASKS, URL_SECRET
+from ferryman.server.keys import ANSWERS, BLOBS, CATALOG, CHECKINS, CONFIG, SIGNATURES, UPLOADS, URL_SECRET
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
 from ferryman.server.runner import start_site
-from ferryman.server.signing_keys import KeyCache
-from ferryman.storage import FsStore
+from ferryman.services.checkins import CheckIns
+from ferryman.services.signatures import Signatures
+from ferryman.services.uploads import Uploads
 
 __all__ = ["create_app", "serve"]
 
@@ -31,40 +32,28 @@ log = logging.getLogger("ferryman.server")
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """Opens the catalog and the store, bootstraps the first admin key, resumes interrupted
-    hashing; on shutdown cancels background work and closes the catalog."""
+    """Opens the catalog and the blob store, bootstraps the first admin key, resumes
+    interrupted hashing; on shutdown stops background work, flushes check-ins and closes."""
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = await Catalog.open(config.catalog_path, config.signature_threshold)
-    app[CATALOG] = catalog
-    app[STORE] = FsStore(config.content_dir)
-    app[KEY_CACHE] = KeyCache()
+    catalog = app[CATALOG] = await open_catalog(config)
+    blobs = app[BLOBS] = FsBlobStore(config.content_dir)
+    uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease)
+    checkins = app[CHECKINS] = CheckIns(catalog)
+    app[SIGNATURES] = Signatures(catalog)
     app[ANSWERS] = AnswerCache()
     app[URL_SECRET] = load_secret(config.data_dir, config.url_secret)
-    tasks: set[asyncio.Task[None]] = set()
-    app[TASKS] = tasks
     if await catalog.count_api_keys() == 0:
         token = new_token()
-        await catalog.create_api_key("server", m.ApiKeyCreate(name="admin", role="admin"), token)
+        await catalog.create_api_key("server", m.ApiKeyCreate(name="admin", role="admin"), hash_token(token))
         # Shown once: only its hash is stored.
         print(f"ferryman: created the first admin API key; keep it, it is not shown again:\n{token}", flush=True)
-    await resume(catalog, app[STORE], tasks)
-    tasks.add(asyncio.get_running_loop().create_task(_flush_checkins(catalog), name="flush check-ins"))
+    await uploads.resume()
+    checkins.start()
     yield
-    for task in list(tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await uploads.stop()
+    await checkins.close()
     await catalog.close()
-
-
-async def _flush_checkins(catalog: Catalog) -> None:
-    """Writes buffered device check-ins every CHECKIN_FLUSH_SECONDS, even when traffic stops."""
-    while True:
-        await asyncio.sleep(CHECKIN_FLUSH_SECONDS)
-        try:
-            await catalog.flush_checkins()
-        except Exception:
-            log.exception("flushing check-ins failed; retrying")
 
 
 def create_app(config: Config | None = None) -> web.Application:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from ferryman.catalog.store import hash_token
+from ferryman.catalog.rules import hash_token
 from ferryman.errors import DomainError, Forbidden, Unauthenticated
 from ferryman.server.http import problem
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
@@ -88,10 +88,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if config.admin_token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
         principal = ("env:FERRYMAN_ADMIN_TOKEN", "admin")
     else:
-        row = await request.app[CATALOG].authenticate(token)
-        if row is None:
+        key = await request.app[CATALOG].authenticate(hash_token(token))
+        if key is None:
             raise Unauthenticated("the token is not valid")
-        principal = (row["id"], row["role"])
+        principal = (key.id, key.role)
     if principal[1] != "admin" and principal[1] not in roles:
         resource = request.match_info.route.resource
         where = resource.canonical if resource is not None else request.path

@@ -2,7 +2,8 @@
 
 aiohttp's FileResponse falls short here: it refuses multi-range requests, and it answers a stale
 ``If-Range`` entity tag with 206, which lets a resuming client splice two versions of a file.
-``plan`` is pure (headers in, decision out); ``send`` writes the decision with ``sendfile``.
+``plan`` is pure (headers in, decision out); ``respond`` writes the decision from the blob
+store's content, with ``sendfile`` when it is a local file.
 
 Rules (DESIGN.md section 3): single, suffix and open-ended ranges; several ranges as
 ``multipart/byteranges`` with one part per requested range in request order (never merged or
@@ -19,15 +20,15 @@ import base64
 import datetime as dt
 import email.utils
 import itertools
-import os
 import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
+from ferryman.blobs import Content
 from ferryman.parsing import parse_int
 
 __all__ = ["MAX_RANGES", "Plan", "plan", "respond"]
@@ -163,9 +164,21 @@ def plan(method: str, request_headers: Mapping[str, str], size: int, sha256: str
     return Plan(206, spans, headers, boundary, parts, trailer, length)
 
 
-async def _sendfile(request: web.Request, writer, fobj, offset: int, count: int) -> None:
+async def _send(request: web.Request, writer: Any, content: Content, offset: int, count: int) -> None:
     if count <= 0:
         return
+    fobj = content.file()
+    if fobj is not None:
+        try:
+            await _sendfile(request, writer, fobj, offset, count)
+            return
+        except NotImplementedError:  # e.g. TLS: copy through the writer instead
+            pass
+    async for chunk in content.read(offset, count):
+        await writer.write(chunk)
+
+
+async def _sendfile(request: web.Request, writer: Any, fobj: BinaryIO, offset: int, count: int) -> None:
     await writer.drain()
     transport = request.transport
     if transport is None:
@@ -174,67 +187,52 @@ async def _sendfile(request: web.Request, writer, fobj, offset: int, count: int)
     if sock is not None and count >= LARGE:
         # A large send buffer means fewer wake-ups of the event loop per gigabyte.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-    try:
-        # One send buffer's worth at a time, then a turn for the other connections (as nginx's
-        # sendfile_max_chunk does): over loopback a single sendfile call kept going while the
-        # client drained it, 16 MiB a call, and the other downloads waited. Four parallel range
-        # requests ran at 0.80-0.95x nginx that way, 1.03-1.07x this way; one full GET 0.97-1.01x.
-        while count > 0:
-            n = min(count, SEND_BUFFER)
-            await request._loop.sendfile(transport, fobj, offset, n)
-            offset += n
-            count -= n
-            await asyncio.sleep(0)  # a finished sendfile future does not yield by itself
-        return
-    except NotImplementedError:  # e.g. TLS: copy through the writer instead
-        pass
-    fobj.seek(offset)
+    loop = asyncio.get_running_loop()
+    # One send buffer's worth at a time, then a turn for the other connections (as nginx's
+    # sendfile_max_chunk does): over loopback a single sendfile call kept going while the
+    # client drained it, 16 MiB a call, and the other downloads waited. Four parallel range
+    # requests ran at 0.80-0.95x nginx that way, 1.03-1.07x this way; one full GET 0.97-1.01x.
     while count > 0:
-        chunk = await request._loop.run_in_executor(None, fobj.read, min(count, 1 << 20))
-        if not chunk:
-            raise ConnectionResetError("file shrank")
-        await writer.write(chunk)
-        count -= len(chunk)
+        n = min(count, SEND_BUFFER)
+        await loop.sendfile(transport, fobj, offset, n)
+        offset += n
+        count -= n
+        await asyncio.sleep(0)  # a finished sendfile future does not yield by itself
 
 
 async def respond(
-    request: web.Request, path: Path, sha256: str, extra_headers: Mapping[str, str] | None = None
+    request: web.Request, content: Content, sha256: str, extra_headers: Mapping[str, str] | None = None
 ) -> web.StreamResponse:
-    """Serves ``path`` (immutable content whose SHA-256 is ``sha256``) to a GET or HEAD."""
-    loop = asyncio.get_running_loop()
-    fobj = await loop.run_in_executor(None, open, path, "rb")
-    try:
-        st = os.fstat(fobj.fileno())
-        p = plan(request.method, request.headers, st.st_size, sha256, st.st_mtime)
-        resp = web.StreamResponse(status=p.status, headers={**p.headers, **(extra_headers or {})})
-        if p.status == 416:
-            resp.content_type = "application/problem+json"
-            body = (
-                '{"type":"about:blank","title":"Range not satisfiable","status":416,'
-                f'"detail":"no requested range lies within the {st.st_size} bytes","errors":{{}}}}'
-            ).encode()
-            resp.content_length = len(body)
-            await resp.prepare(request)
-            if request.method != "HEAD":
-                await resp.write(body)
-            await resp.write_eof()
-            return resp
-        if p.status == 304:
-            await resp.prepare(request)
-            await resp.write_eof()
-            return resp
-        resp.content_length = p.length
-        writer = await resp.prepare(request)
-        if request.method != "HEAD" and writer is not None:
-            if p.boundary is None:
-                for a, b in p.spans:
-                    await _sendfile(request, writer, fobj, a, b - a + 1)
-            else:
-                for prefix, a, b in p.parts:
-                    await writer.write(prefix)
-                    await _sendfile(request, writer, fobj, a, b - a + 1)
-                await writer.write(p.trailer)
+    """Serves ``content`` (immutable, its SHA-256 is ``sha256``) to a GET or HEAD."""
+    size = content.size
+    p = plan(request.method, request.headers, size, sha256, content.modified)
+    resp = web.StreamResponse(status=p.status, headers={**p.headers, **(extra_headers or {})})
+    if p.status == 416:
+        resp.content_type = "application/problem+json"
+        body = (
+            '{"type":"about:blank","title":"Range not satisfiable","status":416,'
+            f'"detail":"no requested range lies within the {size} bytes","errors":{{}}}}'
+        ).encode()
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        if request.method != "HEAD":
+            await resp.write(body)
         await resp.write_eof()
         return resp
-    finally:
-        fobj.close()
+    if p.status == 304:
+        await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+    resp.content_length = p.length
+    writer = await resp.prepare(request)
+    if request.method != "HEAD" and writer is not None:
+        if p.boundary is None:
+            for a, b in p.spans:
+                await _send(request, writer, content, a, b - a + 1)
+        else:
+            for prefix, a, b in p.parts:
+                await writer.write(prefix)
+                await _send(request, writer, content, a, b - a + 1)
+            await writer.write(p.trailer)
+    await resp.write_eof()
+    return resp

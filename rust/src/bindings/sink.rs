@@ -62,6 +62,14 @@ impl PySink {
         Ok(py.detach(|| self.locked().write(chunk))?)
     }
 
+    /// Queues a chunk if the writer's queue has room; False (nothing queued) if it is full,
+    /// so an event loop can wait for room elsewhere instead of blocking.
+    #[pyo3(signature = (data, /))]
+    fn try_write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let chunk = with_bytes(py, data, <[u8]>::to_vec)?;
+        Ok(self.locked().try_write(chunk)?)
+    }
+
     /// Waits for the writer, fsyncs, and returns what was written.
     fn close(&self, py: Python<'_>) -> PyResult<PySinkResult> {
         let r = py.detach(|| self.locked().close())?;

@@ -1,2 +1,2 @@
-"""Request handlers, one module per resource family. They parse, call the catalog or store,
-and encode; the rules live in the catalog, lifecycle and storage modules."""
+"""Request handlers, one module per resource family. They parse, call a service or the catalog,
+and encode; the rules live in the services, the catalog and the lifecycle."""

@@ -7,7 +7,8 @@ import secrets
 from aiohttp import web
 
 from ferryman.catalog import models as m
-from ferryman.server.handlers.common import actor, page_response
+from ferryman.catalog.rules import hash_token
+from ferryman.server.handlers.common import actor
 from ferryman.server.http import decode, json_response, page_params
 from ferryman.server.keys import CATALOG
 
@@ -15,19 +16,21 @@ TOKEN_PREFIX = "fm_"
 
 
 def new_token() -> str:
+    """256 random bits; only their SHA-256 is stored."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 async def create(request: web.Request) -> web.Response:
     body = await decode(request, m.ApiKeyCreate)
     token = new_token()
-    row = await request.app[CATALOG].create_api_key(actor(request), body, token)
-    return json_response(m.ApiKey(**row, token=token), status=201)
+    key = await request.app[CATALOG].create_api_key(actor(request), body, hash_token(token))
+    key.token = token
+    return json_response(key, status=201)
 
 
 async def list_(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return page_response(await request.app[CATALOG].list_api_keys(limit, cursor), m.ApiKey)
+    return json_response(await request.app[CATALOG].list_api_keys(limit, cursor))
 
 
 async def delete(request: web.Request) -> web.Response:

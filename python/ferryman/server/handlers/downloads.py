@@ -1,5 +1,5 @@
 """Downloads: ``/dl/<grant>`` for devices and caches, ``.../content`` for operators. Both go
-through our range responder (``server/ranges.py``)."""
+through our range responder (``server/ranges.py``) over the blob store's content."""
 
 from __future__ import annotations
 
@@ -8,25 +8,25 @@ import time
 from aiohttp import web
 
 from ferryman import grants
-from ferryman.catalog.sqlite import Row
+from ferryman.catalog import models as m
 from ferryman.errors import Conflict, NotFound
 from ferryman.lifecycle import State
-from ferryman.server.keys import CATALOG, STORE, URL_SECRET
+from ferryman.server.keys import BLOBS, CATALOG, URL_SECRET
 from ferryman.server.ranges import respond
 
 SERVABLE = (State.SIGNABLE, State.SIGNED)
 
 
-async def _serve(request: web.Request, binary: Row, extra: dict[str, str] | None = None) -> web.StreamResponse:
-    if binary["state"] == State.DESTROYED:
+async def _serve(request: web.Request, binary: m.Binary, extra: dict[str, str]) -> web.StreamResponse:
+    if binary.state == State.DESTROYED:
         raise NotFound("the binary was destroyed")
-    if binary["state"] not in SERVABLE:
-        raise Conflict(f"binary is {binary['state']}; content is served once it is signable")
-    path = request.app[STORE].content_path(binary["id"])
+    if binary.state not in SERVABLE:
+        raise Conflict(f"binary is {binary.state}; content is served once it is signable")
+    content = await request.app[BLOBS].open(binary.id)
     try:
-        return await respond(request, path, binary["sha256"], extra)
-    except FileNotFoundError:
-        raise NotFound("the content is missing from the store") from None
+        return await respond(request, content, binary.sha256, extra)
+    finally:
+        content.close()
 
 
 async def grant(request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,5 @@
-"""Bundles, channels, cohorts, releases, devices and bundle overrides (management API)."""
+"""Bundles, channels, cohorts, releases, devices and bundle overrides (management API).
+Signing a bundle is in ``signing.py``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import secrets
 from aiohttp import web
 
 from ferryman.catalog import models as m
-from ferryman.catalog.store import hash_token
-from ferryman.server.handlers.common import actor, page_response
-from ferryman.server.handlers.signing import verified_signature
+from ferryman.catalog.rules import hash_token
+from ferryman.server.handlers.common import actor
 from ferryman.server.http import decode, json_response, page_params
 from ferryman.server.keys import CATALOG
 
@@ -26,27 +26,16 @@ def new_device_token() -> str:
 
 async def create_bundle(request: web.Request) -> web.Response:
     body = await decode(request, m.BundleCreate)
-    return json_response(m.Bundle(**await request.app[CATALOG].create_bundle(actor(request), body)), 201)
+    return json_response(await request.app[CATALOG].create_bundle(actor(request), body), 201)
 
 
 async def list_bundles(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return page_response(await request.app[CATALOG].list_bundles(limit, cursor), m.Bundle)
+    return json_response(await request.app[CATALOG].list_bundles(limit, cursor))
 
 
 async def get_bundle(request: web.Request) -> web.Response:
-    return json_response(m.Bundle(**await request.app[CATALOG].get_bundle(request.match_info["bundle_id"])))
-
-
-async def sign_bundle(request: web.Request) -> web.Response:
-    """A signature over the bundle hash, checked as binary signatures are (the hash is the digest)."""
-    body = await decode(request, m.SignatureCreate)
-    catalog = request.app[CATALOG]
-    bundle = await catalog.get_bundle(request.match_info["bundle_id"])
-    key_row, raw, form = await verified_signature(request, body, bundle["hash"])
-    row, created = await catalog.add_bundle_signature(actor(request), bundle["id"], key_row, raw.hex(), form)
-    out = {**row, "keyid": key_row["keyid"], "algorithm": key_row["algorithm"]}
-    return json_response(out, 201 if created else 200)
+    return json_response(await request.app[CATALOG].get_bundle(request.match_info["bundle_id"]))
 
 
 # Channels, cohorts, releases
@@ -54,64 +43,64 @@ async def sign_bundle(request: web.Request) -> web.Response:
 
 async def create_channel(request: web.Request) -> web.Response:
     body = await decode(request, m.ChannelCreate)
-    return json_response(m.Channel(**await request.app[CATALOG].create_channel(actor(request), body)), 201)
+    return json_response(await request.app[CATALOG].create_channel(actor(request), body), 201)
 
 
 async def list_channels(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return page_response(await request.app[CATALOG].list_channels(limit, cursor), m.Channel)
+    return json_response(await request.app[CATALOG].list_channels(limit, cursor))
 
 
 async def get_channel(request: web.Request) -> web.Response:
-    return json_response(m.Channel(**await request.app[CATALOG].get_channel(request.match_info["channel_id"])))
+    return json_response(await request.app[CATALOG].get_channel(request.match_info["channel_id"]))
 
 
 async def patch_channel(request: web.Request) -> web.Response:
     body = await decode(request, m.ChannelPatch)
     row = await request.app[CATALOG].patch_channel(actor(request), request.match_info["channel_id"], body)
-    return json_response(m.Channel(**row))
+    return json_response(row)
 
 
 async def create_cohort(request: web.Request) -> web.Response:
     body = await decode(request, m.CohortCreate)
-    return json_response(m.Cohort(**await request.app[CATALOG].create_cohort(actor(request), body)), 201)
+    return json_response(await request.app[CATALOG].create_cohort(actor(request), body), 201)
 
 
 async def list_cohorts(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return page_response(await request.app[CATALOG].list_cohorts(limit, cursor), m.Cohort)
+    return json_response(await request.app[CATALOG].list_cohorts(limit, cursor))
 
 
 async def get_cohort(request: web.Request) -> web.Response:
-    return json_response(m.Cohort(**await request.app[CATALOG].get_cohort(request.match_info["cohort_id"])))
+    return json_response(await request.app[CATALOG].get_cohort(request.match_info["cohort_id"]))
 
 
 async def patch_cohort(request: web.Request) -> web.Response:
     body = await decode(request, m.CohortPatch)
     row = await request.app[CATALOG].patch_cohort(actor(request), request.match_info["cohort_id"], body)
-    return json_response(m.Cohort(**row))
+    return json_response(row)
 
 
 async def create_release(request: web.Request) -> web.Response:
     body = await decode(request, m.ReleaseCreate)
     row = await request.app[CATALOG].create_release(actor(request), request.match_info["channel_id"], body)
-    return json_response(m.ReleaseOut(**row), 201)
+    return json_response(row, 201)
 
 
 async def list_releases(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
     page = await request.app[CATALOG].list_releases(request.match_info["channel_id"], limit, cursor)
-    return page_response(page, m.ReleaseOut)
+    return json_response(page)
 
 
 async def get_release(request: web.Request) -> web.Response:
-    return json_response(m.ReleaseOut(**await request.app[CATALOG].get_release(request.match_info["release_id"])))
+    return json_response(await request.app[CATALOG].get_release(request.match_info["release_id"]))
 
 
 async def patch_release(request: web.Request) -> web.Response:
     body = await decode(request, m.ReleasePatch)
     row = await request.app[CATALOG].patch_release(actor(request), request.match_info["release_id"], body)
-    return json_response(m.ReleaseOut(**row))
+    return json_response(row)
 
 
 # Devices and overrides
@@ -120,24 +109,25 @@ async def patch_release(request: web.Request) -> web.Response:
 async def create_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DeviceCreate)
     token = new_device_token()
-    row = await request.app[CATALOG].create_device(actor(request), body, hash_token(token))
-    return json_response(m.DeviceOut(**row, token=token), 201)
+    device = await request.app[CATALOG].create_device(actor(request), body, hash_token(token))
+    device.token = token
+    return json_response(device, 201)
 
 
 async def list_devices(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
     filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag")}
-    return page_response(await request.app[CATALOG].list_devices(limit, cursor, filters), m.DeviceOut)
+    return json_response(await request.app[CATALOG].list_devices(limit, cursor, filters))
 
 
 async def get_device(request: web.Request) -> web.Response:
-    return json_response(m.DeviceOut(**await request.app[CATALOG].get_device(request.match_info["device_id"])))
+    return json_response(await request.app[CATALOG].get_device(request.match_info["device_id"]))
 
 
 async def patch_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DevicePatch)
     row = await request.app[CATALOG].patch_device(actor(request), request.match_info["device_id"], body)
-    return json_response(m.DeviceOut(**row))
+    return json_response(row)
 
 
 async def delete_device(request: web.Request) -> web.Response:
@@ -147,29 +137,30 @@ async def delete_device(request: web.Request) -> web.Response:
 
 async def rotate_device_token(request: web.Request) -> web.Response:
     token = new_device_token()
-    row = await request.app[CATALOG].rotate_device_token(actor(request), request.match_info["device_id"], hash_token(token))
-    return json_response(m.DeviceOut(**row, token=token))
+    device = await request.app[CATALOG].rotate_device_token(actor(request), request.match_info["device_id"], hash_token(token))
+    device.token = token
+    return json_response(device)
 
 
 async def create_override(request: web.Request) -> web.Response:
     body = await decode(request, m.OverrideCreate)
-    return json_response(m.OverrideOut(**await request.app[CATALOG].create_override(actor(request), body)), 201)
+    return json_response(await request.app[CATALOG].create_override(actor(request), body), 201)
 
 
 async def list_overrides(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
     page = await request.app[CATALOG].list_overrides(limit, cursor, request.query.get("device_id"))
-    return page_response(page, m.OverrideOut)
+    return json_response(page)
 
 
 async def get_override(request: web.Request) -> web.Response:
-    return json_response(m.OverrideOut(**await request.app[CATALOG].get_override(request.match_info["override_id"])))
+    return json_response(await request.app[CATALOG].get_override(request.match_info["override_id"]))
 
 
 async def patch_override(request: web.Request) -> web.Response:
     body = await decode(request, m.OverridePatch)
     row = await request.app[CATALOG].patch_override(actor(request), request.match_info["override_id"], body)
-    return json_response(m.OverrideOut(**row))
+    return json_response(row)
 
 
 async def delete_override(request: web.Request) -> web.Response:

@@ -6,20 +6,19 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any
 
 from aiohttp import web
 
 from ferryman import grants
 from ferryman.catalog import models as m
-from ferryman.catalog.fleet import CheckIn
 from ferryman.errors import Invalid
 from ferryman.releases import Reported
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import ENCODER, decode, json_response
-from ferryman.server.keys import ANSWERS, CATALOG, CONFIG, DEVICE_TOKEN, URL_SECRET
+from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, URL_SECRET
+from ferryman.services.checkins import CheckIn
 
-__all__ = ["device_report", "device_update", "update_for_device"]
+__all__ = ["HEADERS", "check_in", "check_in_for_device", "device_report"]
 
 # The device's state, in the order of Reported; each value must match its pattern.
 HEADERS = {
@@ -51,41 +50,37 @@ def _origin(request: web.Request) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _manifest(request: web.Request, answer: CheckIn, expires: int) -> dict[str, Any]:
+def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateManifest:
     decision = answer.decision
     origin = _origin(request)
     secret = request.app[URL_SECRET]
     release = None
     if decision.release is not None:
         r = decision.release
-        release = {"id": r.id, "bundle_id": r.bundle_id, "version": r.version, "required": r.required}
-    return {
-        "status": decision.status,
-        "source": decision.source,
-        "reason": decision.reason,
-        "release": release,
-        "bundle": {"id": decision.bundle_id} if decision.status == "update" else None,
-        "binaries": [
-            {
-                "artifact": e["artifact"],
-                "version": e["version"],
-                "target": e["target"],
-                "size": e["size"],
-                "sha256": e["sha256"],
-                "custom_metadata": e["custom_metadata"],
-                "url": f"{origin}/dl/{grants.issue(secret, e['binary_id'], expires)}",
-                "signatures": e["signatures"],
-            }
-            for e in answer.entries
-        ],
-    }
+        release = m.ManifestRelease(id=r.id, bundle_id=r.bundle_id, version=r.version, required=r.required)
+    binaries = [
+        m.ManifestBinary(
+            artifact=e.artifact,
+            version=e.version,
+            target=e.target,
+            size=e.size,
+            sha256=e.sha256,
+            custom_metadata=e.custom_metadata,
+            url=f"{origin}/dl/{grants.issue(secret, e.binary_id, expires)}",
+            signatures=e.signatures,
+        )
+        for e in answer.entries
+    ]
+    bundle = m.ManifestBundle(id=decision.bundle_id) if decision.status == "update" and decision.bundle_id else None
+    return m.UpdateManifest(status=decision.status, source=decision.source, reason=decision.reason,  # type: ignore[arg-type]
+                            release=release, bundle=bundle, binaries=binaries)  # fmt: skip
 
 
 def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     expires = _expires(request)
     d = answer.decision
     # Everything the body is made of (the manifest is the bundle's entries for the target).
-    key = (_origin(request), answer.device["target"], d.status, d.source, d.reason,
+    key = (_origin(request), answer.device.target, d.status, d.source, d.reason,
            d.release.id if d.release else None, d.bundle_id)  # fmt: skip
 
     def encode() -> bytes:
@@ -109,30 +104,28 @@ def _reported(request: web.Request) -> Reported:
     return Reported(*values)
 
 
-async def device_update(request: web.Request) -> web.Response:
+async def check_in(request: web.Request) -> web.Response:
+    """A device's update check."""
     reported = _reported(request)
-    catalog, token = request.app[CATALOG], request[DEVICE_TOKEN]
-    answer = catalog.fast_check_in(reported, token)
-    if answer is None:
-        answer = await catalog.check_in(reported, token_hash=token)
+    answer = await request.app[CHECKINS].check_in(reported, token_hash=request[DEVICE_TOKEN])
     return web.Response(body=_answer_body(request, answer), content_type="application/json")
 
 
 async def device_report(request: web.Request) -> web.Response:
     await request.app[CATALOG].device_for_token(request[DEVICE_TOKEN])  # 401 before any body error
     body = await decode(request, m.DeviceReport)
-    row = await request.app[CATALOG].report(request[DEVICE_TOKEN], body)
-    return json_response({"status": "recorded", "last_seen_at": row["last_seen_at"]})
+    device = await request.app[CATALOG].report(request[DEVICE_TOKEN], body)
+    return json_response(m.ReportRecorded(status="recorded", last_seen_at=device.last_seen_at or ""))
 
 
-async def update_for_device(request: web.Request) -> web.Response:
+async def check_in_for_device(request: web.Request) -> web.Response:
+    """An operator's update check on behalf of a device (a dry run unless ``write``)."""
     body = await decode(request, m.UpdateRequest)
-    catalog = request.app[CATALOG]
-    device = await catalog.get_device(request.match_info["device_id"])
+    device = await request.app[CATALOG].get_device(request.match_info["device_id"])
     reported = Reported(
-        body.release_id if body.release_id is not None else device["reported_release_id"],
-        body.bundle_id if body.bundle_id is not None else device["reported_bundle_id"],
-        body.version if body.version is not None else device["reported_version"],
+        body.release_id if body.release_id is not None else device.reported_release_id,
+        body.bundle_id if body.bundle_id is not None else device.reported_bundle_id,
+        body.version if body.version is not None else device.reported_version,
     )
-    answer = await catalog.check_in(reported, device_id=device["id"], actor=actor(request), write=body.write)
+    answer = await request.app[CHECKINS].check_in(reported, device=device, actor=actor(request), write=body.write)
     return json_response(_manifest(request, answer, _expires(request)))

@@ -220,3 +220,11 @@ MIGRATIONS.append(
     ALTER TABLE uploads_in_flight ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''
     """
 )
+
+# One name per concept: a part's number is its ``index`` in the API, the models and SQL alike.
+MIGRATIONS.append(
+    """
+    ALTER TABLE parts RENAME COLUMN idx TO "index";
+    ALTER TABLE uploads_in_flight RENAME COLUMN idx TO "index"
+    """
+)

@@ -1,4 +1,5 @@
-"""The embedded catalog: SQLite in WAL mode with foreign keys, on one worker thread.
+"""The SQLite database under the embedded catalog: WAL mode with foreign keys, on one worker
+thread.
 
 Every public method is a coroutine that runs one transaction on the worker thread, so the event
 loop never waits on the disk and transactions never interleave. State changes are conditional
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,40 +19,19 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ferryman.catalog.schema import MIGRATIONS
+from ferryman.catalog.models import Page
+from ferryman.catalog.rules import now
+from ferryman.catalog.sqlite.schema import MIGRATIONS
 from ferryman.errors import Conflict, InsufficientStorage, Invalid, NotFound
-from ferryman.ids import is_id, new_ids
+from ferryman.ids import new_ids
 from ferryman.parsing import parse_int
 
-__all__ = ["Page", "SqliteCatalog", "later", "now"]
+__all__ = ["Database", "Row", "Tx", "get_or_404", "loads_fields", "update_logged"]
 
 T = TypeVar("T")
+S = TypeVar("S")
+# A row as the SQL layer sees it; it never leaves this package (operations return structs).
 Row = dict[str, Any]
-
-
-_second: tuple[int, str] = (0, "")
-
-
-def now() -> str:
-    """The current time, RFC 3339 UTC with microseconds (text order is time order)."""
-    global _second
-    t = time.time_ns()
-    sec, us = divmod(t // 1000, 1_000_000)
-    if sec != _second[0]:  # formatting the seconds once per second keeps this cheap
-        _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    return f"{_second[1]}.{us:06d}Z"
-
-
-def later(seconds: float) -> str:
-    """The time ``seconds`` from now, formatted as ``now()`` formats it (so they compare as text)."""
-    t = time.time() + seconds
-    sec, us = divmod(round(t * 1_000_000), 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{us:06d}Z"
-
-
-class Page(msgspec.Struct):
-    items: list[Row]
-    next_cursor: str | None
 
 
 def _encode_cursor(rowid: int) -> str:
@@ -90,13 +69,13 @@ class Tx:
         return self.conn.execute(sql, args).rowcount
 
     def insert(self, table: str, row: Row) -> None:
-        cols = ", ".join(row)
+        cols = ", ".join(f'"{c}"' for c in row)
         marks = ", ".join("?" for _ in row)
         self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
 
     def update(self, table: str, id_: str, changes: Row, where: Row | None = None) -> int:
-        sets = ", ".join(f"{k} = ?" for k in changes)
-        conds = "".join(f" AND {k} = ?" for k in (where or {}))
+        sets = ", ".join(f'"{k}" = ?' for k in changes)
+        conds = "".join(f' AND "{k}" = ?' for k in (where or {}))
         args = [*changes.values(), id_, *(where or {}).values()]
         return self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?{conds}", args).rowcount
 
@@ -110,7 +89,7 @@ class Tx:
         conditions: Sequence[tuple[str, Any]] = (),
         columns: str = "*",
         key: str = "rowid",
-    ) -> Page:
+    ) -> Page[Row]:
         """One page of ``table`` in creation order: rows whose columns equal ``equal`` (column
         names come from code, never from requests) and that meet each ``(sql, argument)`` of
         ``conditions``, each with one placeholder. ``table`` may be a join; ``key`` then names
@@ -144,19 +123,18 @@ class Tx:
         )
 
 
-class SqliteCatalog:
-    """The catalog store on SQLite (see the module doc). Open with :meth:`open`."""
+class Database:
+    """The SQLite database (see the module doc). Open with :meth:`open`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        # Set by every catalog change this process commits; read caches drop their snapshot.
-        self.local_change = True
+        # Counts the catalog changes this process committed (read caches compare it).
+        self.changes = 0
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteCatalog:
+    async def open(cls, path: Path) -> Database:
         db = cls(path)
         await db._call(db._connect)
         return db
@@ -180,20 +158,7 @@ class SqliteCatalog:
                 raise
         self._conn = conn
 
-    def reader(self) -> sqlite3.Connection:
-        """A read-only connection for the event loop's own thread, for the few indexed point
-        reads of an update check: a hop to the worker thread costs more than such a read. In WAL
-        mode it never waits for the writer and each statement sees the latest commit."""
-        if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
-            self._reader.row_factory = sqlite3.Row
-        return self._reader
-
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
         def close() -> None:
             if self._conn is not None:
                 self._conn.close()
@@ -205,13 +170,16 @@ class SqliteCatalog:
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def tx(self, actor: str, fn: Callable[[Tx], T], *, write: bool = True, durable: bool = True) -> T:
+    async def tx(self, actor: str, fn: Callable[[Tx], T], *, durable: bool = True, read_only: bool = False) -> T:
         """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises.
 
-        ``durable=False`` commits without waiting for the disk (WAL, ``synchronous=NORMAL``):
-        still atomic and consistent after any crash, but the last such commits can be lost if
-        the machine itself goes down. Device check-ins and reports use it; catalog changes do not.
+        A durable transaction is a catalog change: it bumps the generation that read caches
+        key on. ``durable=False`` is bookkeeping (upload leases, check-ins, reports): committed
+        without waiting for the disk (WAL, ``synchronous=NORMAL``), still atomic and consistent
+        after any crash (the last such commits can be lost if the machine itself goes down),
+        and it leaves read caches warm.
         """
+        write = not read_only
 
         def run() -> T:
             conn = self._conn
@@ -232,7 +200,7 @@ class SqliteCatalog:
                         conn.execute("ROLLBACK")
                     raise
                 if write and durable:
-                    self.local_change = True
+                    self.changes += 1
                 return out
             finally:
                 if not durable:
@@ -248,20 +216,11 @@ class SqliteCatalog:
             raise
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
-        return await self.tx("", fn, write=False)
+        return await self.tx("", fn, read_only=True)
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Runs ``fn`` on the worker thread, outside any transaction."""
         return await self._call(fn)
-
-
-def check_id(value: str, kind: str, what: str, field: str | None = None) -> None:
-    """Refuses a malformed ID before it reaches a query: 404, or 422 naming ``field`` when the
-    ID is a reference inside a request body."""
-    if not is_id(value, kind):
-        if field:
-            raise Invalid(f"no {what} {value!r}", {field: [f"unknown {what}"]})
-        raise NotFound(f"no {what} {value!r}")
 
 
 def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
@@ -286,3 +245,13 @@ def loads_fields(row: Row, fields: Iterable[str] = ("custom_metadata",)) -> Row:
         if isinstance(row.get(f), str):
             row[f] = msgspec.json.decode(row[f])
     return row
+
+
+def to(shape: type[S], row: Row) -> S:
+    """A row (or view) as the struct an operation returns; columns the struct lacks (a token
+    hash) are left behind."""
+    return msgspec.convert(row, shape)
+
+
+def page_of(shape: type[S], page: Page[Row]) -> Page[S]:
+    return Page([msgspec.convert(r, shape) for r in page.items], page.next_cursor)

@@ -1,0 +1,142 @@
+"""The filesystem blob store.
+
+Layout under the root (every name is a validated binary ID, never user input)::
+
+    uploads/<binary_id>   the binary being uploaded: each part is written, hashed and fsynced
+                          straight into its own byte range, so no copy is made at the end
+    content/<binary_id>   the verified content, renamed here from uploads/ when hashing
+                          succeeds (then the directory is fsynced)
+
+A part that fails its checks leaves only bytes in its own range of a file nobody reads yet;
+the next upload of that part overwrites them. Content becomes visible only by the rename, so a
+crash leaves the old state or the new one, never a half-visible binary. The catalog makes
+sure no part is still being written once hashing starts (upload leases). Every disk operation
+runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from ferryman.errors import InsufficientStorage, NotFound, SizeLimitExceeded, TooLarge
+from ferryman.hashing import FileDigest, hash_file
+from ferryman.sink import Sink, SinkResult, write
+
+__all__ = ["FileContent", "FsBlobStore"]
+
+T = TypeVar("T")
+_SAFE = re.compile(r"[a-z]{3}_[0-9a-z]{26}")
+READ_CHUNK = 1 << 20
+
+
+async def _off_loop(fn: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileContent:
+    """A published file opened for reading."""
+
+    def __init__(self, fobj: BinaryIO) -> None:
+        self._fobj = fobj
+        st = os.fstat(fobj.fileno())
+        self.size = st.st_size
+        self.modified = st.st_mtime
+
+    def file(self) -> BinaryIO | None:
+        return self._fobj
+
+    async def read(self, offset: int, count: int) -> AsyncIterator[bytes]:
+        while count > 0:
+            chunk = await _off_loop(os.pread, self._fobj.fileno(), min(count, READ_CHUNK), offset)
+            if not chunk:
+                raise ConnectionResetError("file shrank")
+            yield chunk
+            offset += len(chunk)
+            count -= len(chunk)
+
+    def close(self) -> None:
+        self._fobj.close()
+
+
+class FsBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for d in ("uploads", "content"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+
+    def _id(self, binary_id: str) -> str:
+        if not _SAFE.fullmatch(binary_id):
+            raise ValueError(f"unsafe binary id {binary_id!r}")
+        return binary_id
+
+    def _upload(self, binary_id: str) -> Path:
+        return self.root / "uploads" / self._id(binary_id)
+
+    def _content(self, binary_id: str) -> Path:
+        return self.root / "content" / self._id(binary_id)
+
+    async def receive_part(self, binary_id: str, stream: AsyncIterator[bytes], offset: int, size: int) -> SinkResult:
+        """Streams one part into its byte range of the upload file through the native sink
+        (written, hashed and fsynced on a native thread)."""
+        path = self._upload(binary_id)
+        sink = await _off_loop(lambda: Sink(path, offset=offset, limit=size))
+        try:
+            async for chunk in stream:
+                await write(sink, chunk)
+            return await _off_loop(sink.close)
+        except SizeLimitExceeded:
+            raise TooLarge(f"the part has more than its {size} bytes") from None
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
+            raise
+        finally:
+            await _off_loop(sink.abort)  # a no-op after a successful close
+
+    def _digest(self, binary_id: str, part_size: int | None) -> FileDigest:
+        path = self._upload(binary_id)
+        if not path.exists():  # a crash after the rename: hash the published copy
+            path = self._content(binary_id)
+        return hash_file(path, part_size=part_size)
+
+    async def digest(self, binary_id: str, part_size: int | None = None) -> FileDigest:
+        return await _off_loop(self._digest, binary_id, part_size)
+
+    def _publish(self, binary_id: str) -> None:
+        upload = self._upload(binary_id)
+        if upload.exists():
+            os.replace(upload, self._content(binary_id))
+            _fsync_dir(self.root / "content")
+
+    async def publish(self, binary_id: str) -> None:
+        await _off_loop(self._publish, binary_id)
+
+    def _delete(self, binary_id: str) -> None:
+        self._upload(binary_id).unlink(missing_ok=True)
+        self._content(binary_id).unlink(missing_ok=True)
+
+    async def delete(self, binary_id: str) -> None:
+        await _off_loop(self._delete, binary_id)
+
+    def _open(self, binary_id: str) -> FileContent:
+        try:
+            return FileContent(open(self._content(binary_id), "rb"))
+        except FileNotFoundError:
+            raise NotFound("the content is missing from the store") from None
+
+    async def open(self, binary_id: str) -> FileContent:
+        return await _off_loop(self._open, binary_id)

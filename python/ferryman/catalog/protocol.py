@@ -1,0 +1,268 @@
+"""The catalog seam: every operation on what exists (artifacts, versions, binaries, keys,
+signatures, bundles, channels, cohorts, releases, devices, overrides, API keys, the audit log)
+and the rules for changing it. Operations take and return msgspec structs (``models``) and
+the pure domain types of ``ferryman.releases``, never rows or SQL, and raise
+``ferryman.errors`` exceptions. Each change is one transaction that records its audit event;
+state changes are conditional, so of two racing requests only one wins.
+
+Implementations: ``catalog.sqlite`` (embedded, the default). Expected next (the scale-out
+issue): ``catalog.postgres`` on the same SQL layer, with ``generation`` kept in a row bumped
+by every change, claims as conditional updates, and LISTEN/NOTIFY to tell other processes
+that their caches are stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from msgspec import Struct
+
+from ferryman.catalog import models as m
+from ferryman.lifecycle import State
+from ferryman.releases import Override, Release
+
+__all__ = ["Catalog", "FleetSnapshot", "ServedBinary"]
+
+
+class ServedBinary(Struct, kw_only=True):
+    """A bundle entry as update checks serve it: what a manifest lists for one binary."""
+
+    binary_id: str
+    artifact: str
+    version: str
+    target: str
+    size: int
+    sha256: str
+    custom_metadata: dict[str, Any]
+    signatures: list[m.ManifestSignature]
+
+
+@dataclass
+class FleetSnapshot:
+    """What resolution needs that all devices share, as of catalog ``generation``."""
+
+    generation: int
+    graphs: dict[str, dict[str, Release]]  # channel → release graph
+    cohort_channel: dict[str, str | None]
+    unsigned_bundles: set[str]
+    entries: dict[str, list[ServedBinary]]  # bundle → entries in order
+    # Devices named by any override, and channels with a count phase: only those need the
+    # per-device override and claim reads.
+    overridden: set[str]
+    counted: set[str]
+    # Token hash → device, filled by update checks and dropped with the snapshot.
+    devices: dict[str, m.Device] = field(default_factory=dict)
+
+    def servable(self, bundle_id: str) -> bool:
+        return bundle_id in self.entries and bundle_id not in self.unsigned_bundles
+
+
+class Catalog(Protocol):
+    """See the module doc. ``actor`` names who acts, for the audit log."""
+
+    threshold: int  # distinct active keys whose valid signatures make a binary ``signed``
+
+    async def close(self) -> None: ...
+
+    # API keys ------------------------------------------------------------------------------------
+
+    async def create_api_key(self, actor: str, body: m.ApiKeyCreate, token_hash: str) -> m.ApiKey: ...
+
+    async def count_api_keys(self) -> int: ...
+
+    async def authenticate(self, token_hash: str) -> m.ApiKey | None: ...
+
+    async def list_api_keys(self, limit: int, cursor: str | None) -> m.Page[m.ApiKey]: ...
+
+    async def delete_api_key(self, actor: str, key_id: str) -> None: ...
+
+    # Artifacts and versions ----------------------------------------------------------------------
+
+    async def create_artifact(self, actor: str, body: m.ArtifactCreate) -> m.Artifact: ...
+
+    async def get_artifact(self, artifact_id: str) -> m.Artifact: ...
+
+    async def list_artifacts(self, limit: int, cursor: str | None, name: str | None = None) -> m.Page[m.Artifact]: ...
+
+    async def patch_artifact(self, actor: str, artifact_id: str, body: m.ArtifactPatch) -> m.Artifact: ...
+
+    async def delete_artifact(self, actor: str, artifact_id: str) -> None: ...
+
+    async def create_version(self, actor: str, artifact_id: str, body: m.VersionCreate) -> m.Version: ...
+
+    async def get_version(self, version_id: str) -> m.Version: ...
+
+    async def list_versions(self, artifact_id: str, limit: int, cursor: str | None) -> m.Page[m.Version]:
+        """All versions of an artifact in version order (DESIGN.md); the cursor is an offset."""
+
+    async def patch_version(self, actor: str, version_id: str, body: m.VersionPatch) -> m.Version: ...
+
+    # Binaries, parts and signatures --------------------------------------------------------------
+
+    async def create_binary(self, actor: str, version_id: str, body: m.BinaryCreate) -> m.Binary: ...
+
+    async def get_binary(self, binary_id: str) -> m.Binary: ...
+
+    async def list_binaries(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Binary]: ...
+
+    async def binaries_in_state(self, state: State) -> list[str]: ...
+
+    async def change_binary(
+        self,
+        actor: str,
+        binary_id: str,
+        fields: m.BinaryPatch,
+        target: State | None = None,
+        *,
+        by_server: bool = False,
+        expect: State | None = None,
+        error: str | None = None,
+    ) -> m.Binary:
+        """Changes a binary's fields and, with ``target``, moves it there if the lifecycle allows it from its
+        current state (with ``expect``, only from that state), in one transaction: a refused move changes
+        nothing. Moving to ``hashable`` needs every part in and no upload in flight, and continues at once to
+        ``hashing`` (DESIGN.md). The update is conditional on the state read, so of two racing requests only
+        one can win."""
+
+    async def begin_part(self, actor: str, binary_id: str, index: int, lease: float) -> tuple[str, m.Binary]:
+        """Registers an upload of part ``index`` as in flight for ``lease`` seconds (renew with
+        ``renew_part``), only while the binary is ``uploadable``; hashing cannot start while an unexpired
+        upload is in flight. A marker whose process died or whose end could not be written expires by itself.
+        Returns the marker's token and the binary."""
+
+    async def renew_part(self, token: str, lease: float) -> None: ...
+
+    async def end_part(self, token: str) -> None: ...
+
+    async def clear_uploads_in_flight(self) -> None:
+        """At start-up: uploads of a previous process are over (single-process deployments)."""
+
+    async def record_part(self, actor: str, token: str, binary_id: str, index: int, size: int, sha256: str) -> m.Part:
+        """Records an uploaded part (replacing an earlier upload of the same index) and ends its in-flight
+        marker ``token``, only while the binary is still ``uploadable``."""
+
+    async def list_parts(self, binary_id: str) -> list[m.Part]: ...
+
+    async def add_signature(
+        self, actor: str, binary_id: str, key_id: str, signature_hex: str, message: str
+    ) -> tuple[m.Signature, bool]:
+        """Stores a verified signature; returns it and whether it is new (a repeat is a no-op)."""
+
+    async def list_signatures(self, binary_id: str, limit: int = 500, cursor: str | None = None) -> m.Page[m.Signature]: ...
+
+    # Signing keys --------------------------------------------------------------------------------
+
+    async def create_signing_key(self, actor: str, key: m.NewSigningKey) -> m.SigningKey: ...
+
+    async def get_signing_key(self, key_id: str) -> m.SigningKey: ...
+
+    async def find_signing_key(self, keyid: str) -> m.SigningKey: ...
+
+    async def list_signing_keys(self, limit: int, cursor: str | None, state: str | None) -> m.Page[m.SigningKey]: ...
+
+    async def patch_signing_key(self, actor: str, key_id: str, body: m.SigningKeyPatch) -> m.SigningKey: ...
+
+    # Bundles -------------------------------------------------------------------------------------
+
+    async def create_bundle(self, actor: str, body: m.BundleCreate) -> m.Bundle: ...
+
+    async def get_bundle(self, bundle_id: str) -> m.Bundle: ...
+
+    async def list_bundles(self, limit: int, cursor: str | None) -> m.Page[m.Bundle]: ...
+
+    async def add_bundle_signature(
+        self, actor: str, bundle_id: str, key: m.SigningKey, signature_hex: str, message: str
+    ) -> tuple[m.BundleSignature, bool]:
+        """Stores a verified signature over the bundle hash; returns it and whether it is new."""
+
+    # Channels, cohorts and releases --------------------------------------------------------------
+
+    async def create_channel(self, actor: str, body: m.ChannelCreate) -> m.Channel: ...
+
+    async def get_channel(self, channel_id: str) -> m.Channel: ...
+
+    async def list_channels(self, limit: int, cursor: str | None) -> m.Page[m.Channel]: ...
+
+    async def patch_channel(self, actor: str, channel_id: str, body: m.ChannelPatch) -> m.Channel: ...
+
+    async def create_cohort(self, actor: str, body: m.CohortCreate) -> m.Cohort: ...
+
+    async def get_cohort(self, cohort_id: str) -> m.Cohort: ...
+
+    async def list_cohorts(self, limit: int, cursor: str | None) -> m.Page[m.Cohort]: ...
+
+    async def patch_cohort(self, actor: str, cohort_id: str, body: m.CohortPatch) -> m.Cohort: ...
+
+    async def create_release(self, actor: str, channel_id: str, body: m.ReleaseCreate) -> m.Release: ...
+
+    async def list_releases(self, channel_id: str, limit: int, cursor: str | None) -> m.Page[m.Release]: ...
+
+    async def get_release(self, release_id: str) -> m.Release: ...
+
+    async def patch_release(self, actor: str, release_id: str, body: m.ReleasePatch) -> m.Release: ...
+
+    # Devices and overrides -----------------------------------------------------------------------
+
+    async def create_device(self, actor: str, body: m.DeviceCreate, token_hash: str) -> m.Device: ...
+
+    async def get_device(self, device_id: str) -> m.Device: ...
+
+    async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]: ...
+
+    async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> m.Device: ...
+
+    async def delete_device(self, actor: str, device_id: str) -> None:
+        """Removes a device: its token stops working at once; its audit trail stays, ending in a ``delete``
+        event with its last record. Count-phase claims stay counted."""
+
+    async def rotate_device_token(self, actor: str, device_id: str, token_hash: str) -> m.Device:
+        """Gives a device a new token; the old one stops working at once (the change drops the update checks'
+        device cache with the snapshot)."""
+
+    async def device_for_token(self, token_hash: str) -> m.Device:
+        """The device with this token; raises Unauthenticated."""
+
+    async def report(self, token_hash: str, body: m.DeviceReport) -> m.Device:
+        """Records a device's installation report (bookkeeping: answers do not depend on it)."""
+
+    async def create_override(self, actor: str, body: m.OverrideCreate) -> m.Override: ...
+
+    async def get_override(self, override_id: str) -> m.Override: ...
+
+    async def list_overrides(self, limit: int, cursor: str | None, device_id: str | None) -> m.Page[m.Override]: ...
+
+    async def patch_override(self, actor: str, override_id: str, body: m.OverridePatch) -> m.Override: ...
+
+    async def delete_override(self, actor: str, override_id: str) -> None: ...
+
+    # Update checks (read by ferryman.services.checkins) ------------------------------------------
+
+    def local_changes(self) -> int:
+        """How many catalog changes this process has committed: a cache built before the count moved is out of
+        date (other processes' changes show in ``generation``)."""
+
+    async def generation(self) -> int: ...
+
+    async def fleet_snapshot(self) -> FleetSnapshot: ...
+
+    async def device_for_check_in(self, token_hash: str | None = None, device_id: str | None = None) -> m.Device | None:
+        """The device an update check is for, by token hash or by ID; None if there is none."""
+
+    async def overrides_of(self, device_id: str, at: str) -> list[Override]:
+        """The overrides that name a device and are in force at ``at``."""
+
+    async def claims_of(self, device_id: str) -> frozenset[str]: ...
+
+    async def claim(self, release_id: str, device_id: str, limit: int) -> bool:
+        """Claims one place of a count phase for a device, atomically: true if the device has one now (a claim
+        it held already counts), false if the phase was full."""
+
+    async def record_check_ins(self, last_seen: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, Any]]) -> None:
+        """Writes buffered check-ins in one transaction (bookkeeping): devices' last-seen times ``(device_id,
+        at)`` and ``resolve`` events ``(device_id, at, decision)``."""
+
+    # The audit log -------------------------------------------------------------------------------
+
+    async def list_events(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Event]: ...

@@ -1,0 +1,260 @@
+"""Devices (registration, tokens, reports) and bundle overrides on SQLite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import msgspec
+
+from ferryman.catalog import models as m
+from ferryman.catalog.rules import check_id, now, parse_time
+from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
+from ferryman.errors import Conflict, Invalid, Unauthenticated
+from ferryman.ids import is_id, new_id
+
+__all__ = ["Devices", "device_view"]
+
+
+def device_view(row: Row) -> Row:
+    out = {k: v for k, v in row.items() if k != "token_hash"}
+    out["tags"] = json.loads(out["tags"])
+    out["quarantined"] = bool(out["quarantined"])
+    return out
+
+
+def _override_view(tx: Tx, row: Row) -> Row:
+    sql = "SELECT device_id FROM override_devices WHERE override_id = ? ORDER BY rowid"
+    return {**row, "device_ids": [r["device_id"] for r in tx.all(sql, [row["id"]])]}
+
+
+def _cohort_exists(tx: Tx, cohort_id: str | None) -> None:
+    if cohort_id is not None and not tx.one("SELECT id FROM cohorts WHERE id = ?", [cohort_id]):
+        raise Invalid(f"no cohort {cohort_id}", {"cohort_id": ["unknown cohort"]})
+
+
+def _check_report(tx: Tx, device: Row, body: m.DeviceReport) -> None:
+    """A report must name a bundle (and release) that exist and agree, and an ``installed``
+    report a bundle this device could have been given: one a release of its cohort's channel
+    serves, one an override names it for, or the one it reports already."""
+    if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
+        raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
+    if body.release_id is not None:
+        release = tx.one("SELECT bundle_id, version FROM releases WHERE id = ?", [body.release_id])
+        if release is None:
+            raise Invalid(f"no release {body.release_id}", {"release_id": ["unknown release"]})
+        if release["bundle_id"] != body.bundle_id:
+            raise Invalid(
+                f"release {body.release_id} serves bundle {release['bundle_id']}, not {body.bundle_id}",
+                {"bundle_id": ["not the release's bundle"]},
+            )
+        if body.version is not None and release["version"] is not None and body.version != release["version"]:
+            raise Invalid(
+                f"release {body.release_id} is version {release['version']}, not {body.version}",
+                {"version": ["not the release's version"]},
+            )
+    if body.status != "installed" or body.bundle_id == device["reported_bundle_id"]:
+        return
+    offered = tx.one(
+        "SELECT 1 FROM releases r JOIN cohorts c ON c.channel_id = r.channel_id WHERE c.id = ? AND r.bundle_id = ? "
+        "UNION ALL SELECT 1 FROM bundle_overrides o JOIN override_devices d ON d.override_id = o.id "
+        "WHERE d.device_id = ? AND o.bundle_id = ? LIMIT 1",
+        [device["cohort_id"], body.bundle_id, device["id"], body.bundle_id],
+    )
+    if offered is None:
+        raise Invalid(
+            f"bundle {body.bundle_id} is not served to this device by its channel or an override",
+            {"bundle_id": ["not offered to this device"]},
+        )
+
+
+class Devices:
+    db: Database
+
+    async def create_device(self, actor: str, body: m.DeviceCreate, token_hash: str) -> m.Device:
+        if body.cohort_id is not None:
+            check_id(body.cohort_id, "cohort", "cohort", "cohort_id")
+
+        def run(tx: Tx) -> Row:
+            _cohort_exists(tx, body.cohort_id)
+            if tx.one("SELECT id FROM devices WHERE identifier = ?", [body.identifier]):
+                raise Conflict(f"a device {body.identifier!r} exists", {"identifier": ["already registered"]})
+            t = now()
+            row: Row = {
+                "id": new_id("device"), "identifier": body.identifier, "target": body.target,
+                "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
+                "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None,
+                "reported_version": None, "last_status": None, "last_detail": None, "last_seen_at": None,
+                "created_at": t, "updated_at": t,
+            }  # fmt: skip
+            tx.insert("devices", row)
+            view = device_view(row)
+            tx.event("create", "device", row["id"], None, view)
+            return view
+
+        return to(m.Device, await self.db.tx(actor, run))
+
+    async def get_device(self, device_id: str) -> m.Device:
+        check_id(device_id, "device", "device")
+        return to(m.Device, await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device"))))
+
+    async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]:
+        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target") if c in filters}
+        tag = [("EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?)", filters["tag"])] if "tag" in filters else []
+
+        def run(tx: Tx) -> m.Page[Row]:
+            page = tx.page("devices", limit, cursor, equal=equal, conditions=tag)
+            page.items = [device_view(r) for r in page.items]
+            return page
+
+        return page_of(m.Device, await self.db.read(run))
+
+    async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> m.Device:
+        check_id(device_id, "device", "device")
+        if isinstance(body.cohort_id, str):
+            check_id(body.cohort_id, "cohort", "cohort", "cohort_id")
+        changes: Row = {}
+        if body.target is not msgspec.UNSET:
+            changes["target"] = body.target
+        if body.cohort_id is not msgspec.UNSET:
+            changes["cohort_id"] = body.cohort_id
+        if body.tags is not msgspec.UNSET:
+            changes["tags"] = json.dumps(sorted(set(body.tags)))
+        if body.quarantined is not msgspec.UNSET:
+            changes["quarantined"] = int(body.quarantined)
+
+        def run(tx: Tx) -> Row:
+            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            _cohort_exists(tx, body.cohort_id if isinstance(body.cohort_id, str) else None)
+            return update_logged(tx, "devices", device_id, "device", changes, before, device_view)
+
+        return to(m.Device, await self.db.tx(actor, run))
+
+    async def delete_device(self, actor: str, device_id: str) -> None:
+        """Removes a device: its token stops working at once; its audit trail stays, ending in
+        a ``delete`` event with its last record. Count-phase claims stay counted."""
+        check_id(device_id, "device", "device")
+
+        def run(tx: Tx) -> None:
+            before = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.run("DELETE FROM override_devices WHERE device_id = ?", [device_id])
+            tx.run("DELETE FROM devices WHERE id = ?", [device_id])
+            tx.event("delete", "device", device_id, before, None)
+
+        await self.db.tx(actor, run)
+
+    async def rotate_device_token(self, actor: str, device_id: str, token_hash: str) -> m.Device:
+        """Gives a device a new token; the old one stops working at once (the change drops the
+        update checks' device cache with the snapshot)."""
+        check_id(device_id, "device", "device")
+
+        def run(tx: Tx) -> Row:
+            row = get_or_404(tx, "devices", device_id, "device")
+            tx.update("devices", device_id, {"token_hash": token_hash, "updated_at": now()})
+            view = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.event("token", "device", device_id, device_view(row), view)
+            return view
+
+        return to(m.Device, await self.db.tx(actor, run))
+
+    async def device_for_token(self, token_hash: str) -> m.Device:
+        """The device with this token; raises Unauthenticated."""
+        row = await self.db.read(lambda tx: tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash]))
+        if row is None:
+            raise Unauthenticated("the device token is not valid")
+        return to(m.Device, device_view(row))
+
+    async def report(self, token_hash: str, body: m.DeviceReport) -> m.Device:
+        """Records a device's installation report (bookkeeping: answers do not depend on it)."""
+
+        def run(tx: Tx) -> Row:
+            found = tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash])
+            if found is None:
+                raise Unauthenticated("the device token is not valid")
+            before = device_view(found)
+            device_id = before["id"]
+            tx.actor = device_id
+            _check_report(tx, found, body)
+            changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
+            if body.status == "installed":
+                changes |= {"reported_release_id": body.release_id, "reported_bundle_id": body.bundle_id,
+                            "reported_version": body.version}  # fmt: skip
+            tx.update("devices", device_id, changes)
+            after = device_view(get_or_404(tx, "devices", device_id, "device"))
+            tx.event("report", "device", device_id, before, {**after, "report": msgspec.to_builtins(body)})
+            return after
+
+        return to(m.Device, await self.db.tx("device", run, durable=False))
+
+    # Overrides ---------------------------------------------------------------------------------
+
+    async def create_override(self, actor: str, body: m.OverrideCreate) -> m.Override:
+        check_id(body.bundle_id, "bundle", "bundle", "bundle_id")
+        starts = parse_time(body.starts_at, "starts_at") or now()
+        ends = parse_time(body.ends_at, "ends_at")
+        if ends is not None and ends <= starts:
+            raise Invalid("ends_at must be after starts_at", {"ends_at": ["before starts_at"]})
+
+        def run(tx: Tx) -> Row:
+            if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
+                raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
+            for i, d in enumerate(dict.fromkeys(body.device_ids)):
+                if not is_id(d, "device") or not tx.one("SELECT id FROM devices WHERE id = ?", [d]):
+                    raise Invalid(f"no device {d}", {f"device_ids[{i}]": ["unknown device"]})
+            t = now()
+            row: Row = {"id": new_id("override"), "bundle_id": body.bundle_id, "starts_at": starts, "ends_at": ends,
+                        "created_at": t, "updated_at": t}  # fmt: skip
+            tx.insert("bundle_overrides", row)
+            for d in dict.fromkeys(body.device_ids):
+                tx.insert("override_devices", {"override_id": row["id"], "device_id": d})
+            view = _override_view(tx, row)
+            tx.event("create", "override", row["id"], None, view)
+            return view
+
+        return to(m.Override, await self.db.tx(actor, run))
+
+    async def get_override(self, override_id: str) -> m.Override:
+        check_id(override_id, "override", "bundle override")
+        row = await self.db.read(
+            lambda tx: _override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+        )
+        return to(m.Override, row)
+
+    async def list_overrides(self, limit: int, cursor: str | None, device_id: str | None) -> m.Page[m.Override]:
+        of_device = [("id IN (SELECT override_id FROM override_devices WHERE device_id = ?)", device_id)] if device_id else []
+
+        def run(tx: Tx) -> m.Page[Row]:
+            page = tx.page("bundle_overrides", limit, cursor, conditions=of_device)
+            page.items = [_override_view(tx, r) for r in page.items]
+            return page
+
+        return page_of(m.Override, await self.db.read(run))
+
+    async def patch_override(self, actor: str, override_id: str, body: m.OverridePatch) -> m.Override:
+        check_id(override_id, "override", "bundle override")
+        changes: Row = {}
+        if body.starts_at is not msgspec.UNSET:
+            changes["starts_at"] = parse_time(body.starts_at, "starts_at")
+        if body.ends_at is not msgspec.UNSET:
+            changes["ends_at"] = parse_time(body.ends_at, "ends_at")
+
+        def run(tx: Tx) -> Row:
+            before = _override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+            merged = {**before, **changes}
+            if merged["ends_at"] is not None and merged["ends_at"] <= merged["starts_at"]:
+                raise Invalid("ends_at must be after starts_at", {"ends_at": ["before starts_at"]})
+            view = lambda r: _override_view(tx, r)  # noqa: E731
+            return update_logged(tx, "bundle_overrides", override_id, "override", changes, before, view)
+
+        return to(m.Override, await self.db.tx(actor, run))
+
+    async def delete_override(self, actor: str, override_id: str) -> None:
+        check_id(override_id, "override", "bundle override")
+
+        def run(tx: Tx) -> None:
+            before = _override_view(tx, get_or_404(tx, "bundle_overrides", override_id, "bundle override"))
+            tx.run("DELETE FROM override_devices WHERE override_id = ?", [override_id])
+            tx.run("DELETE FROM bundle_overrides WHERE id = ?", [override_id])
+            tx.event("delete", "override", override_id, before, None)
+
+        await self.db.tx(actor, run)

@@ -1,0 +1,193 @@
+"""Uploads and the binary lifecycle around them: receiving a part, completing an upload,
+state changes that touch the bytes (reset, destroy), and the hashing job.
+
+A part is received in two catalog hops: ``begin_part`` checks the binary is uploadable and
+takes a lease (bookkeeping, no fsync), ``record_part`` stores the part's digest and ends the
+lease in one durable transaction. While the bytes stream in, the lease is renewed; if renewing
+fails the upload stops rather than write after its lease lapsed (hashing may then begin).
+
+Hashing reads the upload back natively, off the event loop, and moves the binary to
+``signable`` when its size and SHA-256 match the declared ones (publishing the content), or
+back to ``hashable`` with an ``error`` naming the parts whose bytes no longer match what their
+upload reported (the upload is kept, so nothing is lost). A process that dies mid-way leaves
+the binary in ``hashing``; ``resume`` restarts those at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from ferryman.blobs import BlobStore
+from ferryman.catalog import Catalog
+from ferryman.catalog import models as m
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
+from ferryman.lifecycle import State
+from ferryman.sink import SinkResult
+
+__all__ = ["Uploads", "part_length"]
+
+log = logging.getLogger("ferryman.uploads")
+SERVER = "server"
+# While the disk is full, a finished hash's verdict is written again every FULL_DISK_WAIT
+# seconds, for about an hour.
+FULL_DISK_WAIT = 5.0
+FULL_DISK_RETRIES = 720
+
+
+def part_length(binary: m.Binary, index: int) -> int:
+    """The exact size of part ``index`` (1-based); 422 if the binary has no such part."""
+    if not 1 <= index <= binary.part_count:
+        raise Invalid(f"part index must be 1 to {binary.part_count}", {"index": [f"1..{binary.part_count}"]})
+    return min(binary.part_size, binary.size - (index - 1) * binary.part_size)
+
+
+class Uploads:
+    """See the module doc. ``lease`` is the in-flight lease of a part upload, in seconds."""
+
+    def __init__(self, catalog: Catalog, blobs: BlobStore, lease: float) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.lease = lease
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def receive_part(
+        self, actor: str, binary_id: str, index: int, length: int, body: AsyncIterator[bytes], declared: str | None = None
+    ) -> m.Part:
+        """Streams part ``index`` (``length`` bytes announced; ``declared`` its SHA-256, if the
+        client sent one) into the binary's upload, checks it and records it. A bad part is not
+        recorded (its bytes are overwritten by the next upload of that part)."""
+        token, binary = await self.catalog.begin_part(actor, binary_id, index, self.lease)
+        try:
+            expected = part_length(binary, index)
+            if length > expected:
+                raise TooLarge(f"part {index} has {expected} bytes; {length} were sent")
+            if length < expected:
+                raise Invalid(f"part {index} has {expected} bytes; {length} were sent", {"content-length": [str(expected)]})
+            offset = (index - 1) * binary.part_size
+            upload = asyncio.ensure_future(self.blobs.receive_part(binary_id, body, offset, expected))
+            keeper = asyncio.ensure_future(self._keep_lease(token, upload))
+            try:
+                result = await upload
+            except asyncio.CancelledError:
+                if keeper.done() and not keeper.cancelled():
+                    raise keeper.result() from None
+                raise
+            finally:
+                keeper.cancel()
+            if result.size != expected:
+                raise Invalid(f"part {index} has {expected} bytes; {result.size} arrived", {"body": ["short"]})
+            if declared is not None and declared != result.sha256:
+                raise Invalid(
+                    f"part {index} SHA-256 is {result.sha256}; Content-Digest said {declared}",
+                    {"content-digest": ["does not match the body"]},
+                )
+            return await self.catalog.record_part(actor, token, binary_id, index, result.size, result.sha256)
+        except BaseException:
+            await asyncio.shield(self.catalog.end_part(token))
+            raise
+
+    async def _keep_lease(self, token: str, upload: asyncio.Future[SinkResult]) -> Exception:
+        """Renews an in-flight lease while its upload runs; stops the upload and returns the
+        failure if renewing fails."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.catalog.renew_part(token, self.lease)
+            except Exception as e:
+                log.warning("could not renew the lease of an upload (%s); stopping it", e)
+                upload.cancel()
+                return e
+
+    async def receive_content(self, actor: str, binary_id: str, length: int, body: AsyncIterator[bytes],
+                              declared: str | None = None) -> m.Binary:  # fmt: skip
+        """A one-part binary in one request: the part, then completion (and hashing)."""
+        binary = await self.catalog.get_binary(binary_id)
+        if binary.part_count != 1:
+            raise Conflict(
+                f"the binary has {binary.part_count} parts; upload them with PUT .../parts/{{index}}",
+                part_count=binary.part_count,
+            )
+        await self.receive_part(actor, binary_id, 1, length, body, declared)
+        return await self.change(actor, binary_id, m.BinaryPatch(state=State.HASHABLE.value))
+
+    async def change(self, actor: str, binary_id: str, patch: m.BinaryPatch) -> m.Binary:
+        """A binary's fields and state in one transaction (a refused change changes nothing),
+        then what the new state needs: hashing starts; a reset or destroy removes the bytes."""
+        target = None if patch.state is m.UNSET else State(patch.state)
+        binary = await self.catalog.change_binary(actor, binary_id, patch, target)
+        if target in (State.HASHABLE, State.HASHING):
+            self.start_hashing(binary_id)
+        elif target in (State.UPLOADABLE, State.DESTROYED):
+            await self.blobs.delete(binary_id)
+        return binary
+
+    # Hashing ----------------------------------------------------------------------------------
+
+    def start_hashing(self, binary_id: str) -> None:
+        """Schedules ``hash_binary`` for a binary already moved to ``hashing``."""
+        task = asyncio.get_running_loop().create_task(self.hash_binary(binary_id), name=f"hash {binary_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    async def resume(self) -> None:
+        """At start-up: uploads of a previous process are over; interrupted hashing restarts."""
+        await self.catalog.clear_uploads_in_flight()
+        for binary_id in await self.catalog.binaries_in_state(State.HASHING):
+            self.start_hashing(binary_id)
+
+    async def stop(self) -> None:
+        """Cancels hashing in progress (it is resumed at the next start)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _explain(self, binary: m.Binary, declared_what: str) -> str:
+        recorded = {p.index: p.sha256 for p in await self.catalog.list_parts(binary.id)}
+        d = await self.blobs.digest(binary.id, binary.part_size)
+        bad = [p.index for p in d.parts or [] if recorded.get(p.index) != p.sha256]
+        if bad:
+            shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
+            return f"{declared_what}; parts whose bytes differ from their upload: {shown}"
+        return f"{declared_what}; every part matches its upload, so the declared digest or size is wrong"
+
+    async def hash_binary(self, binary_id: str) -> None:
+        binary = await self.catalog.get_binary(binary_id)
+        error = None
+        try:
+            d = await self.blobs.digest(binary_id)
+        except OSError as e:
+            error = f"cannot read the uploaded content: {e.strerror or e}"
+        else:
+            if d.size != binary.size:
+                error = await self._explain(binary, f"content has {d.size} bytes, {binary.size} were declared")
+            elif d.sha256 != binary.sha256:
+                error = await self._explain(binary, f"content SHA-256 is {d.sha256}, {binary.sha256} was declared")
+        no_fields = m.BinaryPatch()
+        for attempt in range(FULL_DISK_RETRIES):
+            try:
+                if error is None:
+                    await self.blobs.publish(binary_id)
+                    target = State.SIGNABLE
+                else:
+                    target = State.HASHABLE
+                await self.catalog.change_binary(SERVER, binary_id, no_fields, target, by_server=True, expect=State.HASHING,
+                                                 error=error)  # fmt: skip
+                return
+            except Conflict:
+                # Destroyed (or otherwise moved) while hashing: its own change cleaned up.
+                log.info("binary %s left hashing while it was hashed", binary_id)
+                return
+            except InsufficientStorage:
+                # The verdict stands; only writing it down failed. It stays in hashing meanwhile.
+                log.warning("binary %s: the disk is full; recording its hashing result again in %ss", binary_id, FULL_DISK_WAIT)
+                if attempt + 1 < FULL_DISK_RETRIES:
+                    await asyncio.sleep(FULL_DISK_WAIT)
+        log.error("binary %s: gave up recording its hashing result; it is retried at the next start", binary_id)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
