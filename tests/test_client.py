@@ -33,7 +33,7 @@ def test_typed_workflow_and_errors(server: Api, tmp_path):
             assert parts.missing == [] and parts.parts[0].size == len(data)
             await c.patch_binary(b.id, m.BinaryPatch(state="hashable"))
             done = await c.wait_state(b.id, {"signable"})
-            assert done["state"] == "signable"
+            assert done.state == "signable"
             with pytest.raises(ApiError) as e:
                 await c.create_artifact(m.ArtifactCreate(name="fw"))
             assert e.value.status == 409 and "name" in e.value.errors

@@ -19,12 +19,15 @@ from typing import Any
 
 import msgspec
 
-from ferryman import __version__
+from ferryman import __version__, paths
+from ferryman.catalog import models as m
 from ferryman.chunking import ChunkParams
 from ferryman.client import Client
 from ferryman.errors import FerrymanError, InvalidSignature
-from ferryman.hashing import FileDigest, hash_file, hash_files
-from ferryman.signing import load_public_key
+from ferryman.hashing import FileDigest, hash_files
+from ferryman.paths import at
+from ferryman.releases import Reported
+from ferryman.signing import keyid_of, load_public_key
 
 __all__ = ["main", "parse_size"]
 
@@ -33,10 +36,10 @@ _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "
 
 def parse_size(text: str) -> int:
     """Parses a byte count such as ``8388608``, ``8MiB``, ``8M`` or ``1.5GiB``."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*", text, re.IGNORECASE)
-    if not m:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*", text, re.IGNORECASE)
+    if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r}")
-    value = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    value = float(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
     if value < 1 or value != int(value):
         raise argparse.ArgumentTypeError(f"not a whole positive number of bytes: {text!r}")
     return int(value)
@@ -162,7 +165,7 @@ class Bar:
 
 def _out(args: argparse.Namespace, data: Any, line: str) -> None:
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps(msgspec.to_builtins(data), indent=2))
     elif not args.quiet:
         print(line)
 
@@ -173,49 +176,6 @@ def _client(args: argparse.Namespace) -> Client:
 
 def _run(coro: Any) -> int:
     return int(asyncio.run(coro) or 0)
-
-
-def _load_private_key(path: str) -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (ValueError, TypeError) as e:
-        raise FerrymanError(f"{path}: not an unencrypted PEM private key ({e})") from None
-
-
-def _keyid(key: Any) -> str:
-    """The keyid of a private key's public half, by the native core's rule (DESIGN.md)."""
-    from cryptography.hazmat.primitives import serialization
-
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return load_public_key(der).keyid
-
-
-def sign_digest(key: Any, digest_hex: str, algorithm: str | None = None) -> tuple[str, str, str]:
-    """Signs a binary's SHA-256 as DESIGN.md says (Ed25519 over the raw digest; RSA PKCS#1 v1.5
-    or PSS over the content, from its digest). Returns (keyid, algorithm, signature hex)."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
-    keyid = _keyid(key)
-    digest = bytes.fromhex(digest_hex)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return keyid, "ed25519", key.sign(digest).hex()
-    if isinstance(key, rsa.RSAPrivateKey):
-        alg = algorithm or "rsa-pkcs1v15-sha256"
-        pad: Any = padding.PKCS1v15()
-        if alg == "rsa-pss-sha256":
-            pad = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
-        return keyid, alg, key.sign(digest, pad, Prehashed(hashes.SHA256())).hex()
-    raise FerrymanError("only Ed25519 and RSA keys can sign")
-
-
-async def _submit_signature(c: Client, binary_id: str, keyfile: str, algorithm: str | None) -> dict[str, Any]:
-    b = await c.get(f"/api/v1/binaries/{binary_id}")
-    keyid, _, sig = sign_digest(_load_private_key(keyfile), b["sha256"], algorithm)
-    return await c.post(f"/api/v1/binaries/{binary_id}/signatures", {"keyid": keyid, "signature": sig})
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -234,7 +194,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
         f.write(pem)
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     public.write_bytes(pub)
-    keyid = _keyid(key)
+    keyid = keyid_of(key)
     _out(
         args,
         {"private_key": str(private), "public_key": str(public), "keyid": keyid},
@@ -245,156 +205,89 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
 async def _cmd_api_keys_create(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        k = await c.post("/api/v1/api-keys", {"name": args.name, "role": args.role})
-    _out(args, k, k["token"])
+        k = await c.create_api_key(m.ApiKeyCreate(name=args.name, role=args.role))
+    _out(args, k, k.token or "")
     return 0
 
 
 async def _cmd_signing_keys_create(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"name": args.name, "public_key": Path(args.public_key).read_text()}
-    if args.algorithm:
-        body["algorithm"] = args.algorithm
+    body = m.SigningKeyCreate(name=args.name, public_key=Path(args.public_key).read_text(), algorithm=args.algorithm)
     async with _client(args) as c:
-        k = await c.post("/api/v1/signing-keys", body)
-    _out(args, k, f"{k['id']} {k['algorithm']} keyid {k['keyid']}")
+        k = await c.create_signing_key(body)
+    _out(args, k, f"{k.id} {k.algorithm} keyid {k.keyid}")
     return 0
 
 
 async def _cmd_upload(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    part_size = args.part_size or 8 << 20
-    bar = Bar("hashing  ", path.stat().st_size, not (args.quiet or args.json))
-    t0 = time.monotonic()
-    digest = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: hash_file(path, part_size=part_size, progress=lambda done: bar(done - bar.done))
-    )
-    bar.close()
-    t_hash = time.monotonic() - t0
+    shown = not (args.quiet or args.json)
     async with _client(args) as c:
-        art = await c.find_artifact(args.artifact)
-        if art is None:
-            if not args.create:
-                raise FerrymanError(f"no artifact {args.artifact!r} (add --create to create it)")
-            art = await c.post("/api/v1/artifacts", {"name": args.artifact})
-        ver = await c.find_version(art["id"], args.version)
-        if ver is None:
-            if not args.create:
-                raise FerrymanError(f"no version {args.version!r} of {args.artifact} (add --create to create it)")
-            ver = await c.post(f"/api/v1/artifacts/{art['id']}/versions", {"version": args.version})
-        b = await c.find_binary(ver["id"], args.target)
-        if b is not None and (b["sha256"] != digest.sha256 or b["size"] != digest.size or b["part_size"] != part_size):
-            raise FerrymanError(
-                f"{args.artifact} {args.version} already has a different {args.target} binary ({b['id']}, {b['state']})"
-            )
-        if b is None:
-            b = await c.post(
-                f"/api/v1/versions/{ver['id']}/binaries",
-                {"target": args.target, "size": digest.size, "sha256": digest.sha256, "part_size": part_size},
-            )
-        t1 = time.monotonic()
-        sent = 0
-        if b["state"] == "uploadable":
-            have = {p["index"]: p["sha256"] for p in (await c.get(f"/api/v1/binaries/{b['id']}/parts"))["parts"]}
-            todo = [p for p in digest.parts or [] if have.get(p.index) != p.sha256]
-            bar = Bar("uploading", sum(p.size for p in todo), not (args.quiet or args.json))
-            fd = os.open(path, os.O_RDONLY)
-            sem = asyncio.Semaphore(args.concurrency)
-            loop = asyncio.get_running_loop()
-
-            binary_id = b["id"]
-
-            async def send(p: Any) -> None:
-                async with sem:
-                    chunk = await loop.run_in_executor(None, os.pread, fd, p.size, p.offset)
-                    await c.put_part(binary_id, p.index, chunk, p.sha256)
-                    bar(p.size)
-
-            try:
-                await asyncio.gather(*(send(p) for p in todo))
-            finally:
-                os.close(fd)
-                bar.close()
-            sent = len(todo)
-            await c.patch(f"/api/v1/binaries/{b['id']}", {"state": "hashable"})
-        elif b["state"] == "hashable":
-            await c.patch(f"/api/v1/binaries/{b['id']}", {"state": "hashing"})
-        t2 = time.monotonic()
-        b = await c.wait_state(b["id"], {"signable", "signed"})
-        t3 = time.monotonic()
-        if args.sign:
-            await _submit_signature(c, b["id"], args.sign, None)
-            b = await c.get(f"/api/v1/binaries/{b['id']}")
-    timing = {"hash_seconds": round(t_hash, 3), "upload_seconds": round(t2 - t1, 3), "server_hash_seconds": round(t3 - t2, 3)}
+        u = await c.upload(
+            Path(args.file), args.artifact, args.version, args.target, create=args.create,
+            part_size=args.part_size or m.DEFAULT_PART, concurrency=args.concurrency, sign_key=args.sign,
+            progress=lambda label, total: Bar(label, total, shown),
+        )  # fmt: skip
+    timing = {"hash_seconds": u.hash_seconds, "upload_seconds": u.upload_seconds, "server_hash_seconds": u.server_hash_seconds}
     _out(
         args,
-        {**b, "parts_sent": sent, **timing},
-        f"{b['id']} {b['state']} {digest.size} bytes sha256 {digest.sha256} ({sent} parts sent)",
+        {**msgspec.to_builtins(u.binary), "parts_sent": u.parts_sent, **timing},
+        f"{u.binary.id} {u.binary.state} {u.size} bytes sha256 {u.sha256} ({u.parts_sent} parts sent)",
     )
     return 0
 
 
 async def _cmd_sign(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        s = await _submit_signature(c, args.binary_id, args.key, args.algorithm)
-        b = await c.get(f"/api/v1/binaries/{args.binary_id}")
-    _out(args, s, f"{s['id']} by {s['keyid']}; binary {b['state']}")
+        s = await c.sign_binary(args.binary_id, args.key, args.algorithm)
+        b = await c.get_binary(args.binary_id)
+    _out(args, s, f"{s.id} by {s.keyid}; binary {b.state}")
     return 0
 
 
 async def _cmd_bundles_create(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"binaries": args.binaries}
-    if args.name:
-        body["name"] = args.name
     async with _client(args) as c:
-        b = await c.post("/api/v1/bundles", body)
-    _out(args, b, f"{b['id']} hash {b['hash']}")
+        b = await c.create_bundle(m.BundleCreate(binaries=args.binaries, name=args.name))
+    _out(args, b, f"{b.id} hash {b.hash}")
     return 0
 
 
 async def _cmd_channels_create(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        ch = await c.post("/api/v1/channels", {"name": args.name})
-    _out(args, ch, ch["id"])
+        ch = await c.create_channel(m.ChannelCreate(name=args.name))
+    _out(args, ch, ch.id)
     return 0
 
 
 async def _cmd_cohorts_create(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        co = await c.post("/api/v1/cohorts", {"name": args.name, "channel_id": args.channel})
-    _out(args, co, co["id"])
+        co = await c.create_cohort(m.CohortCreate(name=args.name, channel_id=args.channel))
+    _out(args, co, co.id)
     return 0
 
 
 async def _cmd_releases_create(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"name": args.name, "bundle_id": args.bundle, "required": args.required, "disabled": args.disabled}
-    for field, value in (
-        ("version", args.version),
-        ("version_requirement", args.requirement),
-        ("schedule_at", args.schedule_at),
-        ("next_release_id", args.next),
-        ("previous_release_id", args.previous),
-    ):
-        if value is not None:
-            body[field] = value
+    phase = None
     if args.percent is not None:
-        body["phase"] = {"mode": "percent", "value": args.percent}
+        phase = m.PhaseIn(mode="percent", value=args.percent)
     elif args.count is not None:
-        body["phase"] = {"mode": "count", "value": args.count}
+        phase = m.PhaseIn(mode="count", value=args.count)
     elif args.tags:
-        body["phase"] = {"mode": "tags", "tags": args.tags.split(",")}
+        phase = m.PhaseIn(mode="tags", tags=args.tags.split(","))
+    body = m.ReleaseCreate(
+        name=args.name, bundle_id=args.bundle, required=args.required, disabled=args.disabled, version=args.version,
+        version_requirement=args.requirement, schedule_at=args.schedule_at, next_release_id=args.next,
+        previous_release_id=args.previous, phase=phase,
+    )  # fmt: skip
     async with _client(args) as c:
-        r = await c.post(f"/api/v1/channels/{args.channel}/releases", body)
-    _out(args, r, r["id"])
+        r = await c.create_release(args.channel, body)
+    _out(args, r, r.id)
     return 0
 
 
 async def _cmd_devices_create(args: argparse.Namespace) -> int:
+    body = m.DeviceCreate(identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [])
     async with _client(args) as c:
-        d = await c.post(
-            "/api/v1/devices",
-            {"identifier": args.identifier, "target": args.target, "cohort_id": args.cohort, "tags": args.tag or []},
-        )
-    _out(args, d, f"{d['id']} token {d['token']}")
+        d = await c.create_device(body)
+    _out(args, d, f"{d.id} token {d.token}")
     return 0
 
 
@@ -408,7 +301,7 @@ async def _cmd_devices_delete(args: argparse.Namespace) -> int:
 async def _cmd_devices_rotate_token(args: argparse.Namespace) -> int:
     async with _client(args) as c:
         d = await c.rotate_device_token(args.device_id)
-    _out(args, msgspec.to_builtins(d), f"{d.id} token {d.token}")
+    _out(args, d, f"{d.id} token {d.token}")
     return 0
 
 
@@ -420,16 +313,17 @@ def _trusted(paths: list[str] | None) -> dict[str, Any]:
     return keys
 
 
-def _check_signatures(sha256: str, signatures: list[dict[str, Any]], trusted: dict[str, Any], what: str) -> None:
+def _check_signatures(sha256: str, signatures: Sequence[m.Signature | m.ManifestSignature], trusted: dict[str, Any],
+                      what: str) -> None:  # fmt: skip
     """Requires a valid signature by a trusted key when keys are given."""
     if not trusted:
         return
     for s in signatures:
-        key = trusted.get(s["keyid"])
+        key = trusted.get(s.keyid)
         if key is None:
             continue
         try:
-            key.verify_binary(bytes.fromhex(sha256), bytes.fromhex(s["signature"]), s["algorithm"])
+            key.verify_binary(bytes.fromhex(sha256), bytes.fromhex(s.signature), s.algorithm)
             return
         except (InvalidSignature, ValueError):
             continue
@@ -437,28 +331,28 @@ def _check_signatures(sha256: str, signatures: list[dict[str, Any]], trusted: di
 
 
 async def _cmd_device_check(args: argparse.Namespace) -> int:
-    reported = {"release_id": args.release_id, "bundle_id": args.bundle_id, "version": args.version}
+    reported = Reported(args.release_id, args.bundle_id, args.version)
     trusted = _trusted(args.trusted_key)
     async with Client(args.url) as c:
-        m = await c.device_update(args.device_token, reported)
+        answer = await c.check_in(args.device_token, reported)
         files = []
-        if args.download and m["status"] == "update":
+        if args.download and answer.status == "update":
             out = Path(args.download)
             out.mkdir(parents=True, exist_ok=True)
-            for b in m["binaries"]:
-                name = f"{b['artifact']}-{b['version']}-{b['target']}.bin"
-                bar = Bar(name, b["size"], not (args.quiet or args.json))
+            for b in answer.binaries:
+                name = f"{b.artifact}-{b.version}-{b.target}.bin"
+                bar = Bar(name, b.size, not (args.quiet or args.json))
                 try:
-                    _check_signatures(b["sha256"], b["signatures"], trusted, name)
-                    done = await c.download(b["url"], out / name, sha256=b["sha256"], size=b["size"], token="", progress=bar)
+                    _check_signatures(b.sha256, b.signatures, trusted, name)
+                    done = await c.download(b.url, out / name, sha256=b.sha256, size=b.size, token="", progress=bar)
                     files.append(str(done))
                 finally:
                     bar.close()
     if args.json:
-        print(json.dumps({**m, "files": files}, indent=2))
+        print(json.dumps({**msgspec.to_builtins(answer), "files": files}, indent=2))
     elif not args.quiet:
-        rel = m["release"]["id"] if m.get("release") else "-"
-        print(f"{m['status']} ({m['reason']}) release {rel} bundle {m['bundle']['id'] if m['bundle'] else '-'}")
+        rel = answer.release.id if answer.release else "-"
+        print(f"{answer.status} ({answer.reason}) release {rel} bundle {answer.bundle.id if answer.bundle else '-'}")
         for f in files:
             print(f)
     return 0
@@ -478,17 +372,16 @@ async def _cmd_download(args: argparse.Namespace) -> int:
         return 0
     trusted = _trusted(args.trusted_key)
     async with _client(args) as c:
-        b = await c.get(f"/api/v1/binaries/{source}")
-        sigs = (await c.get(f"/api/v1/binaries/{source}/signatures"))["items"]
-        active = [s for s in sigs if s.get("key_state") == "active"]
-        _check_signatures(b["sha256"], active, trusted, source)
+        b = await c.get_binary(source)
+        active = [s for s in await c.list_signatures(source) if s.key_state == "active"]
+        _check_signatures(b.sha256, active, trusted, source)
         dest = Path(args.output or f"{source}.bin")
-        bar = Bar("download ", b["size"], not (args.quiet or args.json))
+        bar = Bar("download ", b.size, not (args.quiet or args.json))
         try:
-            await c.download(f"/api/v1/binaries/{source}/content", dest, sha256=b["sha256"], size=b["size"], progress=bar)
+            await c.download(at(paths.CONTENT, binary_id=source), dest, sha256=b.sha256, size=b.size, progress=bar)
         finally:
             bar.close()
-    _out(args, {"path": str(dest), "sha256": b["sha256"], "size": b["size"]}, f"{dest} sha256 {b['sha256']} verified")
+    _out(args, {"path": str(dest), "sha256": b.sha256, "size": b.size}, f"{dest} sha256 {b.sha256} verified")
     return 0
 
 

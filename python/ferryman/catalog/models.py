@@ -77,6 +77,14 @@ Sha256Hex = Annotated[str, Meta(pattern=full(r"[0-9a-fA-F]{64}"))]
 # A target triplet-like identifier, or "any" for binaries that run on every target.
 Target = Annotated[str, Meta(min_length=3, max_length=128, pattern=full(r"any|[a-z0-9][a-z0-9_.]*(-[a-z0-9_.]+)+"))]
 VERSION_PATTERN = full(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
+
+# A device's state, sent with its update check as headers: the ``Reported`` field each header
+# carries, the header's name, and the pattern its value must match.
+DEVICE_HEADERS = {
+    "release_id": ("Ferryman-Release-Id", ID_PATTERN),
+    "bundle_id": ("Ferryman-Bundle-Id", ID_PATTERN),
+    "version": ("Ferryman-Release-Version", VERSION_PATTERN),
+}
 VersionText = Annotated[str, Meta(min_length=1, max_length=128, pattern=VERSION_PATTERN)]
 Role = Literal["admin", "publisher", "signer", "releaser", "viewer"]
 

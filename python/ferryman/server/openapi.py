@@ -11,7 +11,6 @@ import msgspec
 
 from ferryman import __version__
 from ferryman.catalog import models as m
-from ferryman.server.handlers import updates
 from ferryman.server.middlewares import DEVICE, PUBLIC
 from ferryman.server.routes import ROUTES, Route
 
@@ -40,7 +39,7 @@ TOKEN = {"type": "string", "pattern": "^bin_[0-9a-z]{26}\\.[0-9]{1,12}\\.[A-Za-z
 # Request headers of the range-capable downloads (RFC 9110) and of the device update check.
 DOWNLOAD_HEADERS = ("Range", "If-Range", "If-None-Match", "If-Modified-Since")
 # An empty device header counts as absent.
-DEVICE_HEADERS = {name: {"type": "string", "maxLength": 128, "pattern": f"^$|{p}"} for name, p in updates.HEADERS.items()}
+DEVICE_HEADERS = {name: {"type": "string", "maxLength": 128, "pattern": f"^$|{p}"} for name, p in m.DEVICE_HEADERS.values()}
 PROBLEMS = {
     400: "Malformed request (JSON, header, or a client that went away)",
     401: "No valid token",

@@ -18,14 +18,8 @@ from ferryman.server.http import ENCODER, decode, json_response
 from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, URL_SECRET
 from ferryman.services.checkins import CheckIn
 
-__all__ = ["HEADERS", "check_in", "check_in_for_device", "device_report"]
+__all__ = ["check_in", "check_in_for_device", "device_report"]
 
-# The device's state, in the order of Reported; each value must match its pattern.
-HEADERS = {
-    "Ferryman-Release-Id": m.ID_PATTERN,
-    "Ferryman-Bundle-Id": m.ID_PATTERN,
-    "Ferryman-Release-Version": m.VERSION_PATTERN,
-}
 # Grant expiry is rounded up to this many seconds, so that every device answered within the same
 # interval gets the same /dl/ URLs (a CDN in front caches one copy) and the same answer body.
 GRANT_ROUNDING = 60
@@ -89,19 +83,19 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     return request.app[ANSWERS].get((answer.generation, expires), key, encode)
 
 
-_HEADER_CHECKS = [(name, re.compile(pattern)) for name, pattern in HEADERS.items()]
+_HEADER_CHECKS = [(field, name, re.compile(pattern)) for field, (name, pattern) in m.DEVICE_HEADERS.items()]
 
 
 def _reported(request: web.Request) -> Reported:
     """The device's state from its headers; a malformed value is refused, not ignored (a
     device that sent garbage would otherwise be sent to the latest release)."""
-    values = []
-    for name, pattern in _HEADER_CHECKS:
+    values = {}
+    for field, name, pattern in _HEADER_CHECKS:
         value = request.headers.get(name) or None
         if value is not None and (len(value) > 128 or not pattern.search(value)):
             raise Invalid(f"malformed {name} header", {name: [f"must match {pattern.pattern}"]})
-        values.append(value)
-    return Reported(*values)
+        values[field] = value
+    return Reported(**values)
 
 
 async def check_in(request: web.Request) -> web.Response:
