@@ -119,7 +119,8 @@ class ThreadServer:
         asyncio.set_event_loop(self._loop)
 
         async def up() -> None:
-            self._runner, site = await start_site(create_app(self.config), self.config, port=0)
+            self.app = create_app(self.config)
+            self._runner, site = await start_site(self.app, self.config, port=0)
             self.port = site.port
 
         self._loop.run_until_complete(up())

@@ -13,6 +13,7 @@ class AnswerCache:
         self.size = size
         self._epoch: Hashable = None
         self._bodies: dict[Hashable, bytes] = {}
+        self.encoded = 0  # bodies encoded so far (cache misses)
 
     def get(self, epoch: Hashable, key: Hashable, encode: Callable[[], bytes]) -> bytes:
         """The body for ``key`` in ``epoch``, from ``encode()`` the first time."""
@@ -23,4 +24,5 @@ class AnswerCache:
             if len(self._bodies) >= self.size:
                 self._bodies.clear()
             body = self._bodies[key] = encode()
+            self.encoded += 1
         return body

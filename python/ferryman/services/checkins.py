@@ -73,6 +73,7 @@ class CheckIns:
         self._last_seen_written: dict[str, float] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
+        self.rebuilds = 0  # snapshots read from the catalog so far
 
     # The snapshot ------------------------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class CheckIns:
             if snap is None or self._built_at_changes != changes or await self.catalog.generation() != snap.generation:
                 snap = await self.catalog.fleet_snapshot()
                 self._snapshot, self._built_at_changes = snap, changes
+                self.rebuilds += 1
             self._confirmed = time.monotonic()
             return snap
 

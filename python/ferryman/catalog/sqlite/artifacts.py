@@ -39,7 +39,7 @@ class Artifacts:
             tx.event("create", "artifact", row["id"], None, view)
             return view
 
-        return to(m.Artifact, await self.db.tx(actor, run))
+        return to(m.Artifact, await self.db.tx(actor, run, changes_answers=False))
 
     async def get_artifact(self, artifact_id: str) -> m.Artifact:
         check_id(artifact_id, "artifact", "artifact")
@@ -62,7 +62,7 @@ class Artifacts:
             before = loads_fields(get_or_404(tx, "artifacts", artifact_id, "artifact"))
             return update_logged(tx, "artifacts", artifact_id, "artifact", changes, before, loads_fields)
 
-        return to(m.Artifact, await self.db.tx(actor, run))
+        return to(m.Artifact, await self.db.tx(actor, run, changes_answers=False))
 
     async def delete_artifact(self, actor: str, artifact_id: str) -> None:
         check_id(artifact_id, "artifact", "artifact")
@@ -74,7 +74,7 @@ class Artifacts:
             tx.run("DELETE FROM artifacts WHERE id = ?", [artifact_id])
             tx.event("delete", "artifact", artifact_id, before, None)
 
-        await self.db.tx(actor, run)
+        await self.db.tx(actor, run, changes_answers=False)
 
     # Versions -------------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class Artifacts:
             tx.event("create", "version", row["id"], None, view)
             return view
 
-        return to(m.Version, await self.db.tx(actor, run))
+        return to(m.Version, await self.db.tx(actor, run, changes_answers=False))
 
     async def get_version(self, version_id: str) -> m.Version:
         check_id(version_id, "version", "version")
@@ -125,4 +125,4 @@ class Artifacts:
             before = _version_view(get_or_404(tx, "versions", version_id, "version"))
             return update_logged(tx, "versions", version_id, "version", changes, before, _version_view)
 
-        return to(m.Version, await self.db.tx(actor, run))
+        return to(m.Version, await self.db.tx(actor, run, changes_answers=False))

@@ -131,7 +131,7 @@ class Binaries:
             tx.event("create", "binary", row["id"], None, view)
             return view
 
-        return to(m.Binary, await self.db.tx(actor, run))
+        return to(m.Binary, await self.db.tx(actor, run, changes_answers=False))
 
     async def get_binary(self, binary_id: str) -> m.Binary:
         check_id(binary_id, "binary", "binary")
@@ -240,7 +240,7 @@ class Binaries:
             tx.event("part", "binary", binary_id, before, {"index": index, "size": size, "sha256": sha256})
             return part
 
-        return to(m.Part, await self.db.tx(actor, run))
+        return to(m.Part, await self.db.tx(actor, run, changes_answers=False))
 
     async def list_parts(self, binary_id: str) -> list[m.Part]:
         check_id(binary_id, "binary", "binary")

@@ -66,8 +66,8 @@ class Checkins:
     db: Database
 
     def local_changes(self) -> int:
-        """How many catalog changes this process has committed: a cache built before the
-        count moved is out of date (other processes' changes show in ``generation``)."""
+        """How many changes that can change an answer this process has committed: a cache
+        built before the count moved is out of date (other processes' show in ``generation``)."""
         return self.db.changes
 
     async def generation(self) -> int:

@@ -130,7 +130,7 @@ class Database:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
         self._conn: sqlite3.Connection | None = None
-        # Counts the catalog changes this process committed (read caches compare it).
+        # Counts this process's commits that can change an answer (the fleet's caches compare it).
         self.changes = 0
 
     @classmethod
@@ -170,16 +170,26 @@ class Database:
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def tx(self, actor: str, fn: Callable[[Tx], T], *, durable: bool = True, read_only: bool = False) -> T:
+    async def tx(
+        self,
+        actor: str,
+        fn: Callable[[Tx], T],
+        *,
+        durable: bool = True,
+        read_only: bool = False,
+        changes_answers: bool | None = None,
+    ) -> T:
         """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises.
 
-        A durable transaction is a catalog change: it bumps the generation that read caches
-        key on. ``durable=False`` is bookkeeping (upload leases, check-ins, reports): committed
-        without waiting for the disk (WAL, ``synchronous=NORMAL``), still atomic and consistent
-        after any crash (the last such commits can be lost if the machine itself goes down),
-        and it leaves read caches warm.
+        ``durable=False`` is bookkeeping (upload leases, check-ins, reports): committed without
+        waiting for the disk (WAL, ``synchronous=NORMAL``), still atomic and consistent after
+        any crash (the last such commits can be lost if the machine itself goes down). A change
+        that can change an update check's answer bumps the generation that the fleet's caches
+        key on; ``changes_answers`` (default: ``durable``) says whether this one can. Part
+        uploads, for one, are durable but cannot, so they leave the caches warm.
         """
         write = not read_only
+        bump = write and (durable if changes_answers is None else changes_answers)
 
         def run() -> T:
             conn = self._conn
@@ -190,8 +200,7 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     out = fn(Tx(conn, actor))
-                    if write and durable:
-                        # Catalog changes bump the generation that read caches key on.
+                    if bump:
                         conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                     conn.execute("COMMIT")
                 except BaseException:
@@ -199,7 +208,7 @@ class Database:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-                if write and durable:
+                if bump:
                     self.changes += 1
                 return out
             finally:

@@ -29,7 +29,7 @@ class ApiKeys:
             tx.event("create", "api_key", row["id"], None, view)
             return view
 
-        return to(m.ApiKey, await self.db.tx(actor, run))
+        return to(m.ApiKey, await self.db.tx(actor, run, changes_answers=False))
 
     async def count_api_keys(self) -> int:
         return await self.db.read(lambda tx: tx.one("SELECT count(*) AS n FROM api_keys")["n"])  # type: ignore[index]
@@ -51,7 +51,7 @@ class ApiKeys:
             tx.run("DELETE FROM api_keys WHERE id = ?", [key_id])
             tx.event("delete", "api_key", key_id, {k: v for k, v in row.items() if k != "token_hash"}, None)
 
-        await self.db.tx(actor, run)
+        await self.db.tx(actor, run, changes_answers=False)
 
 
 def _rfc3339(ts: int | None) -> str | None:
@@ -82,7 +82,7 @@ class SigningKeys:
             tx.event("create", "signing_key", row["id"], None, row)
             return row
 
-        return signing_key(await self.db.tx(actor, run))
+        return signing_key(await self.db.tx(actor, run, changes_answers=False))
 
     async def get_signing_key(self, key_id: str) -> m.SigningKey:
         check_id(key_id, "signing_key", "signing key")
