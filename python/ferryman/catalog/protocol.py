@@ -247,8 +247,8 @@ class Catalog(Protocol):
 
     async def fleet_snapshot(self) -> FleetSnapshot: ...
 
-    async def device_for_check_in(self, token_hash: str | None = None, device_id: str | None = None) -> m.Device | None:
-        """The device an update check is for, by token hash or by ID; None if there is none."""
+    async def devices_for_check_in(self, token_hashes: Sequence[str]) -> dict[str, m.Device]:
+        """The devices with these token hashes, by token hash (unknown ones are left out)."""
 
     async def overrides_of(self, device_id: str, at: str) -> list[Override]:
         """The overrides that name a device and are in force at ``at``."""

@@ -4,12 +4,15 @@ device itself (``GET /device/v1/update``) and for an operator's dry run on its b
 A check must be cheap: fleets check in constantly. Everything resolution needs that all
 devices share (channel graphs, cohort channels, which bundles are servable, each bundle's
 manifest entries) is kept as a ``FleetSnapshot`` and rebuilt when the catalog changes: at once
-for this process's changes (``local_changes``), within ``GENERATION_RECHECK_SECONDS`` for
-another process's (``generation``). Devices found by token are kept with the snapshot, so a
+for this process's changes (``local_changes``), about ``GENERATION_RECHECK_SECONDS`` after
+another process's (``generation``, checked in the background). Devices found by token are kept with the snapshot, so a
 fleet's steady polling reads nothing from the catalog; only a device named by an override, or
 in a channel with a count phase, costs a read. Last-seen times and ``resolve`` events are
 buffered and written together at most ``FLUSH_SECONDS`` later (bookkeeping: it never
-invalidates the snapshot or the answers cached on its generation).
+invalidates the snapshot or the answers cached on its generation). Devices not in the cache
+yet (after a restart, or a change that dropped the snapshot) are looked up together: the
+lookups that arrive while one batch is read form the next, so a fleet checking in at once costs
+a few reads, not one per device.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class CheckIns:
         self._snapshot: FleetSnapshot | None = None
         self._built_at_changes = -1  # catalog.local_changes() when the snapshot was read
         self._confirmed = 0.0  # when the snapshot's generation was last confirmed current
+        self._confirming: asyncio.Task[None] | None = None
         self._refresh = asyncio.Lock()
         self._pending: list[tuple[str, str, dict[str, Any] | None]] = []
         self._last_decision: dict[str, tuple[str | None, ...]] = {}  # last one logged, per device
@@ -74,46 +78,81 @@ class CheckIns:
         self._flushing: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self.rebuilds = 0  # snapshots read from the catalog so far
+        self._wanted: dict[str, asyncio.Future[m.Device | None]] = {}  # token hash → its lookup
+        self._looking_up: asyncio.Task[None] | None = None
 
     # The snapshot ------------------------------------------------------------------------------
 
-    def _fresh(self) -> FleetSnapshot | None:
-        snap = self._snapshot
-        if snap is None or self._built_at_changes != self.catalog.local_changes():
-            return None
-        if time.monotonic() - self._confirmed > GENERATION_RECHECK_SECONDS:
-            return None
-        return snap
-
     async def snapshot(self) -> FleetSnapshot:
-        """The current snapshot: the cached one while it is current, else confirmed or rebuilt
-        (one request at a time does that; the others wait for its result)."""
-        snap = self._fresh()
-        if snap is not None:
+        """The current snapshot. After a change of this process's, it is rebuilt before any
+        answer is given (one request at a time does that; the others wait for its result).
+        Another process's change is noticed by a check of the catalog's generation at most every
+        GENERATION_RECHECK_SECONDS, made in the background: answers meanwhile come from the
+        snapshot in hand, so no check-in waits on it."""
+        snap = self._snapshot
+        if snap is not None and self._built_at_changes == self.catalog.local_changes():
+            if time.monotonic() - self._confirmed > GENERATION_RECHECK_SECONDS and self._confirming is None:
+                self._confirming = asyncio.get_running_loop().create_task(self._confirm(snap))
             return snap
         async with self._refresh:
-            snap = self._fresh()
-            if snap is not None:
-                return snap
-            changes = self.catalog.local_changes()
             snap = self._snapshot
-            if snap is None or self._built_at_changes != changes or await self.catalog.generation() != snap.generation:
-                snap = await self.catalog.fleet_snapshot()
-                self._snapshot, self._built_at_changes = snap, changes
-                self.rebuilds += 1
-            self._confirmed = time.monotonic()
+            if snap is None or self._built_at_changes != self.catalog.local_changes():
+                snap = await self._rebuild()
             return snap
+
+    async def _rebuild(self) -> FleetSnapshot:
+        changes = self.catalog.local_changes()
+        snap = await self.catalog.fleet_snapshot()
+        self._snapshot, self._built_at_changes, self._confirmed = snap, changes, time.monotonic()
+        self.rebuilds += 1
+        return snap
+
+    async def _confirm(self, snap: FleetSnapshot) -> None:
+        try:
+            if await self.catalog.generation() != snap.generation:
+                async with self._refresh:
+                    if self._snapshot is snap:
+                        await self._rebuild()
+            else:
+                self._confirmed = time.monotonic()
+        except Exception:
+            log.exception("checking the catalog's generation failed; retrying")
+            self._confirmed = time.monotonic()
+        finally:
+            self._confirming = None
 
     async def _device(self, snap: FleetSnapshot, token_hash: str) -> m.Device:
         dev = snap.devices.get(token_hash)
+        if dev is not None:
+            return dev
+        wanted = self._wanted.get(token_hash)
+        if wanted is None:
+            wanted = self._wanted[token_hash] = asyncio.get_running_loop().create_future()
+            if self._looking_up is None:
+                self._looking_up = asyncio.get_running_loop().create_task(self._look_up())
+        dev = await asyncio.shield(wanted)
         if dev is None:
-            dev = await self.catalog.device_for_check_in(token_hash=token_hash)
-            if dev is None:
-                raise Unauthenticated("the device token is not valid")
-            if len(snap.devices) >= DEVICE_CACHE_SIZE:
-                del snap.devices[next(iter(snap.devices))]  # the oldest entry
-            snap.devices[token_hash] = dev
+            raise Unauthenticated("the device token is not valid")
+        if len(snap.devices) >= DEVICE_CACHE_SIZE:
+            del snap.devices[next(iter(snap.devices))]  # the oldest entry
+        snap.devices[token_hash] = dev
         return dev
+
+    async def _look_up(self) -> None:
+        """Reads the wanted devices in batches until none is wanted (see the module doc)."""
+        try:
+            while self._wanted:
+                batch, self._wanted = self._wanted, {}
+                try:
+                    found = await self.catalog.devices_for_check_in(list(batch))
+                except Exception as e:
+                    for wanted in batch.values():
+                        wanted.set_exception(e)
+                    continue
+                for token_hash, wanted in batch.items():
+                    wanted.set_result(found.get(token_hash))
+        finally:
+            self._looking_up = None
 
     # The check ---------------------------------------------------------------------------------
 

@@ -76,11 +76,19 @@ class Checkins:
     async def fleet_snapshot(self) -> FleetSnapshot:
         return await self.db.read(_snapshot)
 
-    async def device_for_check_in(self, token_hash: str | None = None, device_id: str | None = None) -> m.Device | None:
-        """The device an update check is for, by token hash or by ID; None if there is none."""
-        column, value = ("token_hash", token_hash) if token_hash is not None else ("id", device_id)
-        row = await self.db.read(lambda tx: tx.one(f"SELECT * FROM devices WHERE {column} = ?", [value]))
-        return None if row is None else to(m.Device, device_view(row))
+    async def devices_for_check_in(self, token_hashes: Sequence[str]) -> dict[str, m.Device]:
+        """The devices with these token hashes, by token hash (unknown ones are left out)."""
+
+        def run(tx: Tx) -> dict[str, m.Device]:
+            found = {}
+            for at in range(0, len(token_hashes), 500):
+                batch = list(token_hashes[at : at + 500])
+                marks = ",".join("?" * len(batch))
+                for row in tx.all(f"SELECT * FROM devices WHERE token_hash IN ({marks})", batch):
+                    found[row["token_hash"]] = to(m.Device, device_view(row))
+            return found
+
+        return await self.db.read(run)
 
     async def overrides_of(self, device_id: str, at: str) -> list[Override]:
         """The overrides that name a device and are in force at ``at``."""

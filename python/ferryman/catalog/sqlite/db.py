@@ -1,5 +1,6 @@
-"""The SQLite database under the embedded catalog: WAL mode with foreign keys, on one worker
-thread.
+"""The SQLite database under the embedded catalog: WAL mode with foreign keys; changes on one
+writer thread, reads on a reader thread of their own (so no read, an update check's above all,
+queues behind a write).
 
 Every public method is a coroutine that runs one transaction on the worker thread, so the event
 loop never waits on the disk and transactions never interleave. State changes are conditional
@@ -129,7 +130,9 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
+        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite-read")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         # Counts this process's commits that can change an answer (the fleet's caches compare it).
         self.changes = 0
 
@@ -137,7 +140,15 @@ class Database:
     async def open(cls, path: Path) -> Database:
         db = cls(path)
         await db._call(db._connect)
+        await asyncio.get_running_loop().run_in_executor(db._read_pool, db._connect_reader)
         return db
+
+    def _connect_reader(self) -> None:
+        # In WAL mode a reader never waits for the writer, and each transaction sees the
+        # latest commit.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self._reader = conn
 
     def _connect(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -164,7 +175,14 @@ class Database:
                 self._conn.close()
                 self._conn = None
 
+        def close_reader() -> None:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+        await asyncio.get_running_loop().run_in_executor(self._read_pool, close_reader)
         await self._call(close)
+        self._read_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
 
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -179,7 +197,8 @@ class Database:
         read_only: bool = False,
         changes_answers: bool | None = None,
     ) -> T:
-        """Runs ``fn`` in one transaction on the worker thread; rolls back if it raises.
+        """Runs ``fn`` in one transaction, on the writer thread (``read_only``: the reader);
+        rolls back if it raises.
 
         ``durable=False`` is bookkeeping (upload leases, check-ins, reports): committed without
         waiting for the disk (WAL, ``synchronous=NORMAL``), still atomic and consistent after
@@ -192,7 +211,7 @@ class Database:
         bump = write and (durable if changes_answers is None else changes_answers)
 
         def run() -> T:
-            conn = self._conn
+            conn = self._conn if write else self._reader
             assert conn is not None, "catalog is closed"
             if not durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -216,7 +235,9 @@ class Database:
                     conn.execute("PRAGMA synchronous = FULL")
 
         try:
-            return await self._call(run)
+            if write:
+                return await self._call(run)
+            return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
         except sqlite3.IntegrityError as e:
             raise Conflict(f"conflicts with an existing record ({e})") from None
         except sqlite3.OperationalError as e:

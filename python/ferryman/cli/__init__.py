@@ -1,0 +1,227 @@
+"""The ``ferryman`` command line.
+
+Every command is a function of parsed arguments returning an exit code: 0 ok, 1 operational
+error, 2 usage error. Errors are printed as one line, never a traceback. ``local`` holds the
+commands that need no server, ``commands`` those that call one (through ``Client``),
+``output`` what they print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ferryman import __version__
+from ferryman.cli import commands as api
+from ferryman.cli import local
+from ferryman.cli.output import parse_size
+from ferryman.errors import FerrymanError
+
+__all__ = ["main", "parse_size"]
+
+
+def _run(coro: Any) -> int:
+    return int(asyncio.run(coro) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=os.environ.get("FERRYMAN_URL", "http://127.0.0.1:8080"),
+        help="server URL (default $FERRYMAN_URL or http://127.0.0.1:8080)",
+    )
+    common.add_argument("--token", default=os.environ.get("FERRYMAN_TOKEN"), help="API token (default $FERRYMAN_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    common.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p = argparse.ArgumentParser(prog="ferryman", description="Ferryman: binaries from CI to device fleets.")
+    p.add_argument("--version", action="version", version=f"ferryman {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def group(name: str, help_: str) -> Any:
+        g = sub.add_parser(name, help=help_, description=help_)
+        return g.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def cmd(parent: Any, name: str, help_: str, func: Any) -> argparse.ArgumentParser:
+        c = parent.add_parser(name, help=help_, description=help_, parents=[common])
+        c.set_defaults(func=func)
+        return c
+
+    a = cmd(group("api-keys", "API keys"), "create", "create an API key (prints its token once)", api.cmd_api_keys_create)
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True, choices=["admin", "publisher", "signer", "releaser", "viewer"])
+
+    k = cmd(
+        group("keys", "local signing key pairs"),
+        "generate",
+        "generate a key pair locally (private key mode 0600)",
+        local.cmd_keys_generate,
+    )
+    k.add_argument("--algorithm", choices=["ed25519", "rsa-3072"], default="ed25519")
+    k.add_argument("--out", required=True, metavar="DIR")
+    k.add_argument("--name", default="signing", help="file name stem (default signing)")
+
+    sk = cmd(
+        group("signing-keys", "public keys the server trusts"), "create", "register a public key", api.cmd_signing_keys_create
+    )
+    sk.add_argument("--name", required=True)
+    sk.add_argument("--public-key", required=True, metavar="FILE", help="PEM/DER public key or X.509 certificate")
+    sk.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
+
+    u = cmd(sub, "upload", "hash, upload (resumable, parallel parts) and verify a binary", api.cmd_upload)
+    u.add_argument("file", metavar="FILE")
+    u.add_argument("--artifact", required=True)
+    u.add_argument("--version", required=True, dest="version")
+    u.add_argument("--target", required=True)
+    u.add_argument("--create", action="store_true", help="create the artifact and version if missing")
+    u.add_argument("--part-size", type=parse_size, metavar="SIZE", help="default 8MiB")
+    u.add_argument("--concurrency", type=int, default=4, metavar="N", help="parts in flight (default 4)")
+    u.add_argument("--sign", metavar="KEYFILE", help="sign with this private key once signable")
+
+    sg = cmd(sub, "sign", "sign a binary with a local private key and submit the signature", api.cmd_sign)
+    sg.add_argument("binary_id", metavar="BINARY_ID")
+    sg.add_argument("--key", required=True, metavar="KEYFILE")
+    sg.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
+
+    bc = cmd(group("bundles", "bundles"), "create", "create a bundle of signed binaries", api.cmd_bundles_create)
+    bc.add_argument("binaries", nargs="+", metavar="BINARY_ID")
+    bc.add_argument("--name")
+
+    cc = cmd(group("channels", "release channels"), "create", "create a release channel", api.cmd_channels_create)
+    cc.add_argument("name", metavar="NAME")
+
+    co = cmd(group("cohorts", "cohorts of devices"), "create", "create a cohort", api.cmd_cohorts_create)
+    co.add_argument("name", metavar="NAME")
+    co.add_argument("--channel", metavar="CHANNEL_ID")
+
+    rc = cmd(group("releases", "releases"), "create", "add a release to a channel", api.cmd_releases_create)
+    rc.add_argument("--channel", required=True, metavar="CHANNEL_ID")
+    rc.add_argument("--name", required=True)
+    rc.add_argument("--bundle", required=True, metavar="BUNDLE_ID")
+    rc.add_argument("--version", dest="version")
+    rc.add_argument("--requirement", metavar="REQ", help="version requirement, e.g. '>=1.0.0,<2.0.0'")
+    rc.add_argument("--required", action="store_true")
+    rc.add_argument("--disabled", action="store_true")
+    rc.add_argument("--schedule-at", metavar="TIME", help="RFC 3339")
+    rc.add_argument("--next", metavar="RELEASE_ID", help="insert before this release")
+    rc.add_argument("--previous", metavar="RELEASE_ID", help="with --next: insert between the two")
+    phase = rc.add_mutually_exclusive_group()
+    phase.add_argument("--percent", type=float, metavar="FRACTION", help="phase: share of devices, 0..1")
+    phase.add_argument("--count", type=int, metavar="N", help="phase: first N devices")
+    phase.add_argument("--tags", metavar="T1,T2", help="phase: devices with any of these tags")
+
+    devices = group("devices", "devices")
+    dc = cmd(devices, "create", "register a device (prints its token once)", api.cmd_devices_create)
+    dc.add_argument("identifier", metavar="IDENTIFIER")
+    dc.add_argument("--target", required=True)
+    dc.add_argument("--cohort", metavar="COHORT_ID")
+    dc.add_argument("--tag", action="append", metavar="TAG")
+
+    cmd(devices, "delete", "delete a device (its token stops working at once)", api.cmd_devices_delete).add_argument(
+        "device_id", metavar="DEVICE_ID"
+    )
+    cmd(
+        devices,
+        "rotate-token",
+        "give a device a new token (printed once); the old one stops working",
+        api.cmd_devices_rotate_token,
+    ).add_argument("device_id", metavar="DEVICE_ID")
+
+    dv = cmd(group("device", "act as a device"), "check", "check for an update with a device token", api.cmd_device_check)
+    dv.add_argument(
+        "--device-token", default=os.environ.get("FERRYMAN_DEVICE_TOKEN"), required="FERRYMAN_DEVICE_TOKEN" not in os.environ
+    )
+    dv.add_argument("--release-id")
+    dv.add_argument("--bundle-id")
+    dv.add_argument("--version", dest="version")
+    dv.add_argument("--download", metavar="DIR", help="download and verify the update's binaries into DIR")
+    dv.add_argument("--trusted-key", action="append", metavar="FILE", help="require a signature by this key")
+
+    dl = cmd(sub, "download", "download a binary (resumable; verifies SHA-256 and signatures)", api.cmd_download)
+    dl.add_argument("binary_id", metavar="BINARY_ID|URL", help="a binary ID, or a /dl/ grant URL (with --sha256)")
+    dl.add_argument("--sha256", metavar="HEX", help="expected digest, for a grant URL")
+    dl.add_argument("-o", "--output", metavar="FILE")
+    dl.add_argument("--trusted-key", action="append", metavar="FILE", help="require a signature by this key")
+
+    h = sub.add_parser(
+        "hash",
+        help="hash files (SHA-256, optional parts, FastCDC chunks, BLAKE3)",
+        description="Hash files in parallel, each read once.",
+    )
+    h.add_argument("files", nargs="+", metavar="FILE")
+    h.add_argument("--part-size", type=parse_size, metavar="SIZE", help="also hash each part of SIZE (e.g. 8MiB)")
+    h.add_argument("--chunking", action="store_true", help="also cut FastCDC chunks (16K/64K/256K, level 1)")
+    h.add_argument("--blake3", action="store_true", help="also compute the whole-file BLAKE3")
+    h.add_argument("--threads", type=int, metavar="N", help="worker threads (default: one per core)")
+    h.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h.set_defaults(func=local.cmd_hash)
+
+    s = sub.add_parser(
+        "serve",
+        help="run the Ferryman service",
+        description="Run the service: SQLite catalog and file store under --data. No other setup.",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    s.add_argument("--data", default="ferryman-data", metavar="DIR", help="data directory (default ./ferryman-data)")
+    s.add_argument(
+        "--signature-threshold",
+        type=int,
+        default=1,
+        metavar="N",
+        help="distinct active keys whose signatures make a binary signed (default 1)",
+    )
+    s.add_argument("--access-log", action="store_true", help="log one line per request on stderr")
+    s.add_argument(
+        "--public-url",
+        default=os.environ.get("FERRYMAN_PUBLIC_URL") or None,
+        metavar="URL",
+        help="URL devices reach this service at, for the download URLs it hands out "
+        "(default $FERRYMAN_PUBLIC_URL, else the address a request came in on)",
+    )
+    s.add_argument(
+        "--upload-idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="refuse an upload that sends nothing for this long (default 60)",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's headers this long after opening "
+        "or after its last response (default 10)",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="answer 503 to connections beyond N open ones (default 1024)",
+    )
+    s.set_defaults(func=local.cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI with ``argv`` (default ``sys.argv[1:]``) and returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors and 0 for --help/--version
+        return int(e.code or 0)
+    try:
+        result = args.func(args)
+        return _run(result) if asyncio.iscoroutine(result) else int(result)
+    except (OSError, FerrymanError, ValueError) as e:
+        print(f"ferryman: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ferryman: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,207 @@
+"""Commands that talk to a server, through the typed ``Client`` only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ferryman import paths
+from ferryman.catalog import models as m
+from ferryman.cli.output import Bar, out
+from ferryman.client import Client
+from ferryman.errors import FerrymanError, InvalidSignature
+from ferryman.paths import at
+from ferryman.releases import Reported
+from ferryman.signing import load_public_key
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, args.token)
+
+
+async def cmd_api_keys_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        k = await c.create_api_key(m.ApiKeyCreate(name=args.name, role=args.role))
+    out(args, k, k.token or "")
+    return 0
+
+
+async def cmd_signing_keys_create(args: argparse.Namespace) -> int:
+    body = m.SigningKeyCreate(name=args.name, public_key=Path(args.public_key).read_text(), algorithm=args.algorithm)
+    async with _client(args) as c:
+        k = await c.create_signing_key(body)
+    out(args, k, f"{k.id} {k.algorithm} keyid {k.keyid}")
+    return 0
+
+
+async def cmd_upload(args: argparse.Namespace) -> int:
+    shown = not (args.quiet or args.json)
+    async with _client(args) as c:
+        u = await c.upload(
+            Path(args.file), args.artifact, args.version, args.target, create=args.create,
+            part_size=args.part_size or m.DEFAULT_PART, concurrency=args.concurrency, sign_key=args.sign,
+            progress=lambda label, total: Bar(label, total, shown),
+        )  # fmt: skip
+    timing = {"hash_seconds": u.hash_seconds, "upload_seconds": u.upload_seconds, "server_hash_seconds": u.server_hash_seconds}
+    out(
+        args,
+        {**msgspec.to_builtins(u.binary), "parts_sent": u.parts_sent, **timing},
+        f"{u.binary.id} {u.binary.state} {u.size} bytes sha256 {u.sha256} ({u.parts_sent} parts sent)",
+    )
+    return 0
+
+
+async def cmd_sign(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        s = await c.sign_binary(args.binary_id, args.key, args.algorithm)
+        b = await c.get_binary(args.binary_id)
+    out(args, s, f"{s.id} by {s.keyid}; binary {b.state}")
+    return 0
+
+
+async def cmd_bundles_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        b = await c.create_bundle(m.BundleCreate(binaries=args.binaries, name=args.name))
+    out(args, b, f"{b.id} hash {b.hash}")
+    return 0
+
+
+async def cmd_channels_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        ch = await c.create_channel(m.ChannelCreate(name=args.name))
+    out(args, ch, ch.id)
+    return 0
+
+
+async def cmd_cohorts_create(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        co = await c.create_cohort(m.CohortCreate(name=args.name, channel_id=args.channel))
+    out(args, co, co.id)
+    return 0
+
+
+async def cmd_releases_create(args: argparse.Namespace) -> int:
+    phase = None
+    if args.percent is not None:
+        phase = m.PhaseIn(mode="percent", value=args.percent)
+    elif args.count is not None:
+        phase = m.PhaseIn(mode="count", value=args.count)
+    elif args.tags:
+        phase = m.PhaseIn(mode="tags", tags=args.tags.split(","))
+    body = m.ReleaseCreate(
+        name=args.name, bundle_id=args.bundle, required=args.required, disabled=args.disabled, version=args.version,
+        version_requirement=args.requirement, schedule_at=args.schedule_at, next_release_id=args.next,
+        previous_release_id=args.previous, phase=phase,
+    )  # fmt: skip
+    async with _client(args) as c:
+        r = await c.create_release(args.channel, body)
+    out(args, r, r.id)
+    return 0
+
+
+async def cmd_devices_create(args: argparse.Namespace) -> int:
+    body = m.DeviceCreate(identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [])
+    async with _client(args) as c:
+        d = await c.create_device(body)
+    out(args, d, f"{d.id} token {d.token}")
+    return 0
+
+
+async def cmd_devices_delete(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        await c.delete_device(args.device_id)
+    out(args, {"id": args.device_id, "deleted": True}, f"{args.device_id} deleted")
+    return 0
+
+
+async def cmd_devices_rotate_token(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        d = await c.rotate_device_token(args.device_id)
+    out(args, d, f"{d.id} token {d.token}")
+    return 0
+
+
+def _trusted(paths: list[str] | None) -> dict[str, Any]:
+    keys = {}
+    for p in paths or []:
+        k = load_public_key(Path(p).read_bytes())
+        keys[k.keyid] = k
+    return keys
+
+
+def _check_signatures(sha256: str, signatures: Sequence[m.Signature | m.ManifestSignature], trusted: dict[str, Any],
+                      what: str) -> None:  # fmt: skip
+    """Requires a valid signature by a trusted key when keys are given."""
+    if not trusted:
+        return
+    for s in signatures:
+        key = trusted.get(s.keyid)
+        if key is None:
+            continue
+        try:
+            key.verify_binary(bytes.fromhex(sha256), bytes.fromhex(s.signature), s.algorithm)
+            return
+        except (InvalidSignature, ValueError):
+            continue
+    raise FerrymanError(f"{what}: no valid signature by a trusted key")
+
+
+async def cmd_device_check(args: argparse.Namespace) -> int:
+    reported = Reported(args.release_id, args.bundle_id, args.version)
+    trusted = _trusted(args.trusted_key)
+    async with Client(args.url) as c:
+        answer = await c.check_in(args.device_token, reported)
+        files = []
+        if args.download and answer.status == "update":
+            folder = Path(args.download)
+            folder.mkdir(parents=True, exist_ok=True)
+            for b in answer.binaries:
+                name = f"{b.artifact}-{b.version}-{b.target}.bin"
+                bar = Bar(name, b.size, not (args.quiet or args.json))
+                try:
+                    _check_signatures(b.sha256, b.signatures, trusted, name)
+                    done = await c.download(b.url, folder / name, sha256=b.sha256, size=b.size, token="", progress=bar)
+                    files.append(str(done))
+                finally:
+                    bar.close()
+    if args.json:
+        print(json.dumps({**msgspec.to_builtins(answer), "files": files}, indent=2))
+    elif not args.quiet:
+        rel = answer.release.id if answer.release else "-"
+        print(f"{answer.status} ({answer.reason}) release {rel} bundle {answer.bundle.id if answer.bundle else '-'}")
+        for f in files:
+            print(f)
+    return 0
+
+
+async def cmd_download(args: argparse.Namespace) -> int:
+    source = args.binary_id
+    if source.startswith(("http://", "https://")):
+        # A download grant URL (/dl/...): the digest must come from elsewhere (a manifest).
+        if not args.sha256:
+            print("ferryman: error: downloading a URL needs --sha256", file=sys.stderr)
+            return 2
+        dest = Path(args.output or source.rstrip("/").rsplit("/", 1)[-1].split(".")[0] + ".bin")
+        async with Client(args.url) as c:
+            await c.download(source, dest, sha256=args.sha256.lower(), token="")
+        out(args, {"path": str(dest), "sha256": args.sha256.lower()}, f"{dest} sha256 {args.sha256.lower()} verified")
+        return 0
+    trusted = _trusted(args.trusted_key)
+    async with _client(args) as c:
+        b = await c.get_binary(source)
+        active = [s for s in await c.list_signatures(source) if s.key_state == "active"]
+        _check_signatures(b.sha256, active, trusted, source)
+        dest = Path(args.output or f"{source}.bin")
+        bar = Bar("download ", b.size, not (args.quiet or args.json))
+        try:
+            await c.download(at(paths.CONTENT, binary_id=source), dest, sha256=b.sha256, size=b.size, progress=bar)
+        finally:
+            bar.close()
+    out(args, {"path": str(dest), "sha256": b.sha256, "size": b.size}, f"{dest} sha256 {b.sha256} verified")
+    return 0

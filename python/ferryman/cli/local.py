@@ -1,0 +1,82 @@
+"""Commands that work without a server, or are the server: hashing files, generating a key
+pair, running the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ferryman.chunking import ChunkParams
+from ferryman.cli.output import digest_dict, digest_table, out
+from ferryman.errors import FerrymanError
+from ferryman.hashing import hash_files
+from ferryman.signing import keyid_of
+
+__all__ = ["cmd_hash", "cmd_keys_generate", "cmd_serve"]
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    digests = hash_files(
+        args.files,
+        threads=args.threads,
+        part_size=args.part_size,
+        chunking=ChunkParams() if args.chunking else None,
+        blake3=args.blake3,
+    )
+    if args.json:
+        print(json.dumps([digest_dict(d) for d in digests], indent=2))
+    else:
+        print(digest_table(digests))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ferryman.config import Config
+    from ferryman.server import serve
+
+    if args.signature_threshold < 1:
+        print("ferryman: error: --signature-threshold must be at least 1", file=sys.stderr)
+        return 2
+    serve(
+        Config(
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data),
+            signature_threshold=args.signature_threshold,
+            access_log=args.access_log,
+            public_url=args.public_url,
+            upload_idle_timeout=args.upload_idle_timeout,
+            header_timeout=args.header_timeout,
+            max_connections=args.max_connections,
+        )
+    )
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key: Any = ed25519.Ed25519PrivateKey.generate() if args.algorithm == "ed25519" else rsa.generate_private_key(65537, 3072)
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    private, public = folder / f"{args.name}.pem", folder / f"{args.name}.pub"
+    if private.exists() or public.exists():
+        raise FerrymanError(f"{private} or {public} exists; not overwriting a key")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public.write_bytes(pub)
+    keyid = keyid_of(key)
+    out(
+        args,
+        {"private_key": str(private), "public_key": str(public), "keyid": keyid},
+        f"{private} (private, mode 0600)\n{public} (public)\nkeyid {keyid}",
+    )
+    return 0

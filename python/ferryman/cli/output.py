@@ -1,0 +1,115 @@
+"""What the command line prints: sizes parsed, progress bars, results as lines or JSON, and
+digest tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from ferryman.hashing import FileDigest
+
+__all__ = ["Bar", "digest_dict", "digest_table", "out", "parse_size"]
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """Parses a byte count such as ``8388608``, ``8MiB``, ``8M`` or ``1.5GiB``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*", text, re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    value = float(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole positive number of bytes: {text!r}")
+    return int(value)
+
+
+def digest_dict(d: FileDigest) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": d.path, "size": d.size, "sha256": d.sha256}
+    if d.blake3 is not None:
+        out["blake3"] = d.blake3
+    if d.parts is not None:
+        out["part_size"] = d.part_size
+        out["parts"] = [{"index": p.index, "offset": p.offset, "size": p.size, "sha256": p.sha256} for p in d.parts]
+    if d.chunks is not None and d.chunking is not None:
+        c = d.chunking
+        out["chunking"] = {
+            "algorithm": "fastcdc-2020",
+            "min_size": c.min_size,
+            "avg_size": c.avg_size,
+            "max_size": c.max_size,
+            "normalization": c.normalization,
+            "digest": "blake3",
+        }
+        out["chunks"] = [{"offset": ch.offset, "length": ch.length, "blake3": ch.blake3} for ch in d.chunks]
+    return out
+
+
+def digest_table(digests: list[FileDigest]) -> str:
+    headers = ["SIZE", "SHA-256"]
+    extra = digests and digests[0].blake3 is not None
+    if extra:
+        headers.append("BLAKE3")
+    if digests and digests[0].parts is not None:
+        headers.append("PARTS")
+    if digests and digests[0].chunks is not None:
+        headers.append("CHUNKS")
+    headers.append("PATH")
+    rows = [headers]
+    for d in digests:
+        row = [str(d.size), d.sha256]
+        if d.blake3 is not None:
+            row.append(d.blake3)
+        if d.parts is not None:
+            row.append(str(len(d.parts)))
+        if d.chunks is not None:
+            row.append(str(len(d.chunks)))
+        row.append(d.path)
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if i == 0 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))]
+        lines.append("  ".join([*cells, r[-1]]))
+    return "\n".join(lines)
+
+
+class Bar:
+    """A one-line progress bar on stderr (bytes, rate, ETA), shown only on a terminal."""
+
+    def __init__(self, label: str, total: int, enabled: bool) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.monotonic()
+        self._drawn = 0.0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self._drawn > 0.1 or self.done >= self.total):
+            self._drawn = now
+            rate = self.done / max(now - self.start, 1e-6)
+            eta = (self.total - self.done) / rate if rate else 0
+            pct = 100 * self.done / self.total if self.total else 100
+            sys.stderr.write(
+                f"\r{self.label} {pct:5.1f}% {self.done / 2**20:,.1f}/{self.total / 2**20:,.1f} MiB "
+                f"{rate / 2**20:,.1f} MiB/s ETA {eta:,.0f}s "
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def out(args: argparse.Namespace, data: Any, line: str) -> None:
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(data), indent=2))
+    elif not args.quiet:
+        print(line)
