@@ -6,7 +6,6 @@
 use sha2::block_api::compress256;
 use sha2::Digest as _;
 
-use crate::gear::Candidates;
 use crate::prefetch;
 use crate::sha256x2;
 
@@ -227,13 +226,10 @@ struct Paired {
     /// 1-based index of the current part.
     index: u64,
     parts: Vec<PartDigest>,
-    /// A chunking's stream gear hash, run inside the rounds (see [`WholeAndParts::scanning`]).
-    candidates: Option<Candidates>,
 }
 
 impl Paired {
-    /// Compresses `blocks`, and takes them into the candidates unless `scanned` already.
-    fn blocks(&mut self, mut blocks: &[[u8; 64]], scanned: bool) {
+    fn blocks(&mut self, mut blocks: &[[u8; 64]]) {
         while !blocks.is_empty() {
             if self.part_done == self.part_size {
                 self.close_full_part();
@@ -242,20 +238,13 @@ impl Paired {
             let pair = self.share.takes(self.index);
             let room = ((self.part_size - self.part_done) / 64) as usize;
             let n = room.min(blocks.len());
-            match (&mut self.candidates, pair) {
-                (Some(c), true) if !scanned => {
-                    sha256x2::scan_both(&mut self.whole, &mut self.part, &blocks[..n], c);
-                }
-                (Some(c), false) if !scanned => {
-                    sha256x2::scan_one(&mut self.whole, &blocks[..n], c)
-                }
-                (_, true) => sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]),
-                (_, false) => {
-                    let whole = &mut self.whole;
-                    prefetch::ahead_of(blocks[..n].as_flattened(), |piece| {
-                        compress256(whole, sha256x2::as_blocks(piece));
-                    });
-                }
+            if pair {
+                sha256x2::compress_both(&mut self.whole, &mut self.part, &blocks[..n]);
+            } else {
+                let whole = &mut self.whole;
+                prefetch::ahead_of(blocks[..n].as_flattened(), |piece| {
+                    compress256(whole, sha256x2::as_blocks(piece));
+                });
             }
             self.part_done += 64 * n as u64;
             blocks = &blocks[n..];
@@ -281,31 +270,23 @@ impl Paired {
         self.index += 1;
     }
 
-    /// The candidates, if any, cover all of `data` when this returns: bytes that wait in `buf`
-    /// for a whole block are scanned byte by byte as they come.
     fn update(&mut self, mut data: &[u8]) {
         self.total += data.len() as u64;
         if self.buf_len > 0 {
             let take = (64 - self.buf_len).min(data.len());
             self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
-            if let Some(c) = &mut self.candidates {
-                c.scan(&data[..take]);
-            }
             self.buf_len += take;
             data = &data[take..];
             if self.buf_len < 64 {
                 return;
             }
             let block = [self.buf];
-            self.blocks(&block, true);
+            self.blocks(&block);
             self.buf_len = 0;
         }
         let blocks = sha256x2::as_blocks(data);
-        self.blocks(blocks, false);
+        self.blocks(blocks);
         let rest = &data[blocks.len() * 64..];
-        if let Some(c) = &mut self.candidates {
-            c.scan(rest);
-        }
         self.buf[..rest.len()].copy_from_slice(rest);
         self.buf_len = rest.len();
     }
@@ -328,35 +309,13 @@ impl WholeAndParts {
     pub fn new(part_size: u64) -> crate::Result<Self> {
         let parts = PartHasher::new(part_size)?;
         Ok(Self(if part_size.is_multiple_of(64) {
-            Pairing::Paired(Self::paired(part_size, None))
+            Pairing::Paired(Self::paired(part_size))
         } else {
             Pairing::Separate(Box::new((Sha256::new(), parts)))
         }))
     }
 
-    /// The same, with the stream gear hash of a chunking with `masks` run inside the SHA
-    /// rounds (`crate::gear`), nearly for free; see [`Self::candidates`]. `None` where it would
-    /// not be nearly free: without the SHA extensions, or when `part_size` is not a multiple of
-    /// 64. Without a `part_size` there is one state, and no parts.
-    pub fn scanning(part_size: Option<u64>, masks: (u64, u64)) -> crate::Result<Option<Self>> {
-        if let Some(ps) = part_size {
-            PartHasher::new(ps)?;
-        }
-        if !sha256x2::scan_is_fused() || part_size.is_some_and(|ps| !ps.is_multiple_of(64)) {
-            return Ok(None);
-        }
-        // Without parts, a part size no stream reaches, of which the hasher takes no share.
-        let mut paired = Self::paired(
-            part_size.unwrap_or(u64::MAX - 63),
-            Some(Candidates::new(masks)),
-        );
-        if part_size.is_none() {
-            paired.share = PartShare::NONE;
-        }
-        Ok(Some(Self(Pairing::Paired(paired))))
-    }
-
-    fn paired(part_size: u64, candidates: Option<Candidates>) -> Box<Paired> {
+    fn paired(part_size: u64) -> Box<Paired> {
         Box::new(Paired {
             whole: sha256x2::IV,
             part: sha256x2::IV,
@@ -368,7 +327,6 @@ impl WholeAndParts {
             part_done: 0,
             index: 1,
             parts: Vec::new(),
-            candidates,
         })
     }
 
@@ -378,14 +336,6 @@ impl WholeAndParts {
         match &mut self.0 {
             Pairing::Paired(p) => p.share = share,
             Pairing::Separate(both) => both.1.share = share,
-        }
-    }
-
-    /// A scanning hasher's candidates, taken piece by piece.
-    pub fn candidates(&mut self) -> Option<&mut Candidates> {
-        match &mut self.0 {
-            Pairing::Paired(p) => p.candidates.as_mut(),
-            Pairing::Separate(_) => None,
         }
     }
 
@@ -423,221 +373,4 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use serde_json::Value;
-
-    /// The known-answer vectors shared with the Python tests.
-    pub(crate) fn vectors(name: &str) -> Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/");
-        let text = std::fs::read_to_string(format!("{path}{name}")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// Expands a vector's message: `hex`, `repeat` of a string `count` times, or `pattern251`
-    /// bytes of i % 251 (BLAKE3's test input).
-    pub(crate) fn message(v: &Value) -> Vec<u8> {
-        if let Some(n) = v.get("pattern251") {
-            (0..n.as_u64().unwrap()).map(|i| (i % 251) as u8).collect()
-        } else if let Some(h) = v.get("hex") {
-            hex::decode(h.as_str().unwrap()).unwrap()
-        } else {
-            let unit = v["repeat"].as_str().unwrap().as_bytes();
-            unit.repeat(v["count"].as_u64().unwrap() as usize)
-        }
-    }
-
-    #[test]
-    fn sha256_known_answers() {
-        let all = vectors("sha256.json");
-        for v in all["vectors"].as_array().unwrap() {
-            let msg = message(v);
-            let want = v["sha256"].as_str().unwrap();
-            assert_eq!(to_hex(&sha256(&msg)), want, "{}", v["name"]);
-            // Fed in uneven pieces, the streaming hasher must agree.
-            let mut h = Sha256::new();
-            for piece in msg.chunks(61) {
-                h.update(piece);
-            }
-            assert_eq!(to_hex(&h.digest()), want);
-            assert_eq!(to_hex(&h.finalize()), want);
-        }
-    }
-
-    #[test]
-    fn blake3_known_answers() {
-        let all = vectors("blake3.json");
-        for v in all["vectors"].as_array().unwrap() {
-            let msg = message(v);
-            let want = v["blake3"].as_str().unwrap();
-            assert_eq!(to_hex(&blake3(&msg)), want, "{}", v["name"]);
-            let mut h = Blake3::new();
-            for piece in msg.chunks(1000) {
-                h.update(piece);
-            }
-            assert_eq!(to_hex(&h.digest()), want);
-        }
-    }
-
-    #[test]
-    fn boundary_lengths_split_anywhere() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
-        for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 300] {
-            let whole = sha256(&data[..len]);
-            for split in [0, 1, len / 2, len.saturating_sub(1), len]
-                .into_iter()
-                .filter(|&s| s <= len)
-            {
-                let mut h = Sha256::new();
-                h.update(&data[..split]);
-                let copy = h.clone();
-                h.update(&data[split..len]);
-                assert_eq!(h.digest(), whole, "len {len} split {split}");
-                let mut c = copy;
-                c.update(&data[split..len]);
-                assert_eq!(c.finalize(), whole);
-            }
-        }
-    }
-
-    #[test]
-    fn prefetched_lengths_match_sha2() {
-        // Around the lengths where `update` starts prefetching and where its steps end.
-        let data: Vec<u8> = (0..70_001u32).map(|i| (i * 13 + (i >> 8)) as u8).collect();
-        for len in [4095, 4096, 4097, 5119, 5120, 5121, 8192, 8193, 70_001] {
-            let want: Digest = sha2::Sha256::digest(&data[..len]).into();
-            assert_eq!(sha256(&data[..len]), want, "len {len}");
-            let mut h = Sha256::new();
-            h.update(&data[..1]);
-            h.update(&data[1..len]);
-            assert_eq!(h.finalize(), want, "len {len} after one byte");
-        }
-    }
-
-    #[test]
-    fn parts_split_at_exact_boundaries() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-        let ps = 64u64;
-        for len in [0usize, 1, 63, 64, 65, 127, 128, 129, 1000] {
-            for piece in [1usize, 7, 64, 1000] {
-                let mut h = PartHasher::new(ps).unwrap();
-                for p in data[..len].chunks(piece) {
-                    h.update(p);
-                }
-                let parts = h.finish();
-                let plan = crate::chunking::part_plan(len as u64, ps).unwrap();
-                assert_eq!(parts.len(), plan.len(), "len {len}");
-                for (got, want) in parts.iter().zip(&plan) {
-                    assert_eq!(
-                        (got.index, got.offset, got.size),
-                        (want.index, want.offset, want.size)
-                    );
-                    let s = want.offset as usize;
-                    assert_eq!(got.sha256, sha256(&data[s..s + want.size as usize]));
-                }
-            }
-        }
-        assert!(PartHasher::new(0).is_err());
-    }
-
-    #[test]
-    fn whole_and_parts_agree_with_separate_hashing() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i * 17 % 253) as u8).collect();
-        for ps in [64u64, 128, 640, 100, 1000] {
-            for len in [
-                0usize, 1, 63, 64, 65, 127, 128, 129, 639, 640, 641, 1280, 5000,
-            ] {
-                for piece in [1usize, 3, 64, 200, 5000] {
-                    let mut both = WholeAndParts::new(ps).unwrap();
-                    let mut parts = PartHasher::new(ps).unwrap();
-                    for p in data[..len].chunks(piece) {
-                        both.update(p);
-                        parts.update(p);
-                    }
-                    let (whole, got) = both.finish();
-                    assert_eq!(
-                        whole,
-                        sha256(&data[..len]),
-                        "ps {ps} len {len} piece {piece}"
-                    );
-                    assert_eq!(got, parts.finish(), "ps {ps} len {len} piece {piece}");
-                }
-            }
-        }
-        assert!(WholeAndParts::new(0).is_err());
-    }
-
-    #[test]
-    fn shared_parts_make_up_every_part_once() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 241) as u8).collect();
-        // 640 pairs the parts with the whole; 100 is not whole blocks, so they run apart.
-        for ps in [64u64, 640, 100] {
-            for len in [0usize, 1, 63, 64, 65, 639, 640, 641, 1280, 1281, 1920, 5000] {
-                let mut all = PartHasher::new(ps).unwrap();
-                all.update(&data[..len]);
-                let all = all.finish();
-                let shares = [1u64, 2, 3, 4]
-                    .into_iter()
-                    .flat_map(|n| [PartShare::Every(n), PartShare::AllBut(n)]);
-                for share in shares.chain([PartShare::All]) {
-                    let mut front = WholeAndParts::new(ps).unwrap();
-                    front.share_parts(share.others());
-                    let mut back = PartHasher::sharing(ps, share).unwrap();
-                    for p in data[..len].chunks(97) {
-                        front.update(p);
-                        back.update(p);
-                    }
-                    let (whole, mine) = front.finish();
-                    let theirs = back.finish();
-                    let at = format!("ps {ps} len {len} {share:?}");
-                    assert_eq!(whole, sha256(&data[..len]), "{at}");
-                    assert!(theirs.iter().all(|p| share.takes(p.index.into())), "{at}");
-                    assert!(mine.iter().all(|p| !share.takes(p.index.into())), "{at}");
-                    let mut got = [mine, theirs].concat();
-                    got.sort_by_key(|p| p.index);
-                    assert_eq!(got, all, "{at}");
-                }
-            }
-        }
-        assert!(PartHasher::sharing(64, PartShare::Every(0)).is_err());
-    }
-
-    #[test]
-    fn scanning_hashes_and_finds_the_candidates() {
-        if !crate::sha256x2::scan_is_fused() {
-            return; // no fused kernel on this CPU: `scanning` declines
-        }
-        let data = crate::chunking::tests::noise(20_000, 5);
-        let masks = fastcdc::v2020::select_masks(1024, fastcdc::v2020::Normalization::Level1);
-        let mut want = Candidates::unbounded(masks);
-        want.scan(&data);
-        let want = want.take().unwrap();
-        assert!(want.len() > 10);
-        for ps in [None, Some(64u64), Some(640)] {
-            for piece in [1usize, 63, 64, 1000, 20_000] {
-                let mut h = WholeAndParts::scanning(ps, masks).unwrap().unwrap();
-                let mut hits = Vec::new();
-                for p in data.chunks(piece) {
-                    h.update(p);
-                    hits.extend(h.candidates().unwrap().take().unwrap());
-                }
-                assert_eq!(hits, want, "ps {ps:?} piece {piece}");
-                let (whole, parts) = h.finish();
-                assert_eq!(whole, sha256(&data), "ps {ps:?} piece {piece}");
-                match ps {
-                    Some(ps) => {
-                        let mut p = PartHasher::new(ps).unwrap();
-                        p.update(&data);
-                        assert_eq!(parts, p.finish(), "ps {ps} piece {piece}");
-                    }
-                    None => assert!(parts.is_empty()),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn hex_is_lowercase() {
-        assert_eq!(to_hex(&[0x00, 0xab, 0xff]), "00abff");
-    }
-}
+pub(crate) mod tests;

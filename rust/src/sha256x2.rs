@@ -1,21 +1,9 @@
 //! Two SHA-256 states fed the same blocks in one pass: the whole-file digest and the current
 //! part's digest of a multipart upload hash identical bytes, so the message schedule is
 //! computed once and the two states' rounds are interleaved. A single SHA-256 stream is bound
-//! by the latency of the SHA round instruction; two independent chains fill the gaps, which
-//! makes "whole file + every part" cost about as much as the whole file alone (1.02x on AMD
-//! Zen 4 with AVX-512, 1.12x without it; `cargo test --release -- --ignored --nocapture
-//! pair_cost` measures it, over `PAIR_MIB` MiB of data, 1 by default). Not on every CPU: on
-//! an Intel Xeon (Sapphire Rapids) the SHA unit itself is the limit and the pair costs 1.47x
-//! ([`pair_is_cheap`]).
-//!
-//! The round instructions also leave the integer units idle, so [`scan_both`] runs a
-//! chunking's gear hash (`crate::gear`) over the same blocks in between: the pair with the
-//! gear hash cost 1.00–1.05x one stream on 1 and 8 MiB of data when this machine was quiet,
-//! the gear hash alone 1.7–2.1x. In its slow spells the pair with the gear hash read up to
-//! 1.4–1.5x (and the gear hash alone up to 2.4x): other load on the host takes the idle units.
-//! [`scan_one`] does the same with one state, for a whole-file digest without parts: on the
-//! Xeon above, one stream with the gear hash cost 1.01x one stream, against 1.47x for the pair
-//! with it (whose second state, without parts, would be wasted).
+//! by the latency of the SHA round instruction on some CPUs; there two independent chains fill
+//! the gaps, and "whole file + every part" costs about as much as the whole file alone (see
+//! `benches/README.md` for the figures per CPU).
 //!
 //! No library offers this (the `sha2` crate, ring and aws-lc hash one stream at a time), so
 //! the x86 SHA-extension kernels are ours; without the extensions (or off x86-64) both states
@@ -24,7 +12,6 @@
 
 use sha2::block_api::compress256;
 
-use crate::gear::Candidates;
 use crate::hashing::Digest;
 
 /// FIPS 180-4 initial hash value.
@@ -38,112 +25,6 @@ pub fn compress_both(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
     return compress_both_with(shani::kernel(), a, b, blocks);
     #[cfg(not(target_arch = "x86_64"))]
     compress_portable(a, Some(b), blocks);
-}
-
-/// Whether the pair costs about what one stream does on this CPU, as on AMD Zen 4 (1.02x),
-/// rather than as on an Intel Xeon (Sapphire Rapids, 1.47x), whose SHA round instruction
-/// issues only every 0.77 ns against a latency of 1.03 ns, so that two chains cannot take less
-/// than 1.5x one (measured with bare instruction chains). Measured once per process, on 16 KiB
-/// in L1, the best of five alternated tries of each (well under a millisecond in all); without
-/// the SHA extensions the pair is two streams' work.
-pub fn pair_is_cheap() -> bool {
-    static CHEAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CHEAP.get_or_init(|| {
-        if !scan_is_fused() {
-            return false;
-        }
-        let blocks = [[0x5au8; 64]; 256];
-        let (mut a, mut b) = (IV, IV);
-        let (mut one, mut pair) = (f64::MAX, f64::MAX);
-        for _ in 0..5 {
-            let start = std::time::Instant::now();
-            compress256(&mut a, std::hint::black_box(&blocks));
-            one = one.min(start.elapsed().as_secs_f64());
-            let start = std::time::Instant::now();
-            compress_both(&mut a, &mut b, std::hint::black_box(&blocks));
-            pair = pair.min(start.elapsed().as_secs_f64());
-        }
-        std::hint::black_box((a, b));
-        // Between the two CPUs measured (1.02x and 1.47x); where, between them, sharing the
-        // parts out in `hash_file` starts to pay was not measured.
-        pair < 1.25 * one
-    })
-}
-
-/// Whether [`scan_both`] runs the gear hash inside the SHA rounds (nearly free) rather than as
-/// a pass of its own after them.
-pub fn scan_is_fused() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return shani::kernel() != shani::Kernel::Portable;
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// Compresses `blocks` into both states and takes them into `candidates`.
-pub fn scan_both(
-    a: &mut [u32; 8],
-    b: &mut [u32; 8],
-    blocks: &[[u8; 64]],
-    candidates: &mut Candidates,
-) {
-    scan(a, Some(b), blocks, candidates);
-}
-
-/// The same with one state, for a whole-file digest without parts: where the pair is not cheap
-/// ([`pair_is_cheap`]), the second chain would cost about half a stream more for nothing.
-pub fn scan_one(a: &mut [u32; 8], blocks: &[[u8; 64]], candidates: &mut Candidates) {
-    scan(a, None, blocks, candidates);
-}
-
-fn scan(
-    a: &mut [u32; 8],
-    b: Option<&mut [u32; 8]>,
-    blocks: &[[u8; 64]],
-    candidates: &mut Candidates,
-) {
-    #[cfg(target_arch = "x86_64")]
-    return scan_with(shani::kernel(), a, b, blocks, candidates);
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        compress_portable(a, b, blocks);
-        candidates.scan(blocks.as_flattened());
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn scan_with(
-    kernel: shani::Kernel,
-    a: &mut [u32; 8],
-    mut b: Option<&mut [u32; 8]>,
-    mut blocks: &[[u8; 64]],
-    candidates: &mut Candidates,
-) {
-    use shani::Kernel;
-    let mut unused = IV;
-    while !blocks.is_empty() {
-        let run = candidates.run();
-        let done = match kernel {
-            // With AVX-512 too, the SHA message instructions: σ0 on the vector units helps the
-            // pair alone, whose two round chains keep the SHA unit busy, but beside the gear hash
-            // it competes for the vector units that hand the gear hash its bytes. On AMD Zen 4
-            // the pair with the gear hash cost 1.00–1.05x one stream this way, 1.05–1.11x with
-            // σ0 on the vector units (`pair_cost`, 1 and 8 MiB, alternated runs).
-            Kernel::Sha | Kernel::ShaVector => match b.as_deref_mut() {
-                // SAFETY: `kernel()` found at least the features this kernel needs (and tests
-                // pass no kernel better than the one it found).
-                Some(b) => unsafe { shani::scan_sha::<true>(a, b, blocks, run) },
-                // SAFETY: as above (with `PAIR` false the second state is left as it was).
-                None => unsafe { shani::scan_sha::<false>(a, &mut unused, blocks, run) },
-            },
-            Kernel::Portable => {
-                compress_portable(a, b, blocks);
-                candidates.scan(blocks.as_flattened());
-                return;
-            }
-        };
-        candidates.keep_noted();
-        blocks = &blocks[done..];
-    }
 }
 
 /// Without the SHA extensions: `sha2`'s compression, one state after the other.
@@ -204,16 +85,8 @@ mod shani {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
 
-    use crate::gear::{self, Run, NOTE_ROOM};
-
-    /// How far ahead of the block in hand the scanning kernel prefetches. The gear hash more
-    /// than doubles the instructions per block, so the core no longer reaches the next blocks'
-    /// loads by itself; in `hash_file` those blocks were just written by the reader, often on
-    /// the other core. With σ0 on the vector units, chunking a 1 GiB file took 1.33x as long
-    /// as its SHA-256 alone without the prefetch, 1.18x 1 KiB ahead and 1.12–1.15x 2 KiB ahead
-    /// (medians of 7 alternated runs); with the SHA message kernel used now, 1, 2 and 4 KiB
-    /// ahead were within this machine's noise of each other. The pair alone needs it too on
-    /// CPUs whose hardware prefetch falls behind (see [`crate::prefetch`]).
+    /// How far ahead of the block in hand the kernels prefetch, for CPUs whose hardware
+    /// prefetch falls behind SHA-256 (see [`crate::prefetch`]).
     const PREFETCH_AHEAD: usize = 2048;
 
     /// Asks for the line [`PREFETCH_AHEAD`] bytes after `block`: one line per block keeps the
@@ -312,8 +185,7 @@ mod shani {
 
     /// The same with σ0 on the vector units (AVX-512 has a rotate instruction) instead of the
     /// SHA message instruction: two chains of round instructions keep the SHA unit busy on
-    /// their own, and the message instructions queue for it too. On AMD Zen 4 this takes the
-    /// pair from 1.12x the time of one stream to 1.00–1.04x.
+    /// their own, and the message instructions would queue for it too.
     #[inline]
     #[target_feature(enable = "sha,ssse3,sse4.1,avx512f,avx512vl")]
     fn next_words_vector(w: [__m128i; 4]) -> __m128i {
@@ -332,20 +204,11 @@ mod shani {
     /// rounds are written out so that the schedule stays in registers (as a loop over an
     /// array it went through memory, and the pair cost 1.32x one stream instead of 1.12x).
     /// After each block's first four groups it asks for the line [`PREFETCH_AHEAD`] bytes on.
-    /// With `$pair` false (a constant) only the first state is compressed.
-    ///
-    /// `$side` runs after every four groups with the block, its index and the quarter (0–3),
-    /// and the loop ends early after a block for which `$stop` holds; the body's value is the
-    /// number of blocks compressed. The side work is plain text in the loop, not a closure, so
-    /// that it is always inlined: as a closure the compiler kept it out of line and the rounds'
-    /// state went through memory.
     macro_rules! compress_both_body {
-        ($a:ident, $b:ident, $pair:expr, $blocks:ident, $next:ident,
-         |$block:ident, $index:ident, $quarter:ident| $side:block, $stop:expr) => {{
+        ($a:ident, $b:ident, $blocks:ident, $next:ident) => {{
             let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
             let (mut abef_a, mut cdgh_a) = load($a);
             let (mut abef_b, mut cdgh_b) = load($b);
-            let mut done = 0usize;
             for block in $blocks {
                 let (saved_abef_a, saved_cdgh_a) = (abef_a, cdgh_a);
                 let (saved_abef_b, saved_cdgh_b) = (abef_b, cdgh_b);
@@ -364,23 +227,15 @@ mod shani {
                     // Both chains in lockstep: each instruction's input was produced two
                     // instructions earlier, hiding the round instruction's latency.
                     cdgh_a = _mm_sha256rnds2_epu32(cdgh_a, abef_a, wk);
-                    if $pair {
-                        cdgh_b = _mm_sha256rnds2_epu32(cdgh_b, abef_b, wk);
-                    }
+                    cdgh_b = _mm_sha256rnds2_epu32(cdgh_b, abef_b, wk);
                     abef_a = _mm_sha256rnds2_epu32(abef_a, cdgh_a, wk_hi);
-                    if $pair {
-                        abef_b = _mm_sha256rnds2_epu32(abef_b, cdgh_b, wk_hi);
-                    }
+                    abef_b = _mm_sha256rnds2_epu32(abef_b, cdgh_b, wk_hi);
                 };
                 rounds(w0, 0);
                 rounds(w1, 1);
                 rounds(w2, 2);
                 rounds(w3, 3);
                 prefetch_ahead(block);
-                {
-                    let ($block, $index, $quarter) = (block, done, 0usize);
-                    $side
-                }
                 for g in (4..16).step_by(4) {
                     // W[t..t+3] from W[t-16..t-1], oldest first.
                     w0 = $next([w0, w1, w2, w3]);
@@ -391,25 +246,14 @@ mod shani {
                     rounds(w2, g + 2);
                     w3 = $next([w3, w0, w1, w2]);
                     rounds(w3, g + 3);
-                    let ($block, $index, $quarter) = (block, done, g / 4);
-                    $side
                 }
                 abef_a = _mm_add_epi32(abef_a, saved_abef_a);
                 cdgh_a = _mm_add_epi32(cdgh_a, saved_cdgh_a);
-                if $pair {
-                    abef_b = _mm_add_epi32(abef_b, saved_abef_b);
-                    cdgh_b = _mm_add_epi32(cdgh_b, saved_cdgh_b);
-                }
-                done += 1;
-                if $stop {
-                    break;
-                }
+                abef_b = _mm_add_epi32(abef_b, saved_abef_b);
+                cdgh_b = _mm_add_epi32(cdgh_b, saved_cdgh_b);
             }
             store($a, abef_a, cdgh_a);
-            if $pair {
-                store($b, abef_b, cdgh_b);
-            }
-            done
+            store($b, abef_b, cdgh_b);
         }};
     }
 
@@ -417,274 +261,16 @@ mod shani {
     /// The CPU must support SHA, SSSE3 and SSE4.1 ([`Kernel::Sha`]).
     #[target_feature(enable = "sha,ssse3,sse4.1")]
     pub unsafe fn compress_both_sha(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(a, b, true, blocks, next_words_sha, |_b, _i, _q| {}, false);
-    }
-
-    /// The pair (or with `PAIR` false the first state alone) with the stream gear hash run over
-    /// the same blocks (see [`crate::gear`]): its sixteen bytes per quarter fill the integer
-    /// units while the round instructions wait on each other. Stops after a block that leaves
-    /// the note buffer less than a block's room; returns the number of blocks taken (at least
-    /// one).
-    ///
-    /// # Safety
-    /// As [`compress_both_sha`].
-    #[target_feature(enable = "sha,ssse3,sse4.1")]
-    pub unsafe fn scan_sha<const PAIR: bool>(
-        a: &mut [u32; 8],
-        b: &mut [u32; 8],
-        blocks: &[[u8; 64]],
-        run: &mut Run,
-    ) -> usize {
-        let t = gear::tables();
-        let (mut h, mut n, at, filter) = (run.h, run.n, run.at, run.filter);
-        let noted = &mut run.noted;
-        let done = compress_both_body!(
-            a,
-            b,
-            PAIR,
-            blocks,
-            next_words_sha,
-            |block, index, quarter| {
-                let start = at + 64 * index as u64 + 16 * quarter as u64;
-                // Each byte is a load of its own from the block, which is in L1. Left to
-                // itself, the compiler extracted the bytes from the vector registers the rounds
-                // had loaded (`pextrb` and `movzx`, three micro-ops against one), and in a loop
-                // this full that showed: all digests of a 1 GiB file ran at 0.88x the speed of
-                // its SHA-256 alone that way, 0.91x this way (medians of 25 runs alternating
-                // both builds).
-                let bytes = block[16 * quarter..16 * quarter + 16].as_ptr();
-                for j in 0..8 {
-                    let at = start + 2 * j as u64;
-                    // SAFETY: 2 * j + 1 < 16, inside the quarter.
-                    let pair = unsafe {
-                        [
-                            bytes.add(2 * j).read_volatile(),
-                            bytes.add(2 * j + 1).read_volatile(),
-                        ]
-                    };
-                    Run::pair(t, &mut h, filter, at, pair, noted, &mut n);
-                }
-            },
-            n > NOTE_ROOM - 64
-        );
-        run.h = h;
-        run.n = n;
-        run.at = at + 64 * done as u64;
-        done
+        compress_both_body!(a, b, blocks, next_words_sha);
     }
 
     /// # Safety
     /// The CPU must support SHA, SSSE3, SSE4.1, AVX-512F and AVX-512VL ([`Kernel::ShaVector`]).
     #[target_feature(enable = "sha,ssse3,sse4.1,avx512f,avx512vl")]
     pub unsafe fn compress_both_vector(a: &mut [u32; 8], b: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        compress_both_body!(
-            a,
-            b,
-            true,
-            blocks,
-            next_words_vector,
-            |_b, _i, _q| {},
-            false
-        );
+        compress_both_body!(a, b, blocks, next_words_vector);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hashing::sha256;
-
-    fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 131 + (i >> 7)) as u8).collect()
-    }
-
-    #[test]
-    fn both_states_match_sha2() {
-        let d = data(64 * 300 + 50);
-        let blocks = as_blocks(&d);
-        for split in [0, 1, 2, 17, blocks.len()] {
-            // State b starts `split` blocks in, as a part that begins there would.
-            let mut a = IV;
-            let mut b = IV;
-            compress256(&mut a, &blocks[..split]);
-            compress_both(&mut a, &mut b, &blocks[split..]);
-            let full = blocks.len() * 64;
-            assert_eq!(finish(a, &d[full..], d.len() as u64), sha256(&d));
-            assert_eq!(
-                finish(b, &d[full..], (d.len() - split * 64) as u64),
-                sha256(&d[split * 64..])
-            );
-        }
-    }
-
-    #[test]
-    fn finish_at_every_tail_length() {
-        let d = data(200);
-        for n in 0..200 {
-            let full = n / 64 * 64;
-            let mut s = IV;
-            compress256(&mut s, as_blocks(&d[..full]));
-            assert_eq!(finish(s, &d[full..n], n as u64), sha256(&d[..n]), "len {n}");
-        }
-    }
-
-    #[test]
-    fn every_kernel_agrees_with_sha2() {
-        let d = data(64 * 40);
-        let (mut a2, mut b2) = (IV, [7u32; 8]);
-        compress256(&mut a2, as_blocks(&d));
-        compress256(&mut b2, as_blocks(&d));
-        let (mut a, mut b) = (IV, [7u32; 8]);
-        compress_both(&mut a, &mut b, as_blocks(&d));
-        assert_eq!((a, b), (a2, b2));
-        #[cfg(target_arch = "x86_64")]
-        {
-            use shani::Kernel;
-            let best = shani::kernel();
-            let runnable: &[Kernel] = match best {
-                Kernel::ShaVector => &[Kernel::Portable, Kernel::Sha, Kernel::ShaVector],
-                Kernel::Sha => &[Kernel::Portable, Kernel::Sha],
-                Kernel::Portable => &[Kernel::Portable],
-            };
-            for &k in runnable {
-                let (mut a, mut b) = (IV, [7u32; 8]);
-                compress_both_with(k, &mut a, &mut b, as_blocks(&d));
-                assert_eq!((a, b), (a2, b2), "{k:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn fused_gear_finds_what_a_byte_scan_finds() {
-        use fastcdc::v2020::{select_masks, Normalization, MASKS};
-        let d = crate::chunking::tests::noise(64 * 700, 3);
-        let blocks = as_blocks(&d);
-        // From the default chunking's masks down to masks that match every other byte, so that
-        // the kernels stop early to hand their notes over, again and again.
-        let mask_sets = [
-            select_masks(65536, Normalization::Level1),
-            select_masks(256, Normalization::Level3),
-            (MASKS[6], MASKS[5]),
-            (0, 0),
-        ];
-        // The best kernel, and on x86-64 each lesser one this CPU runs.
-        type Scanner = Box<dyn Fn(&mut [u32; 8], &mut [u32; 8], &[[u8; 64]], &mut Candidates)>;
-        // One-state scanners hash the second state apart, so that every scanner's states can be
-        // checked alike.
-        let one = |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
-            scan_one(a, bl, c);
-            compress256(b, bl);
-        };
-        #[allow(unused_mut)]
-        let mut kernels: Vec<(String, Scanner)> = vec![
-            ("best".into(), Box::new(scan_both)),
-            ("best, one state".into(), Box::new(one)),
-        ];
-        #[cfg(target_arch = "x86_64")]
-        {
-            use shani::Kernel;
-            let lesser: &[Kernel] = match shani::kernel() {
-                Kernel::ShaVector | Kernel::Sha => &[Kernel::Portable],
-                Kernel::Portable => &[],
-            };
-            for &k in lesser {
-                let f = move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
-                    scan_with(k, a, Some(b), bl, c);
-                };
-                kernels.push((format!("{k:?}"), Box::new(f)));
-                let f = move |a: &mut _, b: &mut _, bl: &[_], c: &mut _| {
-                    scan_with(k, a, None, bl, c);
-                    compress256(b, bl);
-                };
-                kernels.push((format!("{k:?}, one state"), Box::new(f)));
-            }
-        }
-        for masks in mask_sets {
-            let mut want = Candidates::unbounded(masks);
-            want.scan(&d);
-            let want_hash = want.hash();
-            let want = want.take().unwrap();
-            let (mut a2, mut b2) = (IV, [7u32; 8]);
-            compress256(&mut a2, blocks);
-            compress256(&mut b2, blocks);
-            for (k, scan) in &kernels {
-                for split in [0, 1, 333, blocks.len()] {
-                    let mut got = Candidates::unbounded(masks);
-                    let (mut a, mut b) = (IV, [7u32; 8]);
-                    scan(&mut a, &mut b, &blocks[..split], &mut got);
-                    scan(&mut a, &mut b, &blocks[split..], &mut got);
-                    assert_eq!(got.hash(), want_hash);
-                    let got = got.take().unwrap();
-                    assert_eq!((a, b), (a2, b2), "{k} split {split}");
-                    assert_eq!(got, want, "{k} masks {masks:x?} split {split}");
-                }
-            }
-            assert!(!want.is_empty() || masks.0 != 0);
-        }
-    }
-
-    /// Not a test: prints what the pair costs against one stream (see the module doc).
-    #[test]
-    #[ignore]
-    fn pair_cost() {
-        let mib = std::env::var("PAIR_MIB").map_or(1, |v| v.parse().unwrap());
-        let d = data(mib << 20);
-        let blocks = as_blocks(&d);
-        let masks = fastcdc::v2020::select_masks(65536, fastcdc::v2020::Normalization::Level1);
-        let (mut a, mut b, mut c, mut e, mut f, mut g) = (IV, IV, IV, IV, IV, IV);
-        let (mut fused, mut alone) = (Candidates::new(masks), Candidates::new(masks));
-        let mut fused_one = Candidates::new(masks);
-        type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>);
-        let mut cases: [Case; 5] = [
-            ("one stream", Box::new(|| compress256(&mut a, blocks))),
-            (
-                "the pair",
-                Box::new(|| compress_both(&mut b, &mut c, blocks)),
-            ),
-            (
-                "the pair with the gear hash",
-                Box::new(|| {
-                    scan_both(&mut e, &mut f, blocks, &mut fused);
-                    fused.take();
-                }),
-            ),
-            (
-                "one stream with the gear hash",
-                Box::new(|| {
-                    scan_one(&mut g, blocks, &mut fused_one);
-                    fused_one.take();
-                }),
-            ),
-            (
-                "the gear hash alone",
-                Box::new(|| {
-                    alone.scan(&d);
-                    alone.take();
-                }),
-            ),
-        ];
-        // Alternated, so that a slow spell of the machine falls on every case alike.
-        let rounds = (256 / mib).max(1);
-        let mut times = vec![Vec::new(); cases.len()];
-        for _ in 0..15 {
-            for (t, (_, f)) in times.iter_mut().zip(&mut cases) {
-                let start = std::time::Instant::now();
-                for _ in 0..rounds {
-                    f();
-                }
-                t.push(start.elapsed().as_secs_f64());
-            }
-        }
-        let median = |t: &mut Vec<f64>| {
-            t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
-        };
-        let one = median(&mut times[0]);
-        let gbs = (rounds * d.len()) as f64 / one / 1e9;
-        print!("one stream {gbs:.2} GB/s;");
-        for (t, (name, _)) in times.iter_mut().zip(&cases).skip(1) {
-            print!(" {name} {:.2}x;", median(t) / one);
-        }
-        println!(" pair_is_cheap: {}", pair_is_cheap());
-    }
-}
+mod tests;
