@@ -25,6 +25,7 @@ from pathlib import Path
 from benches.service import TOKEN, free_port, start
 from benches.throughput import MIB, make_file
 from ferryman import hash_file
+from ferryman.catalog import models as m
 from ferryman.client import SyncClient
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     if args.smoke:
-        args.size_mib, args.repeat = 16, 1
+        args.size_mib, args.repeat = 16, 2  # two, so that the path of a repeat runs too
     if shutil.which("curl") is None:
         print("upload benchmark skipped: needs curl")
         return 0
@@ -82,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 ours.append(time.perf_counter() - t)
                 breakdown.append(json.loads(r.stdout))
-                art = api.find_artifact("curl") or api.post("/api/v1/artifacts", {"name": "curl"})
-                ver = api.post(f"/api/v1/artifacts/{art['id']}/versions", {"version": f"1.0.{i}"})
-                b = api.post(
-                    f"/api/v1/versions/{ver['id']}/binaries",
-                    {"target": "x86_64-linux-gnu", "size": size, "sha256": sha, "part_size": max(size, 5 * MIB)},
+                art = api.find_artifact("curl") or api.create_artifact(m.ArtifactCreate(name="curl"))
+                ver = api.create_version(art.id, m.VersionCreate(version=f"1.0.{i}"))
+                b = api.create_binary(
+                    ver.id,
+                    m.BinaryCreate(target="x86_64-linux-gnu", size=size, sha256=sha, part_size=max(size, 5 * MIB)),
                 )
                 t = time.perf_counter()
                 subprocess.run(
@@ -99,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                         str(src),
                         "-H",
                         f"Authorization: Bearer {TOKEN}",
-                        f"{url}/api/v1/binaries/{b['id']}/content",
+                        f"{url}/api/v1/binaries/{b.id}/content",
                     ],
                     check=True,
                 )
-                api.wait_state(b["id"], {"signable"})
+                api.wait_state(b.id, {"signable"})
                 base.append(time.perf_counter() - t)
         finally:
             server.terminate()

@@ -1,15 +1,13 @@
 //! Software prefetch for the hashing loops.
 //!
 //! SHA-256 takes its input at under 2 GB/s per core, and at that pace the hardware prefetchers
-//! of some CPUs do not run ahead of it. On an Intel Xeon (Sapphire Rapids, under KVM) SHA-256
-//! ran at 1.85 GB/s over a buffer in L2 but at 1.03–1.10 GB/s over one that was not (with
-//! OpenSSL's code as with ours), while a plain read loop over the same buffer ran at 7–11 GB/s:
-//! each line arrived late, not slowly. Asking for the lines 4 KiB ahead, 1 KiB at a time,
-//! brought it back to 1.84 GB/s. On AMD Zen 4 the hardware kept up by itself.
+//! of some CPUs (an Intel Xeon, Sapphire Rapids) do not run ahead of it: each line arrives
+//! late, not slowly, and SHA-256 over data not in L2 runs at little more than half its speed.
+//! Asking for the lines a few KiB ahead, 1 KiB at a time, restores it; on AMD CPUs the hardware
+//! keeps up by itself and the hints cost nothing measurable. Figures: `benches/README.md`.
 
-/// How far ahead of the bytes being hashed to ask for lines. 1–4 KiB ahead in 1 KiB steps all
-/// gave 1.84–1.86 GB/s on the Xeon above; 8 KiB and more fell back to 1.56–1.70 (the lines are
-/// evicted from L1 before use).
+/// How far ahead of the bytes being hashed to ask for lines: 1–4 KiB all did as well on the
+/// Xeon; 8 KiB and more did worse (the lines are evicted from L1 before use).
 pub const AHEAD: usize = 4096;
 
 /// The piece hashed between two rounds of prefetches.

@@ -6,9 +6,15 @@ the pure domain types of ``ferryman.releases``, never rows or SQL, and raise
 state changes are conditional, so of two racing requests only one wins.
 
 Implementations: ``catalog.sqlite`` (embedded, the default). Expected next (the scale-out
-issue): ``catalog.postgres`` on the same SQL layer, with ``generation`` kept in a row bumped
-by every change, claims as conditional updates, and LISTEN/NOTIFY to tell other processes
-that their caches are stale.
+issue), as modules rather than code here:
+
+- ``catalog/sql/``: the resource modules of ``catalog/sqlite`` moved onto one SQL layer that
+  speaks both dialects (SQLAlchemy Core), with versioned migrations for both;
+- ``catalog/sqlite.py`` and ``catalog/postgres.py``: the engines (SQLite's writer and reader
+  threads; an asyncpg or psycopg pool), each a thin ``Catalog`` over ``catalog/sql``;
+- on PostgreSQL, ``generation`` is a row every answer-changing commit bumps, ``claim`` the same
+  conditional update, and LISTEN/NOTIFY tells other processes that their snapshot is stale
+  (``local_changes`` then covers only this process's commits, as it does today).
 """
 
 from __future__ import annotations
@@ -17,8 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from msgspec import Struct
-
 from ferryman.catalog import models as m
 from ferryman.lifecycle import State
 from ferryman.releases import Override, Release
@@ -26,16 +30,9 @@ from ferryman.releases import Override, Release
 __all__ = ["Catalog", "FleetSnapshot", "ServedBinary"]
 
 
-class ServedBinary(Struct, kw_only=True):
-    """A bundle entry as update checks serve it: what a manifest lists for one binary."""
+class ServedBinary(m.BundleEntry, kw_only=True):
+    """A bundle entry as update checks serve it, with the valid signatures a manifest lists."""
 
-    binary_id: str
-    artifact: str
-    version: str
-    target: str
-    size: int
-    sha256: str
-    custom_metadata: dict[str, Any]
     signatures: list[m.ManifestSignature]
 
 

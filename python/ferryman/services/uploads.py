@@ -100,6 +100,15 @@ class Uploads:
                 upload.cancel()
                 return e
 
+    async def progress(self, binary_id: str) -> m.PartList:
+        """The parts received so far and those still missing."""
+        binary = await self.catalog.get_binary(binary_id)
+        parts = await self.catalog.list_parts(binary.id)
+        have = {p.index for p in parts}
+        missing = [i for i in range(1, binary.part_count + 1) if i not in have]
+        return m.PartList(binary_id=binary.id, state=binary.state, part_size=binary.part_size,
+                          part_count=binary.part_count, parts=parts, missing=missing)  # fmt: skip
+
     async def receive_content(self, actor: str, binary_id: str, length: int, body: AsyncIterator[bytes],
                               declared: str | None = None) -> m.Binary:  # fmt: skip
         """A one-part binary in one request: the part, then completion (and hashing)."""

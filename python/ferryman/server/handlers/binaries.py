@@ -29,7 +29,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_for_version(request: web.Request) -> web.Response:
     version_id = request.match_info["version_id"]
-    await request.app[CATALOG].get_version(version_id)
+    await request.app[CATALOG].get_version(version_id)  # 404 for an unknown version
     limit, cursor = page_params(request)
     filters = {k: v for k, v in request.query.items() if k in FILTERS} | {"version_id": version_id}
     return json_response(await request.app[CATALOG].list_binaries(limit, cursor, filters))
@@ -105,13 +105,7 @@ async def put_part(request: web.Request) -> web.Response:
 
 
 async def get_parts(request: web.Request) -> web.Response:
-    catalog = request.app[CATALOG]
-    binary = await catalog.get_binary(request.match_info["binary_id"])
-    parts = await catalog.list_parts(binary.id)
-    have = {p.index for p in parts}
-    missing = [i for i in range(1, binary.part_count + 1) if i not in have]
-    return json_response(m.PartList(binary_id=binary.id, state=binary.state, part_size=binary.part_size,
-                                    part_count=binary.part_count, parts=parts, missing=missing))  # fmt: skip
+    return json_response(await request.app[UPLOADS].progress(request.match_info["binary_id"]))
 
 
 async def put_content(request: web.Request) -> web.Response:
