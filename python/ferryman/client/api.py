@@ -15,6 +15,7 @@ import msgspec
 from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.client.transport import Transport
+from ferryman.client.upload import Uploaded, upload
 from ferryman.errors import FerrymanError
 from ferryman.paths import at
 from ferryman.releases import Reported
@@ -109,11 +110,9 @@ class Client(Transport):
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    async def upload(self, path: Path, artifact: str, version: str, target: str, **options: Any) -> Any:
+    async def upload(self, path: Path, artifact: str, version: str, target: str, **options: Any) -> Uploaded:
         """Hashes, uploads (resumable, parallel parts) and verifies a binary; see
         ``ferryman.client.upload.upload`` for the options."""
-        from ferryman.client.upload import upload
-
         return await upload(self, path, artifact, version, target, **options)
 
     # Signatures ---------------------------------------------------------------------------------
