@@ -188,14 +188,17 @@ def test_graph_rules_refuse_and_change_nothing():
         check_graph({**g, "b": replace(g["b"], phase=PercentPhase(0.5))})
     with pytest.raises(GraphError, match="not in this channel"):
         check_graph({**g, "c": replace(g["c"], next_id="zzz")})
-    before = dict(g)
+    # A refused insertion leaves the graph it was given as it was.
     phased = {**g, "c": replace(g["c"], phase=PercentPhase(0.1))}
+    before = dict(phased)
     with pytest.raises(GraphError, match="phased or scheduled"):
         insert_release(phased, Release("d", "Bd", "t"), NOW)
+    assert phased == before
     scheduled = {**g, "c": replace(g["c"], schedule_at=NOW + HOUR)}
-    with pytest.raises(GraphError):
+    before = dict(scheduled)
+    with pytest.raises(GraphError, match="phased or scheduled"):
         insert_release(scheduled, Release("d", "Bd", "t"), NOW)
-    assert g == before
+    assert scheduled == before
 
 
 def test_insertions():

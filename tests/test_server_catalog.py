@@ -77,11 +77,13 @@ def test_role_matrix(server: Api, role: str):
         allowed = role == "admin" or role in route.roles
         anonymous = server.as_(None).call(route.method, path)
         if route.method == "HEAD":  # no body to inspect
-            assert (r.status not in (401, 403)) if allowed else r.status == 403, (role, route.path, r)
+            assert (r.status not in (401, 403) and r.status < 500) if allowed else r.status == 403, (role, route.path, r)
             assert anonymous.status == 401
             continue
         if allowed:
-            assert r.status not in (401, 403), (role, route.method, route.path, r)
+            # Past authorisation: the request's own answer (404 for the placeholder IDs, 422 for
+            # the empty bodies...), never a server failure.
+            assert r.status not in (401, 403) and r.status < 500, (role, route.method, route.path, r)
         else:
             problem(r, 403)
         problem(anonymous, 401)

@@ -1,0 +1,132 @@
+"""Decision rules stated whole, so that a one-token change to any of them fails a test: the
+binary lifecycle table, the edges of resolution (entry by version, unparseable versions,
+schedule and override boundaries), grant expiry, and the authentication scheme."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from apiclient import ADMIN, Api
+from test_releases import NOW, chain, decide
+
+from ferryman import grants
+from ferryman.errors import Forbidden, InvalidTransition
+from ferryman.lifecycle import State, allowed, check_client_transition, check_server_transition
+from ferryman.releases import Override, Reported
+
+S = State
+# DESIGN.md section 2, written out: what a client may ask for from each state ...
+CLIENT = {
+    S.UPLOADABLE: {S.HASHABLE, S.DESTROYED},
+    S.HASHABLE: {S.HASHING, S.UPLOADABLE, S.DESTROYED},
+    S.HASHING: {S.DESTROYED},
+    S.SIGNABLE: {S.UPLOADABLE, S.DESTROYED},
+    S.SIGNED: {S.DESTROYED},
+    S.DESTROYED: set(),
+}
+# ... and what only the server does (finish hashing; follow the signature count).
+SERVER = {
+    S.HASHABLE: {S.HASHING},
+    S.HASHING: {S.SIGNABLE, S.HASHABLE},
+    S.SIGNABLE: {S.SIGNED},
+    S.SIGNED: {S.SIGNABLE},
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(State, State)))
+def test_client_transitions_are_exactly_the_table(current: State, target: State):
+    if target in CLIENT[current]:
+        check_client_transition(current, target)
+    else:
+        with pytest.raises(InvalidTransition) as e:
+            check_client_transition(current, target)
+        assert e.value.extra == {"allowed_transitions": sorted(CLIENT[current]), "state": str(current)}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(State, State)))
+def test_server_transitions_are_exactly_the_table(current: State, target: State):
+    if target in SERVER.get(current, set()):
+        check_server_transition(current, target)
+    else:
+        with pytest.raises(InvalidTransition):
+            check_server_transition(current, target)
+
+
+def test_allowed_lists_the_client_table_sorted():
+    for state in State:
+        assert allowed(state) == sorted(str(s) for s in CLIENT[state])
+
+
+# Resolution at its edges.
+
+
+def test_entry_by_version_is_at_the_lowest_matching_release():
+    # Both releases accept a 0.5 device; entering at the lower one, the required a stops it.
+    g = chain(
+        "a>b",
+        a={"version": "1.0.0", "version_requirement": ">=0.1.0", "required": True},
+        b={"version": "2.0.0", "version_requirement": ">=0.1.0"},
+    )
+    assert decide(g, Reported(version="0.5.0")).release.id == "a"
+
+
+def test_an_unparseable_reported_version_meets_no_requirement():
+    g = chain("a>b>c", c={"version_requirement": ">=2.0.0"})
+    assert decide(g, Reported(release_id="a", version="not-semver")).release.id == "b"
+    assert decide(g, Reported(release_id="a", version="2.0.0")).release.id == "c"
+    # No version at all holds nothing back.
+    assert decide(g, Reported(release_id="a")).release.id == "c"
+
+
+def test_a_release_is_selectable_from_its_scheduled_instant_on():
+    at_now = chain("a>b", b={"schedule_at": NOW})
+    assert decide(at_now, Reported(release_id="a")).release.id == "b"
+    later = chain("a>b", b={"schedule_at": NOW + dt.timedelta(microseconds=1)})
+    assert decide(later, Reported(release_id="a")).reason == "none_selectable"
+
+
+def test_an_override_holds_from_its_start_until_just_before_its_end():
+    g = chain("a>b")
+    starts_now = Override("ovr_1", "Bx", NOW, None)
+    assert decide(g, overrides=[starts_now]).source == "override"
+    not_yet = Override("ovr_2", "Bx", NOW + dt.timedelta(microseconds=1), None)
+    assert decide(g, overrides=[not_yet]).source == "release"
+    ends_now = Override("ovr_3", "Bx", NOW - dt.timedelta(hours=1), NOW)
+    assert decide(g, overrides=[ends_now]).source == "release"
+    ends_later = Override("ovr_4", "Bx", NOW - dt.timedelta(hours=1), NOW + dt.timedelta(microseconds=1))
+    assert decide(g, overrides=[ends_later]).source == "override"
+
+
+def test_the_most_recently_started_override_wins():
+    g = chain("a>b")
+    # IDs in the opposite order, so that only the start times can decide.
+    older = Override("ovr_9", "Bolder", NOW - dt.timedelta(hours=2), None)
+    newer = Override("ovr_1", "Bnewer", NOW - dt.timedelta(hours=1), None)
+    assert decide(g, overrides=[newer, older]).bundle_id == "Bnewer"
+    assert decide(g, overrides=[older, newer]).bundle_id == "Bnewer"
+
+
+# Grants: valid up to and including their expiry second.
+
+
+def test_a_grant_is_valid_through_its_expiry_second():
+    secret, binary = b"k" * 32, "bin_" + "0" * 26
+    token = grants.issue(secret, binary, 1000)
+    assert grants.verify(secret, token, now=999) == binary
+    assert grants.verify(secret, token, now=1000) == binary
+    with pytest.raises(Forbidden, match="expired"):
+        grants.verify(secret, token, now=1000.001)
+
+
+# Authentication: a valid token counts only as a Bearer token.
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "Bearerx", ""])
+def test_a_valid_token_under_another_scheme_is_refused(server: Api, scheme: str):
+    plain = server.as_(None)
+    assert plain.get("/api/v1/artifacts", headers={"Authorization": f"Bearer {ADMIN}"}).status == 200
+    r = plain.get("/api/v1/artifacts", headers={"Authorization": f"{scheme} {ADMIN}".strip()})
+    assert r.status == 401, r
+    assert plain.get("/api/v1/artifacts", headers={"Authorization": f"bearer {ADMIN}"}).status == 200
