@@ -4,6 +4,7 @@ schedule and override boundaries), grant expiry, and the authentication scheme."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
@@ -14,7 +15,7 @@ from test_releases import NOW, chain, decide
 from ferryman import grants
 from ferryman.errors import Forbidden, InvalidTransition
 from ferryman.lifecycle import State, allowed, check_client_transition, check_server_transition
-from ferryman.releases import Override, Reported
+from ferryman.releases import CountPhase, Override, Release, Reported
 
 S = State
 # DESIGN.md section 2, written out: what a client may ask for from each state ...
@@ -130,3 +131,37 @@ def test_a_valid_token_under_another_scheme_is_refused(server: Api, scheme: str)
     r = plain.get("/api/v1/artifacts", headers={"Authorization": f"{scheme} {ADMIN}".strip()})
     assert r.status == 401, r
     assert plain.get("/api/v1/artifacts", headers={"Authorization": f"bearer {ADMIN}"}).status == 200
+
+
+def test_a_device_reporting_only_a_bundle_continues_from_the_release_that_serves_it():
+    # Bundle IDs out of creation order, so that only equality can pick the release.
+    g = chain("x>y>z", x={"bundle_id": "B2"}, y={"bundle_id": "B1", "required": True}, z={"bundle_id": "B3"})
+    assert decide(g, Reported(bundle_id="B2")).release.id == "y"
+    assert decide(g, Reported(bundle_id="B1")).release.id == "z"
+
+
+def test_entry_by_version_puts_releases_without_a_version_first():
+    g = chain(
+        "a>b",
+        a={"version_requirement": ">=0.1.0", "required": True},
+        b={"version": "1.0.0", "version_requirement": ">=0.1.0"},
+    )
+    assert decide(g, Reported(version="0.5.0")).release.id == "a"
+
+
+def test_a_new_count_phase_has_no_claims():
+    assert CountPhase(3).claimed == 0
+
+
+def test_a_graph_with_two_latest_releases_is_refused_not_guessed():
+    g = chain("a>b")
+    broken = {**g, "x": Release("x", "Bx", "2026-01-01T00:00:09Z")}  # a second sink, check_graph bypassed
+    with pytest.raises(AssertionError, match="exactly one sink"):
+        decide(broken)
+
+
+def test_reported_state_is_a_frozen_value():
+    r = Reported(release_id="rel_1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.release_id = "rel_2"  # type: ignore[misc]
+    assert hash(r) == hash(Reported(release_id="rel_1"))
