@@ -15,7 +15,7 @@ from test_releases import NOW, chain, decide
 from ferryman import grants
 from ferryman.errors import Forbidden, InvalidTransition
 from ferryman.lifecycle import State, allowed, check_client_transition, check_server_transition
-from ferryman.releases import CountPhase, Override, Release, Reported
+from ferryman.releases import CountPhase, Device, Override, PercentPhase, Release, Reported, TagsPhase
 
 S = State
 # DESIGN.md section 2, written out: what a client may ask for from each state ...
@@ -165,3 +165,55 @@ def test_reported_state_is_a_frozen_value():
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.release_id = "rel_2"  # type: ignore[misc]
     assert hash(r) == hash(Reported(release_id="rel_1"))
+
+
+def _fresh(text: str) -> str:
+    """An equal string that is not the same object (as IDs read from a request or the catalog
+    never are), so that identity can never stand in for equality."""
+    return "".join(list(text))
+
+
+def test_ids_are_compared_by_value_not_identity():
+    g = chain("a>b>c", c={"bundle_id": "bundle_c"})
+    assert decide(g, Reported(release_id="a", bundle_id=_fresh("bundle_c"))).reason == "current"
+    g2 = chain("x>y>z", x={"bundle_id": "bundle_x"}, y={"required": True})
+    assert decide(g2, Reported(bundle_id=_fresh("bundle_x"))).release.id == "y"
+    o = Override("ovr_1", "bundle_o", NOW - dt.timedelta(hours=1), None)
+    assert decide(g, Reported(bundle_id=_fresh("bundle_o")), overrides=[o]).reason == "override_current"
+
+
+def test_entering_at_the_latest_walks_back_by_value():
+    # The latest is disabled; its predecessor is found by comparing IDs that are equal but
+    # not identical.
+    rels = {
+        "first_release": Release("first_release", "B1", "2026-01-01T00:00:01Z", next_id=_fresh("last_release")),
+        "last_release": Release("last_release", "B2", "2026-01-01T00:00:02Z", disabled=True),
+    }
+    assert decide(rels).release.id == "first_release"
+
+
+def test_a_graph_without_a_latest_release_is_refused():
+    looped = {
+        "a": Release("a", "Ba", "2026-01-01T00:00:01Z", next_id="b"),
+        "b": Release("b", "Bb", "2026-01-01T00:00:02Z", next_id="a"),
+    }
+    with pytest.raises(AssertionError, match="exactly one sink"):
+        decide(looped)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Device("dev_1", "x86_64-linux-gnu"),
+        Override("ovr_1", "B", NOW),
+        PercentPhase(0.5),
+        CountPhase(1),
+        TagsPhase(frozenset({"t"})),
+        Release("r", "B", "2026-01-01T00:00:01Z"),
+    ],
+)
+def test_resolution_inputs_are_frozen(value: object):
+    # The snapshot shares them between every check-in: none may change one for the others.
+    field = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, field, getattr(value, field))
