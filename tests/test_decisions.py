@@ -217,3 +217,32 @@ def test_resolution_inputs_are_frozen(value: object):
     field = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, getattr(value, field))
+
+
+def test_a_count_phase_lowered_below_its_claims_is_full():
+    # An operator may lower a count phase below the devices that claimed it already.
+    assert decide(chain("a>b", b={"phase": CountPhase(5, claimed=8)}), Reported(release_id="a")).reason == "none_selectable"
+    big = int("1000")  # not a cached small int: equality, not identity
+    full = chain("a>b", b={"phase": CountPhase(big, claimed=int("1000"))})
+    assert decide(full, Reported(release_id="a")).reason == "none_selectable"
+
+
+def test_an_unknown_phase_serves_nobody():
+    g = chain("a>b")
+    g["b"] = dataclasses.replace(g["b"], phase=object())  # type: ignore[arg-type]
+    assert decide(g, Reported(release_id="a")).reason == "none_selectable"
+
+
+def test_a_fresh_device_with_nothing_selectable_gets_none():
+    g = chain("a>b>c", a={"disabled": True}, b={"disabled": True}, c={"disabled": True})
+    d = decide(g)
+    assert (d.status, d.reason) == ("no_update", "none_selectable")
+
+
+def test_a_release_without_a_version_counts_as_0_0_0_for_entry():
+    g = chain(
+        "a>b",
+        a={"version_requirement": ">=0.1.0", "required": True},
+        b={"version": "0.5.0", "version_requirement": ">=0.1.0", "required": True},
+    )
+    assert decide(g, Reported(version="0.6.0")).release.id == "a"
