@@ -15,7 +15,7 @@ from test_releases import NOW, chain, decide
 from ferryman import grants
 from ferryman.errors import Forbidden, InvalidTransition
 from ferryman.lifecycle import State, allowed, check_client_transition, check_server_transition
-from ferryman.releases import CountPhase, Device, Override, PercentPhase, Release, Reported, TagsPhase
+from ferryman.releases import CountPhase, Decision, Device, Override, PercentPhase, Release, Reported, TagsPhase
 
 S = State
 # DESIGN.md section 2, written out: what a client may ask for from each state ...
@@ -210,6 +210,7 @@ def test_a_graph_without_a_latest_release_is_refused():
         CountPhase(1),
         TagsPhase(frozenset({"t"})),
         Release("r", "B", "2026-01-01T00:00:01Z"),
+        Decision("no_update", "current"),
     ],
 )
 def test_resolution_inputs_are_frozen(value: object):
