@@ -15,7 +15,19 @@ from test_releases import NOW, chain, decide
 from ferryman import grants
 from ferryman.errors import Forbidden, InvalidTransition
 from ferryman.lifecycle import State, allowed, check_client_transition, check_server_transition
-from ferryman.releases import CountPhase, Decision, Device, Override, PercentPhase, Release, Reported, TagsPhase
+from ferryman.releases import (
+    CountPhase,
+    Decision,
+    Device,
+    GraphError,
+    Override,
+    PercentPhase,
+    Release,
+    Reported,
+    TagsPhase,
+    check_graph,
+    insert_release,
+)
 
 S = State
 # DESIGN.md section 2, written out: what a client may ask for from each state ...
@@ -247,3 +259,55 @@ def test_a_release_without_a_version_counts_as_0_0_0_for_entry():
         b={"version": "0.5.0", "version_requirement": ">=0.1.0", "required": True},
     )
     assert decide(g, Reported(version="0.6.0")).release.id == "a"
+
+
+# Release graphs at their edges.
+
+
+def test_appending_waits_only_for_a_schedule_still_in_the_future():
+    # A schedule that has come is no longer a wait: the refusal is then the graph rule that
+    # only the latest release carries one (lift it), not "still scheduled".
+    new = Release("e", "Be", "2026-01-01T00:00:09Z")
+    for when in (NOW - dt.timedelta(hours=1), NOW, _same_instant(NOW)):
+        g = chain("a>b", b={"schedule_at": when})
+        with pytest.raises(GraphError, match="only the latest release may be scheduled"):
+            insert_release(g, new, NOW)
+    ahead = chain("a>b", b={"schedule_at": NOW + dt.timedelta(microseconds=1)})
+    with pytest.raises(GraphError, match="still phased or scheduled"):
+        insert_release(ahead, new, NOW)
+
+
+def _same_instant(t: dt.datetime) -> dt.datetime:
+    """An equal datetime that is not the same object."""
+    return t.astimezone(dt.timezone(dt.timedelta(hours=2)))
+
+
+def test_a_release_cannot_be_its_own_next_even_by_an_equal_id():
+    g = chain("a>b")
+    with pytest.raises(GraphError, match="its own next"):
+        check_graph({**g, "loop": Release("loop", "Bl", "2026-01-01T00:00:09Z", next_id=_fresh("loop"))})
+
+
+def test_a_graph_that_is_only_a_cycle_has_no_latest():
+    with pytest.raises(GraphError, match="exactly one latest"):
+        check_graph({
+            "a": Release("a", "Ba", "2026-01-01T00:00:01Z", next_id="b"),
+            "b": Release("b", "Bb", "2026-01-01T00:00:02Z", next_id="a"),
+        })  # fmt: skip
+
+
+def test_only_the_latest_may_be_phased_whatever_the_ids():
+    # The phased release's ID sorts after the latest's: only inequality may decide.
+    g = chain("zz>aa")
+    with pytest.raises(GraphError, match="only the latest"):
+        check_graph({**g, "zz": dataclasses.replace(g["zz"], phase=PercentPhase(0.5))})
+
+
+def test_inserting_between_needs_the_previous_directly_before_the_next():
+    g = chain("a>b>c>d")
+    new = Release("n", "Bn", "2026-01-01T00:00:09Z", next_id="b")
+    with pytest.raises(GraphError, match="not directly before"):
+        insert_release(g, new, NOW, previous_id="c")  # c's next is d, which sorts after b
+    with pytest.raises(GraphError, match="not directly before"):
+        insert_release(g, dataclasses.replace(new, next_id="c"), NOW, previous_id="a")
+    assert insert_release(g, new, NOW, previous_id="a")["a"].next_id == "n"
