@@ -94,10 +94,13 @@ class FsBlobStore:
         (written, hashed and fsynced on a native thread)."""
         path = self._upload(binary_id)
         sink = await _off_loop(lambda: Sink(path, offset=offset, limit=size))
+        closed = False
         try:
             async for chunk in stream:
                 await write(sink, chunk)
-            return await _off_loop(sink.close)
+            result = await _off_loop(sink.close)
+            closed = True
+            return result
         except SizeLimitExceeded:
             raise TooLarge(f"the part has more than its {size} bytes") from None
         except OSError as e:
@@ -105,7 +108,10 @@ class FsBlobStore:
                 raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
             raise
         finally:
-            await _off_loop(sink.abort)  # a no-op after a successful close
+            if not closed:
+                # Stopped early (a refused, stalled or dropped part): stop the writer; the bytes
+                # stay in the part's own range, for its next upload to overwrite.
+                await asyncio.shield(_off_loop(sink.abort))
 
     def _digest(self, binary_id: str, part_size: int | None) -> FileDigest:
         path = self._upload(binary_id)

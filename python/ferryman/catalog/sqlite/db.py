@@ -248,10 +248,6 @@ class Database:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.tx("", fn, read_only=True)
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Runs ``fn`` on the worker thread, outside any transaction."""
-        return await self._call(fn)
-
 
 def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
     row = tx.one(f"SELECT * FROM {table} WHERE id = ?", [id_])
