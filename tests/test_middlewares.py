@@ -1,0 +1,216 @@
+"""The two middlewares on a small app of their own, over a real socket: errors become
+problem+json with the right status and headers, and authentication admits exactly the bearer
+tokens and roles a route declares (the role matrix over the real routes is in
+test_server_catalog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp import web
+
+from ferryman.catalog import models as m
+from ferryman.catalog.rules import hash_token
+from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.config import Config
+from ferryman.errors import Conflict, Unauthenticated
+from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
+from ferryman.server.middlewares import DEVICE, PUBLIC, auth_middleware, problem_middleware
+
+ADMIN = "admin-token-for-tests"
+VIEWER = "fm_viewer-token-for-tests"
+PUBLISHER = "fm_publisher-token-for-tests"
+Scenario = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
+
+
+async def _whoami(request: web.Request) -> web.Response:
+    return web.json_response({"principal": list(request.get(PRINCIPAL) or []), "device": request.get(DEVICE_TOKEN)})
+
+
+async def _conflict(request: web.Request) -> web.Response:
+    raise Conflict("it moved", {"state": ["signed"]}, current="signed")
+
+
+async def _unauthenticated(request: web.Request) -> web.Response:
+    raise Unauthenticated("who are you")
+
+
+async def _unavailable(request: web.Request) -> web.Response:
+    raise web.HTTPServiceUnavailable(headers={"Retry-After": "7"}, text="busy")
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/elsewhere")
+
+
+async def _bad_json(request: web.Request) -> web.Response:
+    msgspec.json.decode(b"{")
+    raise AssertionError("unreachable")
+
+
+async def _gone(request: web.Request) -> web.Response:
+    raise ConnectionResetError("peer left")
+
+
+async def _broken(request: web.Request) -> web.Response:
+    raise RuntimeError("a bug")
+
+
+async def _refuse_unread(request: web.Request) -> web.Response:
+    raise Conflict("refused before reading the body")
+
+
+def serve(tmp_path: Path, scenario: Scenario) -> None:
+    async def main() -> None:
+        catalog = await SqliteCatalog.open(tmp_path / "catalog.db")
+        await catalog.create_api_key("t", m.ApiKeyCreate(name="v", role="viewer"), hash_token(VIEWER))
+        await catalog.create_api_key("t", m.ApiKeyCreate(name="p", role="publisher"), hash_token(PUBLISHER))
+        app = web.Application(middlewares=[problem_middleware, auth_middleware])
+        app[CONFIG] = Config(data_dir=tmp_path, admin_token=ADMIN)
+        app[CATALOG] = catalog
+        table = [
+            ("GET", "/public", _whoami, PUBLIC),
+            ("GET", "/device", _whoami, DEVICE),
+            ("GET", "/viewers", _whoami, frozenset({"viewer", "publisher"})),
+            ("POST", "/publishers", _whoami, frozenset({"publisher"})),
+            ("GET", "/undeclared", _whoami, None),
+            ("GET", "/conflict", _conflict, PUBLIC),
+            ("GET", "/unauthenticated", _unauthenticated, PUBLIC),
+            ("GET", "/unavailable", _unavailable, PUBLIC),
+            ("GET", "/redirect", _redirect, PUBLIC),
+            ("GET", "/bad-json", _bad_json, PUBLIC),
+            ("GET", "/gone", _gone, PUBLIC),
+            ("GET", "/broken", _broken, PUBLIC),
+            ("PUT", "/refuse-unread", _refuse_unread, PUBLIC),
+        ]
+        roles = app[ROUTE_ROLES] = {}
+        for method, path, handler, declared in table:
+            route = app.router.add_route(method, path, handler)
+            if declared is not None:
+                roles[route] = declared
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as session:
+                await scenario(session, f"http://127.0.0.1:{port}")
+        finally:
+            await runner.cleanup()
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+async def call(session: aiohttp.ClientSession, method: str, url: str, **kw) -> tuple[int, dict, dict]:
+    async with session.request(method, url, allow_redirects=False, **kw) as r:
+        body = await r.read()
+        problem = "json" in r.headers.get("Content-Type", "")
+        return r.status, dict(r.headers), json.loads(body) if problem else {}
+
+
+def test_middleware_errors_become_problems(tmp_path: Path):
+    async def scenario(s: aiohttp.ClientSession, base: str) -> None:
+        status, headers, body = await call(s, "GET", f"{base}/conflict")
+        assert status == 409 and headers["Content-Type"] == "application/problem+json"
+        assert body == {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "it moved",
+                        "errors": {"state": ["signed"]}, "current": "signed"}  # fmt: skip
+        assert "WWW-Authenticate" not in headers
+        status, headers, body = await call(s, "GET", f"{base}/unauthenticated")
+        assert (status, headers["WWW-Authenticate"], body["detail"]) == (401, "Bearer", "who are you")
+        status, headers, body = await call(s, "GET", f"{base}/unavailable")
+        assert (status, headers["Retry-After"], body["detail"]) == (503, "7", "busy")
+        assert body["title"] == "Service Unavailable"
+        status, headers, body = await call(s, "POST", f"{base}/conflict")  # no such method
+        assert (status, headers["Allow"], body["status"]) == (405, "GET", 405)
+        status, headers, _ = await call(s, "GET", f"{base}/redirect")  # not an error: passed on
+        assert (status, headers["Location"]) == (302, "/elsewhere")
+        status, _, body = await call(s, "GET", f"{base}/bad-json")
+        assert status == 400 and body["detail"].startswith("malformed JSON: ")
+        status, headers, body = await call(s, "GET", f"{base}/gone")
+        assert (status, body["title"], headers.get("Connection")) == (400, "Client disconnected", "close")
+        status, _, body = await call(s, "GET", f"{base}/broken")
+        assert (status, body["detail"]) == (500, "the server failed; the error was logged")
+        assert "a bug" not in json.dumps(body)
+
+    serve(tmp_path, scenario)
+
+
+def test_middleware_a_refused_request_with_an_unread_body_closes_the_connection(tmp_path: Path):
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x" * 65536
+        await asyncio.sleep(0.2)
+        yield b"y" * 65536
+
+    async def scenario(s: aiohttp.ClientSession, base: str) -> None:
+        status, headers, _ = await call(s, "PUT", f"{base}/refuse-unread", data=body())
+        assert (status, headers.get("Connection")) == (409, "close")
+        # A refusal whose request had no body keeps the connection.
+        status, headers, _ = await call(s, "GET", f"{base}/conflict")
+        assert status == 409 and headers.get("Connection") != "close"
+
+    serve(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "principal"),
+    [
+        ({}, 401, None),
+        ({"Authorization": f"Basic {VIEWER}"}, 401, None),
+        ({"Authorization": VIEWER}, 401, None),
+        ({"Authorization": "Bearer"}, 401, None),
+        ({"Authorization": "Bearer    "}, 401, None),
+        ({"Authorization": "Bearer fm_unknown"}, 401, None),
+        ({"Authorization": f"Bearer {VIEWER}"}, 200, "viewer"),
+        ({"Authorization": f"bearer {VIEWER}"}, 200, "viewer"),  # the scheme is case-insensitive
+        ({"Authorization": f"Bearer  {VIEWER} "}, 200, "viewer"),
+        ({"Authorization": f"Bearer {PUBLISHER}"}, 200, "publisher"),
+        ({"Authorization": f"Bearer {ADMIN}"}, 200, "admin"),
+        ({"Authorization": f"Bearer {ADMIN}x"}, 401, None),
+    ],
+)
+def test_middleware_bearer_tokens(tmp_path: Path, headers: dict[str, str], status: int, principal: str | None):
+    async def scenario(s: aiohttp.ClientSession, base: str) -> None:
+        got, h, body = await call(s, "GET", f"{base}/viewers", headers=headers)
+        assert got == status, body
+        if status == 401:
+            assert h["WWW-Authenticate"] == "Bearer"
+        else:
+            assert body["principal"][1] == principal and body["device"] is None
+
+    serve(tmp_path, scenario)
+
+
+def test_middleware_roles(tmp_path: Path):
+    async def scenario(s: aiohttp.ClientSession, base: str) -> None:
+        def bearer(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(VIEWER))
+        assert (status, body["detail"]) == (403, "role viewer may not POST /publishers")
+        status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(PUBLISHER))
+        assert status == 200 and body["principal"][1] == "publisher" and body["principal"][0].startswith("apk_")
+        status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(ADMIN))
+        assert status == 200 and body["principal"] == ["env:FERRYMAN_ADMIN_TOKEN", "admin"]
+        # A route that declares no roles is refused to everyone, the admin too.
+        status, _, body = await call(s, "GET", f"{base}/undeclared", headers=bearer(ADMIN))
+        assert (status, body["detail"]) == (403, "this route declares no roles")
+        # Public routes ask for nothing; unknown routes are 404 before any authentication.
+        status, _, body = await call(s, "GET", f"{base}/public")
+        assert status == 200 and body == {"principal": [], "device": None}
+        status, _, _ = await call(s, "GET", f"{base}/nowhere")
+        assert status == 404
+        # Device routes: the token's hash is passed on, and checked by the handler.
+        status, _, body = await call(s, "GET", f"{base}/device", headers=bearer(" fd_a-device "))
+        assert status == 200 and body == {"principal": [], "device": hash_token("fd_a-device")}
+        status, _, _ = await call(s, "GET", f"{base}/device")
+        assert status == 401
+
+    serve(tmp_path, scenario)
