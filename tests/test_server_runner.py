@@ -58,7 +58,8 @@ def test_a_silent_connection_is_dropped_too(limited: Api):
 def test_a_request_on_time_is_served_and_kept_alive_briefly(limited: Api):
     conn = http.client.HTTPConnection(limited.host, limited.port, timeout=5)
     conn.request("GET", "/healthz")
-    assert conn.getresponse().read() is not None
+    first = conn.getresponse()
+    assert first.status == 200 and first.read()
     conn.request("GET", "/healthz")  # the same connection, within the timeout
     assert conn.getresponse().status == 200
     conn.close()
