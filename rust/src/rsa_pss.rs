@@ -191,6 +191,23 @@ mod tests {
     }
 
     #[test]
+    fn the_mask_must_be_mgf1_over_sha256() {
+        // Another algorithm's OID (1.2.840.113549.1.1.9) with SHA-256 parameters, and MGF1 over
+        // SHA-1: each part of the mask is checked on its own.
+        const NOT_MGF1: &str = "a11c301a06092a864886f70d010109300d06096086480165030402010500";
+        const MGF1_SHA1: &str = "a118301606092a864886f70d010108300906052b0e03021a0500";
+        for mask in [NOT_MGF1, MGF1_SHA1] {
+            assert!(
+                matches!(
+                    key_salt_len(Some(&params(&[HASH, mask]))),
+                    Err(Error::InvalidKey(_))
+                ),
+                "{mask}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_keys_are_refused() {
         assert!(PssKey::new(b"\x30\x03\x02\x01\x01", None).is_err());
         assert!(PssKey::new(b"", None).is_err());

@@ -175,3 +175,43 @@ fn batch_verdicts_match_single() {
         assert_eq!(got.is_ok(), single.is_ok());
     }
 }
+
+#[test]
+fn names_and_debug_output_say_what_the_key_is() {
+    assert_eq!(MessageForm::Digest.name(), "digest");
+    assert_eq!(MessageForm::Hex.name(), "hex");
+    let all = vectors("rsa.json");
+    let v = &all["vectors"][0];
+    let rsa = PublicKey::parse(v["public_key_pem"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(rsa.kind(), "rsa");
+    let shown = format!("{rsa:?}");
+    assert!(
+        shown.starts_with("PublicKey { kind: \"rsa\", keyid: "),
+        "{shown}"
+    );
+    assert!(shown.contains(rsa.keyid()), "{shown}");
+    let ed = vectors("ed25519.json");
+    let raw: [u8; 32] = unhex(ed["rfc8032"][0]["public_key"].as_str().unwrap())
+        .try_into()
+        .unwrap();
+    assert_eq!(PublicKey::from_ed25519_raw(&raw).unwrap().kind(), "ed25519");
+    if let Material::Rsa { pss, .. } = &rsa.material {
+        assert_eq!(format!("{pss:?}"), "PssKey { salt_len: None, .. }");
+    } else {
+        panic!("an RSA key without RSA material");
+    }
+}
+
+#[test]
+fn a_failed_pss_verification_leaves_no_error_queued() {
+    let all = vectors("rsa.json");
+    for v in all["vectors"].as_array().unwrap() {
+        let key = PublicKey::parse(v["public_key_pem"].as_str().unwrap().as_bytes()).unwrap();
+        let digest: Digest = unhex(v["digest"].as_str().unwrap()).try_into().unwrap();
+        let bad = vec![0u8; key.bits() as usize / 8];
+        assert!(key.verify(Algorithm::RsaPssSha256, &digest, &bad).is_err());
+        // AWS-LC queues an error per failure; one left behind would grow with every bad signature.
+        // SAFETY: reads this thread's error queue; no pointers involved.
+        assert_eq!(unsafe { aws_lc_sys::ERR_peek_error() }, 0);
+    }
+}
