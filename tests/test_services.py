@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 from apiclient import Api
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from test_server_fleet import API, Fleet
 
 from ferryman.blobs.fs import FsBlobStore
@@ -21,9 +24,12 @@ from ferryman.catalog.rules import hash_token
 from ferryman.catalog.sqlite import SqliteCatalog
 from ferryman.config import Config
 from ferryman.errors import Conflict, Invalid, NotFound, TooLarge, Unauthenticated
+from ferryman.parsing import parse_rfc3339
 from ferryman.releases import Reported
 from ferryman.services import checkins as checkins_module
+from ferryman.services import signatures as signatures_module
 from ferryman.services.checkins import CheckIns
+from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads, part_length
 
 MIB = 1 << 20
@@ -507,3 +513,122 @@ def test_check_in_a_local_change_is_seen_at_once_another_process_soon(tmp_path: 
         assert c.rebuilds == 3
 
     with_checkins(tmp_path, scenario)
+
+
+# Signatures -----------------------------------------------------------------------------------
+
+CERT = json.loads((Path(__file__).parent / "vectors" / "rsa.json").read_text())["certificate"]
+
+
+def with_signatures(tmp_path: Path, scenario: Callable[[Signatures, Uploads], Awaitable[None]]) -> None:
+    async def main() -> None:
+        catalog = await SqliteCatalog.open(tmp_path / "catalog.db")
+        uploads = Uploads(catalog, FsBlobStore(tmp_path / "blobs"), lease=30.0)
+        try:
+            await scenario(Signatures(catalog), uploads)
+        finally:
+            await uploads.stop()
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+async def signable(u: Uploads) -> m.Binary:
+    data = os.urandom(1000)
+    b = await new_binary(u, data)
+    await u.receive_content("t", b.id, len(data), chunks(data))
+    return await hashed(u, b.id)
+
+
+def ed25519_pem(sk: ed25519.Ed25519PrivateKey) -> str:
+    return sk.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def test_signing_keys_are_parsed_and_checked_when_registered(tmp_path: Path):
+    async def scenario(s: Signatures, u: Uploads) -> None:
+        with pytest.raises(Invalid) as e:
+            await s.register_key("t", m.SigningKeyCreate(name="bad", public_key="not a key"))
+        assert list(e.value.errors) == ["public_key"]
+        sk = ed25519.Ed25519PrivateKey.generate()
+        with pytest.raises(Invalid) as e:
+            await s.register_key("t", m.SigningKeyCreate(name="k", public_key=ed25519_pem(sk), algorithm="rsa-pss-sha256"))
+        assert e.value.detail == "algorithm rsa-pss-sha256 does not fit a ed25519 key"
+        assert e.value.errors == {"algorithm": ["does not fit the key"]}
+        key = await s.register_key("t", m.SigningKeyCreate(name="k", public_key=ed25519_pem(sk)))
+        assert (key.algorithm, key.kind, key.bits, key.not_before, key.not_after) == ("ed25519", "ed25519", 256, None, None)
+        cert = await s.register_key("t", m.SigningKeyCreate(name="c", public_key=CERT["pem"]))
+        assert (cert.keyid, cert.kind, cert.algorithm) == (CERT["keyid"], "rsa", "rsa-pkcs1v15-sha256")
+        assert cert.public_key.startswith("-----BEGIN PUBLIC KEY-----")  # the key, not the certificate
+        assert [parse_rfc3339(t).timestamp() for t in (cert.not_before, cert.not_after)] == [  # type: ignore[union-attr]
+            CERT["not_before"],
+            CERT["not_after"],
+        ]
+
+    with_signatures(tmp_path, scenario)
+
+
+def test_signatures_name_exactly_one_known_active_key(tmp_path: Path):
+    async def scenario(s: Signatures, u: Uploads) -> None:
+        b = await signable(u)
+        sk = ed25519.Ed25519PrivateKey.generate()
+        key = await s.register_key("t", m.SigningKeyCreate(name="k", public_key=ed25519_pem(sk)))
+        good = sk.sign(bytes.fromhex(b.sha256)).hex()
+        refusals = [
+            (m.SignatureCreate(signature=good), "signing_key_id"),
+            (m.SignatureCreate(signature=good, signing_key_id=key.id, keyid=key.keyid), "signing_key_id"),
+            (m.SignatureCreate(signature=good, signing_key_id="sk_00000000000000000000000000"), "signing_key_id"),
+            (m.SignatureCreate(signature=good, keyid="0" * 64), "keyid"),
+            (m.SignatureCreate(signature=sk.sign(b"other").hex(), keyid=key.keyid), "signature"),
+        ]
+        for body, field in refusals:
+            with pytest.raises(Invalid) as e:
+                await s.sign_binary("t", b.id, body)
+            assert list(e.value.errors) == [field], body
+        assert (await u.catalog.list_signatures(b.id)).items == []
+        sig, new = await s.sign_binary("t", b.id, m.SignatureCreate(signature=good, keyid=key.keyid))
+        assert new and (sig.binary_id, sig.signing_key_id, sig.signature) == (b.id, key.id, good)
+        again, new = await s.sign_binary("t", b.id, m.SignatureCreate(signature=good, signing_key_id=key.id))
+        assert not new and again.id == sig.id
+        await u.catalog.patch_signing_key("t", key.id, m.SigningKeyPatch(state="revoked"))
+        with pytest.raises(Invalid) as e:
+            await s.sign_binary("t", b.id, m.SignatureCreate(signature=good, signing_key_id=key.id))
+        assert e.value.errors == {"signing_key_id": ["revoked"]}
+
+    with_signatures(tmp_path, scenario)
+
+
+def test_signatures_count_only_inside_the_certificate_validity(tmp_path: Path, monkeypatch):
+    async def scenario(s: Signatures, u: Uploads) -> None:
+        b = await signable(u)
+        cert = await s.register_key("t", m.SigningKeyCreate(name="c", public_key=CERT["pem"]))
+        body = m.SignatureCreate(signature="00" * 256, signing_key_id=cert.id)  # not a valid signature
+        for at, field in [
+            (CERT["not_before"] - 1, "signing_key_id"),
+            (CERT["not_before"], "signature"),  # valid from its first second: on to the signature
+            (CERT["not_after"], "signature"),  # through its last
+            (CERT["not_after"] + 1, "signing_key_id"),
+        ]:
+            monkeypatch.setattr(signatures_module.time, "time", lambda at=at: float(at))
+            with pytest.raises(Invalid) as e:
+                await s.sign_binary("t", b.id, body)
+            assert list(e.value.errors) == [field], at
+
+    with_signatures(tmp_path, scenario)
+
+
+def test_signatures_keep_parsed_keys_within_the_cache_size(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(signatures_module, "KEY_CACHE_SIZE", 1)
+
+    async def scenario(s: Signatures, u: Uploads) -> None:
+        b = await signable(u)
+        for _ in range(2):
+            for name in ("a", "b"):
+                sk = ed25519.Ed25519PrivateKey.generate()
+                key = await s.register_key(
+                    "t", m.SigningKeyCreate(name=f"{name}{os.urandom(3).hex()}", public_key=ed25519_pem(sk))
+                )
+                body = m.SignatureCreate(signature=sk.sign(bytes.fromhex(b.sha256)).hex(), signing_key_id=key.id)
+                assert (await s.sign_binary("t", b.id, body))[1]
+                assert list(s._keys) == [key.keyid]
+
+    with_signatures(tmp_path, scenario)
