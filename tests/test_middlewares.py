@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
 from ferryman.catalog.sqlite import SqliteCatalog
 from ferryman.config import Config
-from ferryman.errors import Conflict, Unauthenticated
+from ferryman.errors import Conflict, DomainError, Unauthenticated
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
-from ferryman.server.middlewares import DEVICE, PUBLIC, auth_middleware, problem_middleware
+from ferryman.server.middlewares import PUBLIC, auth_middleware, problem_middleware
 
 ADMIN = "admin-token-for-tests"
 VIEWER = "fm_viewer-token-for-tests"
@@ -66,6 +67,23 @@ async def _refuse_unread(request: web.Request) -> web.Response:
     raise Conflict("refused before reading the body")
 
 
+async def _refuse_read(request: web.Request) -> web.Response:
+    await request.read()
+    raise Conflict("refused after reading the body")
+
+
+async def _accept_unread(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _bad_request(request: web.Request) -> web.Response:
+    raise web.HTTPBadRequest(text="aiohttp's own 400")
+
+
+async def _plain_domain_error(request: web.Request) -> web.Response:
+    raise DomainError("a plain bad request")
+
+
 def serve(tmp_path: Path, scenario: Scenario) -> None:
     async def main() -> None:
         catalog = await SqliteCatalog.open(tmp_path / "catalog.db")
@@ -75,8 +93,10 @@ def serve(tmp_path: Path, scenario: Scenario) -> None:
         app[CONFIG] = Config(data_dir=tmp_path, admin_token=ADMIN)
         app[CATALOG] = catalog
         table = [
-            ("GET", "/public", _whoami, PUBLIC),
-            ("GET", "/device", _whoami, DEVICE),
+            # Equal to the constants, not the same objects: declarations are compared by value.
+            ("GET", "/public", _whoami, frozenset({"public"})),
+            ("GET", "/device", _whoami, frozenset({"device"})),
+            ("GET", "/things/{id}", _whoami, frozenset({"publisher"})),
             ("GET", "/viewers", _whoami, frozenset({"viewer", "publisher"})),
             ("POST", "/publishers", _whoami, frozenset({"publisher"})),
             ("GET", "/undeclared", _whoami, None),
@@ -88,6 +108,11 @@ def serve(tmp_path: Path, scenario: Scenario) -> None:
             ("GET", "/gone", _gone, PUBLIC),
             ("GET", "/broken", _broken, PUBLIC),
             ("PUT", "/refuse-unread", _refuse_unread, PUBLIC),
+            ("PUT", "/refuse-read", _refuse_read, PUBLIC),
+            ("PUT", "/accept-unread", _accept_unread, PUBLIC),
+            ("GET", "/bad-request", _bad_request, PUBLIC),
+            ("PUT", "/bad-request", _bad_request, PUBLIC),
+            ("GET", "/plain", _plain_domain_error, PUBLIC),
         ]
         roles = app[ROUTE_ROLES] = {}
         for method, path, handler, declared in table:
@@ -116,13 +141,19 @@ async def call(session: aiohttp.ClientSession, method: str, url: str, **kw) -> t
         return r.status, dict(r.headers), json.loads(body) if problem else {}
 
 
-def test_middleware_errors_become_problems(tmp_path: Path):
+def test_middleware_errors_become_problems(tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO, "ferryman.server")
+
     async def scenario(s: aiohttp.ClientSession, base: str) -> None:
         status, headers, body = await call(s, "GET", f"{base}/conflict")
         assert status == 409 and headers["Content-Type"] == "application/problem+json"
         assert body == {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "it moved",
                         "errors": {"state": ["signed"]}, "current": "signed"}  # fmt: skip
         assert "WWW-Authenticate" not in headers
+        status, headers, body = await call(s, "GET", f"{base}/plain")  # below 401: no challenge either
+        assert (status, body["detail"]) == (400, "a plain bad request") and "WWW-Authenticate" not in headers
+        status, headers, body = await call(s, "GET", f"{base}/bad-request")  # aiohttp's 400 is a problem too
+        assert (status, headers["Content-Type"], body["detail"]) == (400, "application/problem+json", "aiohttp's own 400")
         status, headers, body = await call(s, "GET", f"{base}/unauthenticated")
         assert (status, headers["WWW-Authenticate"], body["detail"]) == (401, "Bearer", "who are you")
         status, headers, body = await call(s, "GET", f"{base}/unavailable")
@@ -136,6 +167,7 @@ def test_middleware_errors_become_problems(tmp_path: Path):
         assert status == 400 and body["detail"].startswith("malformed JSON: ")
         status, headers, body = await call(s, "GET", f"{base}/gone")
         assert (status, body["title"], headers.get("Connection")) == (400, "Client disconnected", "close")
+        assert "client disconnected during GET /gone (peer left)" in caplog.text
         status, _, body = await call(s, "GET", f"{base}/broken")
         assert (status, body["detail"]) == (500, "the server failed; the error was logged")
         assert "a bug" not in json.dumps(body)
@@ -152,9 +184,17 @@ def test_middleware_a_refused_request_with_an_unread_body_closes_the_connection(
     async def scenario(s: aiohttp.ClientSession, base: str) -> None:
         status, headers, _ = await call(s, "PUT", f"{base}/refuse-unread", data=body())
         assert (status, headers.get("Connection")) == (409, "close")
-        # A refusal whose request had no body keeps the connection.
+        # A refusal whose request had no body, or whose body was read, keeps the connection;
+        # so does a success.
         status, headers, _ = await call(s, "GET", f"{base}/conflict")
         assert status == 409 and headers.get("Connection") != "close"
+        status, headers, _ = await call(s, "PUT", f"{base}/refuse-read", data=b"x" * 1000)
+        assert status == 409 and headers.get("Connection") != "close"
+        status, headers, _ = await call(s, "PUT", f"{base}/accept-unread", data=b"x" * 1000)
+        assert status == 200 and headers.get("Connection") != "close"
+        # A 400 refusal of an unread body closes too.
+        status, headers, _ = await call(s, "PUT", f"{base}/bad-request", data=body())
+        assert (status, headers.get("Connection")) == (400, "close")
 
     serve(tmp_path, scenario)
 
@@ -195,6 +235,8 @@ def test_middleware_roles(tmp_path: Path):
 
         status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(VIEWER))
         assert (status, body["detail"]) == (403, "role viewer may not POST /publishers")
+        status, _, body = await call(s, "GET", f"{base}/things/42", headers=bearer(VIEWER))
+        assert (status, body["detail"]) == (403, "role viewer may not GET /things/{id}")  # the route, not the path
         status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(PUBLISHER))
         assert status == 200 and body["principal"][1] == "publisher" and body["principal"][0].startswith("apk_")
         status, _, body = await call(s, "POST", f"{base}/publishers", headers=bearer(ADMIN))

@@ -21,6 +21,7 @@ READ = frozenset({"admin", "publisher", "signer", "releaser", "viewer"})
 PUBLISH = frozenset({"admin", "publisher"})
 SIGN = frozenset({"admin", "signer"})
 ADMIN = frozenset({"admin"})
+API_ROLES = frozenset(m.ROLES)
 RELEASE = frozenset({"admin", "releaser"})
 
 
@@ -155,4 +156,7 @@ def add_routes(app: web.Application) -> None:
     """Registers every route with the roles it admits (read by ``auth_middleware``)."""
     roles = app[ROUTE_ROLES] = {}
     for r in ROUTES:
+        # PUBLIC and DEVICE stand alone; other declarations name API roles (admin is implied).
+        if r.roles not in (PUBLIC, DEVICE) and not (r.roles and r.roles <= API_ROLES):
+            raise ValueError(f"{r.method} {r.path} declares roles {sorted(r.roles)}")
         roles[app.router.add_route(r.method, r.path, r.handler)] = r.roles
