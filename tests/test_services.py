@@ -23,11 +23,12 @@ from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
 from ferryman.catalog.sqlite import SqliteCatalog
 from ferryman.config import Config
-from ferryman.errors import Conflict, Invalid, NotFound, TooLarge, Unauthenticated
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, NotFound, TooLarge, Unauthenticated
 from ferryman.parsing import parse_rfc3339
 from ferryman.releases import Reported
 from ferryman.services import checkins as checkins_module
 from ferryman.services import signatures as signatures_module
+from ferryman.services import uploads as uploads_module
 from ferryman.services.checkins import CheckIns
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads, part_length
@@ -632,3 +633,117 @@ def test_signatures_keep_parsed_keys_within_the_cache_size(tmp_path: Path, monke
                 assert list(s._keys) == [key.keyid]
 
     with_signatures(tmp_path, scenario)
+
+
+# Uploads, continued: the edges a mutant found.
+
+
+def test_uploads_part_length_where_the_subtraction_borrows():
+    assert part_length(binary_of(2 * PART - 1), 2) == PART - 1
+
+
+def test_uploads_a_declared_digest_is_compared_for_equality(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for declared in ("0" * 64, "f" * 64):  # below and above the true digest
+            with pytest.raises(Invalid):
+                await send(u, b, data, 1, declared=declared)
+        assert (await u.progress(b.id)).missing == [1]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_lease_that_cannot_be_renewed_stops_the_upload(tmp_path: Path):
+    data = os.urandom(PART)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        u.lease = 0.03  # renewed every 10 ms
+
+        async def renew(token: str, lease: float) -> None:
+            raise RuntimeError("the catalog is gone")
+
+        u.catalog.renew_part = renew  # type: ignore[method-assign]
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield data[:MIB]
+            await asyncio.sleep(1)
+            yield data[MIB:]
+
+        with pytest.raises(RuntimeError, match="the catalog is gone"):
+            await u.receive_part("t", b.id, 1, len(data), slow())
+        assert (await u.progress(b.id)).missing == [1]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_reports_missing_bytes_and_unreadable_uploads_exactly(tmp_path: Path):
+    data = os.urandom(PART + 10)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for index in (1, 2):
+            await send(u, b, data, index)
+        os.truncate(u.blobs.root / "uploads" / b.id, PART + 4)  # type: ignore[attr-defined]
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, b.id)
+        assert (
+            done.error
+            == f"content has {PART + 4} bytes, {PART + 10} were declared; parts whose bytes differ from their upload: 2"
+        )
+        gone = await new_binary(u, data[:1000])
+        await send(u, gone, data[:1000], 1)
+        os.unlink(u.blobs.root / "uploads" / gone.id)  # type: ignore[attr-defined]
+        await u.change("t", gone.id, m.BinaryPatch(state="hashable"))
+        assert (await hashed(u, gone.id)).error == "cannot read the uploaded content: No such file or directory"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_a_binary_that_left_hashing_ends_quietly(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        await u.receive_content("t", b.id, len(data), chunks(data))
+        await hashed(u, b.id)
+        await u.change("t", b.id, m.BinaryPatch(state="destroyed"))
+        assert await u.hash_binary(b.id) is None  # its verdict is refused (409) and dropped
+        assert (await u.catalog.get_binary(b.id)).state == "destroyed"
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(("failures", "state", "waits"), [(2, "signable", 2), (3, "hashing", 2)])
+def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, monkeypatch, failures, state, waits):
+    monkeypatch.setattr(uploads_module, "FULL_DISK_RETRIES", 3)
+    monkeypatch.setattr(uploads_module, "FULL_DISK_WAIT", 0.001234)  # told apart from other sleeps
+    data = os.urandom(1000)
+    real_sleep = asyncio.sleep
+    slept: list[float] = []
+
+    async def sleep(seconds: float, *args: Any) -> Any:
+        slept.append(seconds)
+        return await real_sleep(seconds, *args)
+
+    monkeypatch.setattr(uploads_module.asyncio, "sleep", sleep)
+
+    async def scenario(u: Uploads) -> None:
+        real_change = u.catalog.change_binary
+        refused = []
+
+        async def change(*args: Any, **kw: Any) -> m.Binary:
+            if kw.get("by_server") and len(refused) < failures:
+                refused.append(1)
+                raise InsufficientStorage("the disk is full")
+            return await real_change(*args, **kw)
+
+        u.catalog.change_binary = change  # type: ignore[method-assign]
+        b = await new_binary(u, data)
+        await u.receive_content("t", b.id, len(data), chunks(data))
+        assert (await hashed(u, b.id)).state == state
+        assert slept.count(0.001234) == waits  # none after the last attempt
+
+    run(tmp_path, scenario)
