@@ -474,10 +474,11 @@ def test_check_in_a_fleet_at_once_is_looked_up_in_batches(tmp_path: Path, fleet:
             return await real(hashes)
 
         monkeypatch.setattr(c.catalog, "devices_for_check_in", counted)
+        await c.snapshot()
         answers = await asyncio.gather(*(c.check_in(Reported(), token_hash=t, write=False) for t in tokens))
         assert all(a.decision.status == "update" for a in answers)
         assert len({a.device.id for a in answers}) == 6
-        assert sum(batches) == 6 and len(batches) <= 2, batches  # the first alone, the rest together
+        assert batches == [6]  # all arrived before the read began: one read
         # Known now: a second round reads nothing.
         await asyncio.gather(*(c.check_in(Reported(), token_hash=t, write=False) for t in tokens))
         assert sum(batches) == 6
@@ -747,3 +748,159 @@ def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, mo
         assert slept.count(0.001234) == waits  # none after the last attempt
 
     run(tmp_path, scenario)
+
+
+# Check-ins, continued: the edges a mutant found.
+
+
+def test_check_in_an_overridden_device_gets_its_override(tmp_path: Path, fleet: Fleet, server: Api, rollout):
+    dev, token = device_token(fleet, rollout, "d1")
+    _, other = device_token(fleet, rollout, "d2")
+    pinned = fleet.bundle("0.9.0", targets=["aarch64-linux-gnu"])
+    server.ok("POST", f"{API}/bundle-overrides", {"bundle_id": pinned["id"], "device_ids": [dev["id"]]})
+
+    async def scenario(c: CheckIns) -> None:
+        answer = await c.check_in(Reported(), token_hash=token, write=False)
+        assert (answer.decision.source, answer.decision.bundle_id) == ("override", pinned["id"])
+        assert [e.binary_id for e in answer.entries] == [e["binary_id"] for e in pinned["entries"]]
+        plain = await c.check_in(Reported(), token_hash=other, write=False)
+        assert (plain.decision.source, plain.decision.bundle_id) == ("release", rollout["bundle"]["id"])
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_a_place_is_claimed_once(tmp_path: Path, fleet: Fleet, server: Api, rollout, monkeypatch):
+    server.ok("PATCH", f"{API}/releases/{rollout['release']['id']}", {"phase": {"mode": "count", "value": 5}})
+    _, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(c: CheckIns) -> None:
+        calls = []
+        real = c.catalog.claim
+
+        async def claim(*args: Any) -> bool:
+            calls.append(args)
+            return await real(*args)
+
+        monkeypatch.setattr(c.catalog, "claim", claim)
+        assert (await c.check_in(Reported(), token_hash=token)).decision.status == "update"
+        assert len(calls) == 1
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_a_failed_lookup_fails_its_batch_only(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
+    tokens = [device_token(fleet, rollout, f"d{i}")[1] for i in range(4)]
+
+    async def scenario(c: CheckIns) -> None:
+        real = c.catalog.devices_for_check_in
+        calls = []
+
+        async def flaky(hashes):
+            calls.append(list(hashes))
+            if len(calls) == 1:
+                await asyncio.sleep(0.05)  # the others arrive meanwhile: the next batch
+                raise RuntimeError("the catalog hiccuped")
+            return await real(hashes)
+
+        monkeypatch.setattr(c.catalog, "devices_for_check_in", flaky)
+        await c.snapshot()
+        first = asyncio.ensure_future(c.check_in(Reported(), token_hash=tokens[0], write=False))
+        await asyncio.sleep(0.01)  # its lookup is under way
+        rest = [c.check_in(Reported(), token_hash=t, write=False) for t in tokens[1:]]
+        answers = await asyncio.wait_for(asyncio.gather(*rest), 5)
+        assert [a.decision.status for a in answers] == ["update"] * 3
+        with pytest.raises(RuntimeError, match="hiccuped"):
+            await first
+        assert calls == [[tokens[0]], tokens[1:]]
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_the_device_cache_stays_within_its_size(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
+    # A size beyond Python's small cached ints, as the real one is: counted, not identified.
+    monkeypatch.setattr(checkins_module, "DEVICE_CACHE_SIZE", 300)
+    _, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(c: CheckIns) -> None:
+        snap = await c.snapshot()
+        some = await c.catalog.get_device(rollout_device_id(fleet))
+        for i in range(300):
+            snap.devices[f"filler{i}"] = some
+        await c.check_in(Reported(), token_hash=token, write=False)
+        assert len(snap.devices) == 300 and "filler0" not in snap.devices and token in snap.devices
+
+    with_checkins(tmp_path, scenario)
+
+
+def rollout_device_id(fleet: Fleet) -> str:
+    return fleet.api.ok("GET", f"{API}/devices")["items"][0]["id"]
+
+
+@pytest.mark.parametrize(("records", "flushed"), [(299, False), (300, True)])
+def test_check_in_a_full_buffer_is_written_at_once(tmp_path: Path, fleet: Fleet, rollout, monkeypatch, records, flushed):
+    monkeypatch.setattr(checkins_module, "FLUSH_BATCH", 300)
+    dev, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(c: CheckIns) -> None:
+        for _ in range(records):
+            await c.check_in(Reported(), token_hash=token)
+        await asyncio.sleep(0.2)  # the flush task, if one was started, runs
+        assert ((await c.catalog.get_device(dev["id"])).last_seen_at is not None) == flushed
+        assert len(c._pending) == (0 if flushed else records)
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_a_failed_write_keeps_every_check_in_for_the_next(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
+    first, first_token = device_token(fleet, rollout, "d1")
+    second, second_token = device_token(fleet, rollout, "d2")
+
+    async def scenario(c: CheckIns) -> None:
+        real = c.catalog.record_check_ins
+        attempts = []
+
+        async def failing_once(last_seen, events):
+            attempts.append(len(events))
+            if len(attempts) == 1:
+                await c.check_in(Reported(), token_hash=second_token)  # buffered meanwhile
+                raise RuntimeError("the disk is busy")
+            return await real(last_seen, events)
+
+        monkeypatch.setattr(c.catalog, "record_check_ins", failing_once)
+        await c.check_in(Reported(), token_hash=first_token)
+        with pytest.raises(RuntimeError):
+            await c.flush()
+        await c.flush()
+        assert attempts == [1, 2]
+        for dev in (first, second):
+            assert (await c.catalog.get_device(dev["id"])).last_seen_at is not None
+            events = await c.catalog.list_events(10, None, {"resource_id": dev["id"], "action": "resolve"})
+            assert len(events.items) == 1
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_the_generation_is_checked_at_most_every_recheck_interval(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
+    monkeypatch.setattr(checkins_module, "GENERATION_RECHECK_SECONDS", 0.3)
+    _, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(c: CheckIns) -> None:
+        checks = []
+        real = c.catalog.generation
+
+        async def generation() -> int:
+            checks.append(1)
+            return await real()
+
+        monkeypatch.setattr(c.catalog, "generation", generation)
+        for _ in range(20):
+            await c.check_in(Reported(), token_hash=token, write=False)
+            await asyncio.sleep(0)
+        assert checks == []  # the snapshot was read moments ago
+        await asyncio.sleep(0.35)
+        for _ in range(20):
+            await c.check_in(Reported(), token_hash=token, write=False)
+            await asyncio.sleep(0)
+        assert checks == [1]  # one check, in the background, then confirmed for a while
+
+    with_checkins(tmp_path, scenario)

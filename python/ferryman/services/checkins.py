@@ -227,7 +227,8 @@ class CheckIns:
         last_seen: dict[str, str] = {}
         clock = time.monotonic()
         for d, t, _ in pending:
-            if clock - self._last_seen_written.get(d, -LAST_SEEN_RESOLUTION) >= LAST_SEEN_RESOLUTION or d in last_seen:
+            written = self._last_seen_written.get(d)
+            if written is None or clock - written >= LAST_SEEN_RESOLUTION or d in last_seen:
                 last_seen[d] = t
         events = [(d, t, ev) for d, t, ev in pending if ev is not None]
         try:
