@@ -32,6 +32,7 @@ from ferryman.services import uploads as uploads_module
 from ferryman.services.checkins import CheckIns
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads, part_length
+from ferryman.signing import load_public_key
 
 MIB = 1 << 20
 PART = 5 * MIB
@@ -591,9 +592,14 @@ def test_signatures_name_exactly_one_known_active_key(tmp_path: Path):
         assert new and (sig.binary_id, sig.signing_key_id, sig.signature) == (b.id, key.id, good)
         again, new = await s.sign_binary("t", b.id, m.SignatureCreate(signature=good, signing_key_id=key.id))
         assert not new and again.id == sig.id
+        bundle = await u.catalog.create_bundle("t", m.BundleCreate(binaries=[b.id]))
         await u.catalog.patch_signing_key("t", key.id, m.SigningKeyPatch(state="revoked"))
         with pytest.raises(Invalid) as e:
             await s.sign_binary("t", b.id, m.SignatureCreate(signature=good, signing_key_id=key.id))
+        assert e.value.errors == {"signing_key_id": ["revoked"]}
+        over_bundle = sk.sign(bytes.fromhex(bundle.hash)).hex()
+        with pytest.raises(Invalid) as e:
+            await s.sign_bundle("t", bundle.id, m.SignatureCreate(signature=over_bundle, signing_key_id=key.id))
         assert e.value.errors == {"signing_key_id": ["revoked"]}
 
     with_signatures(tmp_path, scenario)
@@ -623,6 +629,17 @@ def test_signatures_keep_parsed_keys_within_the_cache_size(tmp_path: Path, monke
 
     async def scenario(s: Signatures, u: Uploads) -> None:
         b = await signable(u)
+        # A size beyond Python's small cached ints, as the real one is: counted, not identified.
+        monkeypatch.setattr(signatures_module, "KEY_CACHE_SIZE", 300)
+        filler = load_public_key(CERT["pem"])
+        s._keys.update({f"filler{i}": filler for i in range(300)})
+        sk = ed25519.Ed25519PrivateKey.generate()
+        key = await s.register_key("t", m.SigningKeyCreate(name="big", public_key=ed25519_pem(sk)))
+        body = m.SignatureCreate(signature=sk.sign(bytes.fromhex(b.sha256)).hex(), signing_key_id=key.id)
+        await s.sign_binary("t", b.id, body)
+        assert len(s._keys) == 300 and "filler0" not in s._keys and key.keyid in s._keys
+        s._keys.clear()
+        monkeypatch.setattr(signatures_module, "KEY_CACHE_SIZE", 1)
         for _ in range(2):
             for name in ("a", "b"):
                 sk = ed25519.Ed25519PrivateKey.generate()
