@@ -135,6 +135,12 @@ impl PartHasher {
         Self::sharing(part_size, PartShare::All)
     }
 
+    /// Which parts it takes.
+    #[cfg(test)]
+    pub(crate) fn share(&self) -> PartShare {
+        self.share
+    }
+
     /// Whether it leaves parts to another hasher ([`PartShare::All`] does not).
     pub fn shares_out(&self) -> bool {
         self.share != PartShare::All

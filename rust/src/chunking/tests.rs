@@ -27,7 +27,14 @@ fn chunked(data: &[u8], p: ChunkParams, piece: usize) -> Vec<Chunk> {
 }
 
 fn reference(data: &[u8], p: ChunkParams) -> Vec<(u64, u64)> {
-    v2020::FastCDC::with_level(data, p.min_size, p.avg_size, p.max_size, p.level())
+    // The level written out, not taken from ChunkParams::level (which is under test here).
+    let level = [
+        Normalization::Level0,
+        Normalization::Level1,
+        Normalization::Level2,
+        Normalization::Level3,
+    ][p.normalization as usize];
+    v2020::FastCDC::with_level(data, p.min_size, p.avg_size, p.max_size, level)
         .map(|c| (c.offset as u64, c.length as u64))
         .collect()
 }
@@ -58,6 +65,24 @@ fn streaming_matches_whole_buffer_iterator() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn every_normalization_level_cuts_as_the_crate_does() {
+    let data = noise(1 << 20, 7);
+    for normalization in 0..=3 {
+        let params = ChunkParams {
+            min_size: 1024,
+            avg_size: 4096,
+            max_size: 16384,
+            normalization,
+        };
+        let got: Vec<_> = chunked(&data, params, 65536)
+            .iter()
+            .map(|c| (c.offset, c.length))
+            .collect();
+        assert_eq!(got, reference(&data, params), "level {normalization}");
     }
 }
 

@@ -266,3 +266,91 @@ fn rewrite_in_place_is_reported() {
     let err = digest_inline(src, &DigestOptions::default(), &mut quiet).unwrap_err();
     assert!(matches!(err, Error::FileChanged { .. }), "{err}");
 }
+
+/// The lanes' work for each kind of request: which lane hashes the whole file with parts, and
+/// which parts the second lane takes (the table behind [`Front::plan`]; its figures are in
+/// benches/README.md).
+#[test]
+fn the_work_is_planned_by_the_table() {
+    const MIB: u64 = 1 << 20;
+    let params = ChunkParams::default();
+    type Row = (
+        Option<u64>,
+        bool,
+        bool,
+        bool,
+        &'static str,
+        Option<PartShare>,
+    );
+    let rows: [Row; 12] = [
+        // part size, chunking, blake3, two threads -> front, the second lane's parts
+        (None, false, false, true, "whole", None),
+        (
+            Some(8 * MIB),
+            false,
+            false,
+            true,
+            "pair",
+            Some(PartShare::AllBut(4)),
+        ),
+        (Some(8 * MIB), false, false, false, "pair", None),
+        (
+            Some(16 * MIB),
+            false,
+            false,
+            true,
+            "pair",
+            Some(PartShare::AllBut(4)),
+        ),
+        (
+            Some(16 * MIB + 1),
+            false,
+            false,
+            true,
+            "whole",
+            Some(PartShare::All),
+        ),
+        (Some(16 * MIB + 1), false, false, false, "pair", None),
+        (Some(16 * MIB + 1), false, true, true, "pair", None),
+        (Some(16 * MIB + 1), true, false, true, "pair", None),
+        (Some(8 * MIB), true, false, true, "pair", None),
+        (
+            Some(8 * MIB),
+            false,
+            true,
+            true,
+            "pair",
+            Some(PartShare::Every(2)),
+        ),
+        (Some(8 * MIB), false, true, false, "pair", None),
+        (Some(8 * MIB), true, true, true, "pair", None),
+    ];
+    for (part_size, chunking, blake3, two, front_kind, back_parts) in rows {
+        let opts = DigestOptions {
+            part_size,
+            chunking: chunking.then_some(params),
+            blake3,
+        };
+        let (front, back) = Front::plan(&opts, two).unwrap();
+        let kind = match front {
+            Front::Whole(_) => "whole",
+            Front::Pair(_) => "pair",
+        };
+        let parts = back
+            .as_ref()
+            .and_then(|b| b.parts.as_ref())
+            .map(|p| p.share());
+        let row = (part_size, chunking, blake3, two);
+        assert_eq!((kind, parts), (front_kind, back_parts), "{row:?}");
+        assert_eq!(
+            back.as_ref().is_some_and(|b| b.chunks.is_some()),
+            chunking,
+            "{row:?}"
+        );
+        assert_eq!(
+            back.as_ref().is_some_and(|b| b.blake3.is_some()),
+            blake3,
+            "{row:?}"
+        );
+    }
+}
