@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from test_server_binaries import upload
 
 from ferryman import grants
 from ferryman.blobs.fs import FileContent
-from ferryman.server.ranges import MAX_RANGES, SEND_BUFFER, plan, respond
+from ferryman.server.ranges import MAX_DIGITS, MAX_RANGES, SEND_BUFFER, plan, respond
 
 SHA = "ab" * 32
 ETAG = f'"{SHA}"'
@@ -51,6 +52,9 @@ def p(range_: str | None = None, size: int = 1000, **headers: str):
         ("bytes=0-9,10-19", [(0, 9), (10, 19)]),  # adjacent: not merged
         ("bytes=0-9,5000-6000", [(0, 9)]),  # the unsatisfiable one dropped
         ("BYTES=1-2", [(1, 2)]),
+        ("bytes=0-1, ,5-6", [(0, 1), (5, 6)]),  # an empty item is skipped, not the end
+        ("bytes=5000-6000,0-9", [(0, 9)]),  # an unsatisfiable first range does not end the list
+        ("bytes=0-" + "9" * MAX_DIGITS, [(0, 999)]),  # the longest position accepted
     ],
 )
 def test_satisfiable(header, spans):
@@ -62,18 +66,25 @@ def test_satisfiable(header, spans):
 def test_unsatisfiable_is_416(header):
     result = p(header)
     assert result.status == 416 and result.headers["Content-Range"] == "bytes */1000"
+    assert result.spans == []
 
 
 @pytest.mark.parametrize(
     "header",
-    ["items=0-1", "bytes=", "bytes=5-3", "bytes=a-b", "bytes=--1", "bytes 0-1", "bytes=0-1-2", "bytes=-"],
-)
+    [
+        "items=0-1", "bits=0-1", "bytes=", "bytes=5-3", "bytes=a-b", "bytes=x-1", "bytes=1-x", "bytes=--1", "bytes 0-1",
+        "bytes=0-1-2", "bytes=-", "bytes=0-" + "9" * (MAX_DIGITS + 1),
+    ],
+)  # fmt: skip
 def test_malformed_range_is_ignored(header):
     assert p(header).status == 200
 
 
 def test_pathological_requests_get_the_whole_body_not_416():
     assert p("bytes=0-10,5-20").status == 200  # overlapping
+    assert p("bytes=0-10,10-20").status == 200  # overlapping by one byte
+    exactly = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2 * MAX_RANGES, 2))
+    assert len(p(exactly, size=10_000).spans) == MAX_RANGES
     many = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2 * (MAX_RANGES + 1), 2))
     assert p(many, size=10_000).status == 200
     ok = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 510, 2))  # 255 ranges are served
@@ -81,6 +92,7 @@ def test_pathological_requests_get_the_whole_body_not_416():
 
 
 def test_validators():
+    assert (p().status, p().spans, p().length) == (200, [(0, 999)], 1000)
     assert p().headers["ETag"] == ETAG
     assert p().headers["Repr-Digest"] == "sha-256=:" + base64.b64encode(bytes.fromhex(SHA)).decode() + ":"
     assert p().headers["Last-Modified"] == LAST_MODIFIED
@@ -88,6 +100,9 @@ def test_validators():
     assert p(If_None_Match=f'"x", W/{ETAG}').status == 304
     assert p(If_None_Match="*").status == 304
     assert p(If_None_Match='"other"').status == 200
+    assert p(If_None_Match='"00"').status == 200  # a tag that sorts before ours
+    assert p(If_Modified_Since="Wed, 15 Nov 2023 00:00:00 GMT").status == 304  # modified before it
+    assert p(If_Modified_Since="Tue, 14 Nov 2023 22:13:20 -0000").status == 304  # a zone-less date is UTC
     assert p(If_Modified_Since=LAST_MODIFIED).status == 304
     assert p(If_Modified_Since="Mon, 13 Nov 2023 00:00:00 GMT").status == 200
     assert p(If_Modified_Since="garbage").status == 200
@@ -96,6 +111,8 @@ def test_validators():
     assert p("bytes=0-1", If_Range=f"W/{ETAG}").status == 200  # weak tags never match
     assert p("bytes=0-1", If_Range=LAST_MODIFIED).status == 206
     assert p("bytes=0-1", If_Range="Mon, 13 Nov 2023 00:00:00 GMT").status == 200
+    assert p("bytes=0-1", If_Range="Wed, 15 Nov 2023 00:00:00 GMT").status == 200  # only the exact date
+    assert p("bytes=0-1", If_Range='"00"').status == 200  # a tag that sorts before ours
 
 
 def test_multipart_layout():
@@ -115,8 +132,9 @@ def test_multipart_layout():
 
 
 def test_empty_file():
-    assert p(size=0).status == 200 and p(size=0).length == 0
+    assert p(size=0).status == 200 and p(size=0).length == 0 and p(size=0).spans == []
     assert p("bytes=0-", size=0).status == 416
+    assert p("bytes=-5", size=0).status == 416
 
 
 # Real HTTP.
@@ -225,6 +243,45 @@ def test_full_and_single_ranges_over_http(served):
     etag = headers["ETag"]
     assert srv.get({"If-None-Match": etag})[0] == 304
     assert srv.get({"Range": "bytes=0-9", "If-Range": '"stale"'})[2] == data
+
+
+def test_refusals_and_head_answers_over_http(served):
+    srv, _ = served
+    status, headers, body = srv.get({"Range": "bytes=300000-"})
+    assert (status, headers["Content-Type"]) == (416, "application/problem+json")
+    assert json.loads(body) == {"type": "about:blank", "title": "Range not satisfiable", "status": 416,
+                                "detail": "no requested range lies within the 300000 bytes", "errors": {}}  # fmt: skip
+    assert headers["Content-Length"] == str(len(body))
+    status, headers, empty = srv.get({"Range": "bytes=300000-"}, method="HEAD")
+    assert (status, empty, headers["Content-Length"]) == (416, b"", str(len(body)))
+    status, headers, empty = srv.get({"If-None-Match": srv.get(method="HEAD")[1]["ETag"]})
+    # RFC 9110 section 8.6: a 304 carries no Content-Length unless it is the full one.
+    assert (status, empty) == (304, b"") and headers.get("Content-Length") in (None, "300000")
+    status, headers, empty = srv.get({"Range": "bytes=100-199"}, method="HEAD")
+    assert (status, empty, headers["Content-Length"], headers["Content-Range"]) == (206, b"", "100", "bytes 100-199/300000")
+
+
+def test_keep_alive_answers_end_where_they_say(served):
+    """Several answers on one connection: a body one byte longer or shorter than its
+    Content-Length, or a body after a HEAD, would break the next answer."""
+    srv, data = served
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        for method, headers, want in [
+            ("HEAD", {}, b""),
+            ("GET", {"Range": "bytes=100-199"}, data[100:200]),
+            ("HEAD", {"Range": "bytes=0-9"}, b""),
+            ("GET", {"Range": "bytes=0-0"}, data[:1]),
+            ("HEAD", {"Range": "bytes=0-0,5-9"}, b""),
+            ("GET", {"Range": "bytes=299990-"}, data[299990:]),
+            ("GET", {}, data),
+            ("GET", {"Range": "bytes=-1"}, data[-1:]),
+        ]:
+            conn.request(method, "/f", headers=headers)
+            r = conn.getresponse()
+            assert r.read() == want, (method, headers)
+    finally:
+        conn.close()
 
 
 def test_multirange_bodies_match_byte_for_byte(served):

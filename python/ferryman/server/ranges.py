@@ -165,15 +165,12 @@ def plan(method: str, request_headers: Mapping[str, str], size: int, sha256: str
 
 
 async def _send(request: web.Request, writer: Any, content: Content, offset: int, count: int) -> None:
-    if count <= 0:
-        return
+    """Sends ``count`` (at least 1) bytes of ``content`` from ``offset``. Over TLS, asyncio's
+    sendfile copies through the transport by itself."""
     fobj = content.file()
     if fobj is not None:
-        try:
-            await _sendfile(request, writer, fobj, offset, count)
-            return
-        except NotImplementedError:  # e.g. TLS: copy through the writer instead
-            pass
+        await _sendfile(request, writer, fobj, offset, count)
+        return
     async for chunk in content.read(offset, count):
         await writer.write(chunk)
 
