@@ -354,3 +354,43 @@ fn the_work_is_planned_by_the_table() {
         );
     }
 }
+
+fn changed_detail(err: Error) -> String {
+    match err {
+        Error::FileChanged { detail, .. } => detail,
+        other => panic!("not a change: {other}"),
+    }
+}
+
+#[test]
+fn each_sign_of_a_change_is_enough_on_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = data(1000);
+    let f = file_with(&bytes);
+    let src = Source::open(f.path()).unwrap();
+    src.check_unchanged(1000).unwrap();
+    // Fewer bytes read than the file had, the file the same.
+    assert_eq!(
+        changed_detail(src.check_unchanged(999).unwrap_err()),
+        "size was 1000, read 999, now 1000"
+    );
+    // Only the status-change time moves (a mode change keeps the modification time).
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let mode = std::fs::metadata(f.path()).unwrap().permissions().mode();
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode ^ 0o100)).unwrap();
+    assert_eq!(
+        changed_detail(src.check_unchanged(1000).unwrap_err()),
+        "modified during the read"
+    );
+    // The file grew after every byte was read.
+    let grown = Source::open(f.path()).unwrap();
+    let mut w = std::fs::OpenOptions::new()
+        .append(true)
+        .open(f.path())
+        .unwrap();
+    w.write_all(b"more").unwrap();
+    assert_eq!(
+        changed_detail(grown.check_unchanged(1000).unwrap_err()),
+        "size was 1000, read 1000, now 1004"
+    );
+}
