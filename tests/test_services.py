@@ -697,6 +697,28 @@ def test_uploads_a_lease_that_cannot_be_renewed_stops_the_upload(tmp_path: Path)
     run(tmp_path, scenario)
 
 
+def test_uploads_a_cancelled_upload_is_cancelled_and_releases_its_part(tmp_path: Path):
+    data = os.urandom(PART)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+
+        async def stalled() -> AsyncIterator[bytes]:
+            yield data[:MIB]
+            await asyncio.sleep(30)
+            yield data[MIB:]
+
+        task = asyncio.ensure_future(u.receive_part("t", b.id, 1, len(data), stalled()))
+        await asyncio.sleep(0.05)
+        task.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await send(u, b, data, 1)  # the part is free again
+        assert (await u.change("t", b.id, m.BinaryPatch(state="hashable"))).state == "hashing"
+
+    run(tmp_path, scenario)
+
+
 def test_uploads_hashing_reports_missing_bytes_and_unreadable_uploads_exactly(tmp_path: Path):
     data = os.urandom(PART + 10)
 
@@ -734,9 +756,12 @@ def test_uploads_hashing_a_binary_that_left_hashing_ends_quietly(tmp_path: Path)
     run(tmp_path, scenario)
 
 
-@pytest.mark.parametrize(("failures", "state", "waits"), [(2, "signable", 2), (3, "hashing", 2)])
-def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, monkeypatch, failures, state, waits):
-    monkeypatch.setattr(uploads_module, "FULL_DISK_RETRIES", 3)
+@pytest.mark.parametrize(
+    ("retries", "failures", "state", "waits"),
+    [(4, 3, "signable", 3), (300, 300, "hashing", 299)],  # 300: past Python's small cached ints
+)
+def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, monkeypatch, retries, failures, state, waits):
+    monkeypatch.setattr(uploads_module, "FULL_DISK_RETRIES", retries)
     monkeypatch.setattr(uploads_module, "FULL_DISK_WAIT", 0.001234)  # told apart from other sleeps
     data = os.urandom(1000)
     real_sleep = asyncio.sleep
