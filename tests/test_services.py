@@ -8,8 +8,10 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -894,8 +896,7 @@ def test_check_in_a_full_buffer_is_written_at_once(tmp_path: Path, fleet: Fleet,
 
 
 def test_check_in_a_failed_write_keeps_every_check_in_for_the_next(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
-    first, first_token = device_token(fleet, rollout, "d1")
-    second, second_token = device_token(fleet, rollout, "d2")
+    devices = [device_token(fleet, rollout, f"d{i}") for i in range(3)]
 
     async def scenario(c: CheckIns) -> None:
         real = c.catalog.record_check_ins
@@ -904,17 +905,18 @@ def test_check_in_a_failed_write_keeps_every_check_in_for_the_next(tmp_path: Pat
         async def failing_once(last_seen, events):
             attempts.append(len(events))
             if len(attempts) == 1:
-                await c.check_in(Reported(), token_hash=second_token)  # buffered meanwhile
+                for _, token in devices[1:]:  # buffered meanwhile
+                    await c.check_in(Reported(), token_hash=token)
                 raise RuntimeError("the disk is busy")
             return await real(last_seen, events)
 
         monkeypatch.setattr(c.catalog, "record_check_ins", failing_once)
-        await c.check_in(Reported(), token_hash=first_token)
+        await c.check_in(Reported(), token_hash=devices[0][1])
         with pytest.raises(RuntimeError):
             await c.flush()
         await c.flush()
-        assert attempts == [1, 2]
-        for dev in (first, second):
+        assert attempts == [1, 3]
+        for dev, _ in devices:
             assert (await c.catalog.get_device(dev["id"])).last_seen_at is not None
             events = await c.catalog.list_events(10, None, {"resource_id": dev["id"], "action": "resolve"})
             assert len(events.items) == 1
@@ -924,6 +926,9 @@ def test_check_in_a_failed_write_keeps_every_check_in_for_the_next(tmp_path: Pat
 
 def test_check_in_the_generation_is_checked_at_most_every_recheck_interval(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
     monkeypatch.setattr(checkins_module, "GENERATION_RECHECK_SECONDS", 0.3)
+    # A clock of the module's own that starts at zero (a process started just after boot).
+    start = time.monotonic()
+    monkeypatch.setattr(checkins_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() - start + 0.001))
     _, token = device_token(fleet, rollout, "d1")
 
     async def scenario(c: CheckIns) -> None:
@@ -944,5 +949,34 @@ def test_check_in_the_generation_is_checked_at_most_every_recheck_interval(tmp_p
             await c.check_in(Reported(), token_hash=token, write=False)
             await asyncio.sleep(0)
         assert checks == [1]  # one check, in the background, then confirmed for a while
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_last_seen_is_written_again_after_the_resolution(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
+    dev, token = device_token(fleet, rollout, "d1")
+    # A clock of the module's own, far from zero (a machine up for days).
+    monkeypatch.setattr(checkins_module, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + 1e6))
+
+    async def scenario(c: CheckIns) -> None:
+        for written in (checkins_module.time.monotonic() - 61, 1.0):  # 61 s ago; long, long ago
+            c._last_seen_written[dev["id"]] = written
+            await c.check_in(Reported(), token_hash=token)
+            await c.flush()
+            assert c._last_seen_written[dev["id"]] > written, written
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_check_in_one_rebuild_serves_every_waiting_check_in(tmp_path: Path, fleet: Fleet, server: Api, rollout):
+    _, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(c: CheckIns) -> None:
+        await c.check_in(Reported(), token_hash=token, write=False)
+        assert c.rebuilds == 1
+        await c.catalog.patch_release("t", rollout["release"]["id"], m.ReleasePatch(disabled=True))
+        answers = await asyncio.gather(*(c.check_in(Reported(), token_hash=token, write=False) for _ in range(10)))
+        assert {a.decision.status for a in answers} == {"no_update"}
+        assert c.rebuilds == 2
 
     with_checkins(tmp_path, scenario)
