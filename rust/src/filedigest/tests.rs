@@ -394,3 +394,21 @@ fn each_sign_of_a_change_is_enough_on_its_own() {
         "size was 1000, read 1000, now 1004"
     );
 }
+
+#[test]
+fn hash_files_answers_each_path_in_order() {
+    let (a, b) = (data(3000), data(5 * BLOCK + 7));
+    let (fa, fb) = (file_with(&a), file_with(&b));
+    let missing = fa.path().with_extension("missing");
+    let opts = DigestOptions::default();
+    assert!(hash_files(&[], &opts).unwrap().is_empty());
+    let one = hash_files(&[fb.path().to_path_buf()], &opts).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].as_ref().unwrap().sha256, sha256(&b));
+    let paths = [fa.path().to_path_buf(), missing, fb.path().to_path_buf()];
+    let all = hash_files(&paths, &opts).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].as_ref().unwrap().sha256, sha256(&a));
+    assert!(matches!(all[1], Err(Error::Io { .. })), "{:?}", all[1]);
+    assert_eq!(all[2].as_ref().unwrap().sha256, sha256(&b));
+}
