@@ -215,3 +215,40 @@ fn a_failed_pss_verification_leaves_no_error_queued() {
         assert_eq!(unsafe { aws_lc_sys::ERR_peek_error() }, 0);
     }
 }
+
+#[test]
+fn verify_many_gives_each_item_its_own_verdict_in_order() {
+    let all = vectors("ed25519.json");
+    let v = &all["rfc8032"][2];
+    let raw: [u8; 32] = unhex(v["public_key"].as_str().unwrap()).try_into().unwrap();
+    let key = Arc::new(PublicKey::from_ed25519_raw(&raw).unwrap());
+    let msg = unhex(v["message"].as_str().unwrap());
+    let sig = unhex(v["signature"].as_str().unwrap());
+    let mut bad = sig.clone();
+    bad[0] ^= 1;
+    let item = |data: &[u8], signature: &[u8]| BatchItem {
+        key: key.clone(),
+        algorithm: Algorithm::Ed25519,
+        data: data.to_vec(),
+        signature: signature.to_vec(),
+    };
+    // Fewer items than the parallel threshold, and more: the same verdicts either way.
+    for copies in [1, 5] {
+        let mut items = Vec::new();
+        for _ in 0..copies {
+            items.push(item(&msg, &sig));
+            items.push(item(&msg, &bad));
+        }
+        let verdicts = verify_many(&items, BatchMode::Message).unwrap();
+        assert_eq!(verdicts.len(), 2 * copies);
+        for pair in verdicts.chunks(2) {
+            assert_eq!(*pair[0].as_ref().unwrap(), MessageForm::Digest);
+            assert!(matches!(pair[1], Err(Error::InvalidSignature(_))));
+        }
+    }
+    assert!(verify_many(&[], BatchMode::Message).unwrap().is_empty());
+    // As binary digests, data that is not 32 bytes is an error of its own item.
+    assert_eq!(msg.len(), 2);
+    let verdicts = verify_many(&[item(&msg, &sig)], BatchMode::BinaryDigest).unwrap();
+    assert!(matches!(verdicts[0], Err(Error::InvalidArgument(_))));
+}
