@@ -80,6 +80,13 @@ async def hashed(u: Uploads, binary_id: str) -> m.Binary:
     return await u.catalog.get_binary(binary_id)
 
 
+async def uploaded(u: Uploads, data: bytes) -> m.Binary:
+    """A one-part binary of ``data``, uploaded in one request and hashed."""
+    b = await new_binary(u, data)
+    await u.receive_content("t", b.id, len(data), chunks(data))
+    return await hashed(u, b.id)
+
+
 async def published(u: Uploads, binary_id: str) -> int | None:
     """The size of the binary's published content; None if there is none."""
     try:
@@ -210,9 +217,7 @@ def test_uploads_reset_and_destroy_remove_the_bytes(tmp_path: Path):
     data = os.urandom(1000)
 
     async def scenario(u: Uploads) -> None:
-        b = await new_binary(u, data)
-        await u.receive_content("t", b.id, len(data), chunks(data))
-        await hashed(u, b.id)
+        b = await uploaded(u, data)
         assert await published(u, b.id) == len(data)
         reset = await u.change("t", b.id, m.BinaryPatch(state="uploadable"))
         assert reset.state == "uploadable"
@@ -223,9 +228,7 @@ def test_uploads_reset_and_destroy_remove_the_bytes(tmp_path: Path):
         await u.change("t", b.id, m.BinaryPatch(state="destroyed"))
         assert await published(u, b.id) is None
         # A change of fields alone touches no bytes.
-        other = await new_binary(u, data)
-        await u.receive_content("t", other.id, len(data), chunks(data))
-        await hashed(u, other.id)
+        other = await uploaded(u, data)
         described = await u.change("t", other.id, m.BinaryPatch(description="kept"))
         assert (described.state, described.description) == ("signable", "kept")
         assert await published(u, other.id) == len(data)
@@ -539,10 +542,7 @@ def with_signatures(tmp_path: Path, scenario: Callable[[Signatures, Uploads], Aw
 
 
 async def signable(u: Uploads) -> m.Binary:
-    data = os.urandom(1000)
-    b = await new_binary(u, data)
-    await u.receive_content("t", b.id, len(data), chunks(data))
-    return await hashed(u, b.id)
+    return await uploaded(u, os.urandom(1000))
 
 
 def ed25519_pem(sk: ed25519.Ed25519PrivateKey) -> str:
@@ -748,9 +748,7 @@ def test_uploads_hashing_a_binary_that_left_hashing_ends_quietly(tmp_path: Path)
     data = os.urandom(1000)
 
     async def scenario(u: Uploads) -> None:
-        b = await new_binary(u, data)
-        await u.receive_content("t", b.id, len(data), chunks(data))
-        await hashed(u, b.id)
+        b = await uploaded(u, data)
         await u.change("t", b.id, m.BinaryPatch(state="destroyed"))
         assert await u.hash_binary(b.id) is None  # its verdict is refused (409) and dropped
         assert (await u.catalog.get_binary(b.id)).state == "destroyed"
