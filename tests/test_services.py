@@ -603,6 +603,15 @@ def test_signatures_name_exactly_one_known_active_key(tmp_path: Path):
         with pytest.raises(Invalid) as e:
             await s.sign_bundle("t", bundle.id, m.SignatureCreate(signature=over_bundle, signing_key_id=key.id))
         assert e.value.errors == {"signing_key_id": ["revoked"]}
+        # Revoked between the check and the write: the catalog refuses it in the writing
+        # transaction, for bundles as for binaries.
+        with pytest.raises(Invalid) as e:
+            await u.catalog.add_bundle_signature("t", bundle.id, key, over_bundle, "digest")
+        assert e.value.errors == {"signing_key_id": ["revoked"]}
+        with pytest.raises(Invalid) as e:
+            await u.catalog.add_signature("t", b.id, key.id, good, "digest")
+        assert e.value.errors == {"signing_key_id": ["revoked"]}
+        assert (await u.catalog.get_bundle(bundle.id)).signatures == []
 
     with_signatures(tmp_path, scenario)
 

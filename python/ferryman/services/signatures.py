@@ -46,9 +46,10 @@ class Signatures:
         return await self.catalog.create_signing_key(actor, new)
 
     async def _verified(self, body: m.SignatureCreate, digest_hex: str) -> tuple[m.SigningKey, bytes, str]:
-        """Finds the key a submission names, checks it is active and inside its certificate's
-        validity, and verifies the signature over ``digest_hex`` (422 otherwise). Returns the
-        key, the raw signature and the message form that verified."""
+        """Finds the key a submission names, checks it is inside its certificate's validity, and
+        verifies the signature over ``digest_hex`` (422 otherwise). Returns the key, the raw
+        signature and the message form that verified. Whether the key is still active is checked
+        by the catalog, in the transaction that stores the signature."""
         if (body.signing_key_id is None) == (body.keyid is None):
             raise Invalid("give exactly one of signing_key_id and keyid", {"signing_key_id": ["or keyid, not both"]})
         try:
@@ -59,8 +60,6 @@ class Signatures:
         except NotFound as e:
             field = "signing_key_id" if body.signing_key_id is not None else "keyid"
             raise Invalid(f"unknown signing key: {e.detail}", {field: ["unknown signing key"]}) from None
-        if key.state != "active":
-            raise Invalid("the signing key is revoked", {"signing_key_id": ["revoked"]})
         now = int(time.time())
         nb, na = (parse_rfc3339(t) if t else None for t in (key.not_before, key.not_after))
         if (nb is not None and now < nb.timestamp()) or (na is not None and now > na.timestamp()):

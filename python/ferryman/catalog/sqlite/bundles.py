@@ -90,6 +90,9 @@ class Bundles:
 
         def run(tx: Tx) -> tuple[Row, bool]:
             get_or_404(tx, "bundles", bundle_id, "bundle")
+            # Checked again here: a key revoked after the signature was verified signs nothing.
+            if get_or_404(tx, "signing_keys", key.id, "signing key")["state"] != "active":
+                raise Invalid("the signing key is revoked", {"signing_key_id": ["revoked"]})
             sql = "SELECT * FROM bundle_signatures WHERE bundle_id = ? AND signing_key_id = ?"
             existing = tx.one(sql, [bundle_id, key.id])
             if existing:
