@@ -1,0 +1,377 @@
+"""The upload service called directly, over a real catalog and blob directory (no HTTP): what
+it decides about parts, completion, hashing verdicts and the bytes. Fast enough to run once per
+mutant (scripts/mutants)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from upload_helpers import MIB, PART, binary_of, chunks, hashed, new_binary, published, run, send, uploaded
+
+from ferryman.catalog import models as m
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
+from ferryman.services import uploads as uploads_module
+from ferryman.services.uploads import Uploads, part_length
+
+
+@pytest.mark.parametrize(
+    ("size", "index", "length"),
+    [
+        (11 * MIB, 1, PART),
+        (11 * MIB, 2, PART),
+        (11 * MIB, 3, MIB),  # the last part holds the rest
+        (10 * MIB, 2, PART),  # a size that divides evenly: the last part is whole
+        (PART + 1, 2, 1),
+        (3, 1, 3),  # one part smaller than a part size
+        (0, 1, 0),  # an empty binary has one empty part
+    ],
+)
+def test_uploads_part_length(size: int, index: int, length: int):
+    assert part_length(binary_of(size), index) == length
+
+
+@pytest.mark.parametrize(("size", "index"), [(11 * MIB, 0), (11 * MIB, 4), (11 * MIB, -1), (PART, 2)])
+def test_uploads_part_length_refuses_a_part_the_binary_does_not_have(size: int, index: int):
+    with pytest.raises(Invalid) as e:
+        part_length(binary_of(size), index)
+    count = binary_of(size).part_count
+    assert str(e.value.detail) == f"part index must be 1 to {count}" and e.value.errors == {"index": [f"1..{count}"]}
+
+
+def test_uploads_parts_complete_and_hash_to_signable(tmp_path: Path):
+    data = os.urandom(11 * MIB)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        assert b.part_count == 3
+        for index in (3, 1):  # any order
+            part = await send(u, b, data, index, declared=hashlib.sha256(data[(index - 1) * PART : index * PART]).hexdigest())
+            assert (part.index, part.size) == (index, len(data[(index - 1) * PART : index * PART]))
+            assert part.sha256 == hashlib.sha256(data[(index - 1) * PART : index * PART]).hexdigest()
+        progress = await u.progress(b.id)
+        assert [p.index for p in progress.parts] == [1, 3] and progress.missing == [2]
+        assert (progress.binary_id, progress.state, progress.part_size, progress.part_count) == (b.id, "uploadable", PART, 3)
+        await send(u, b, data, 2)
+        assert (await u.progress(b.id)).missing == []
+        changed = await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        assert changed.state == "hashing"
+        done = await hashed(u, b.id)
+        assert (done.state, done.error) == ("signable", None)
+        assert await published(u, b.id) == len(data)
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("length", "body", "error", "detail"),
+    [
+        (PART + 1, None, TooLarge, "part 1 has 5242880 bytes; 5242881 were sent"),
+        (PART - 1, None, Invalid, "part 1 has 5242880 bytes; 5242879 were sent"),
+        (PART, b"x" * (PART - 10), Invalid, "part 1 has 5242880 bytes; 5242870 arrived"),
+    ],
+)
+def test_uploads_a_part_of_the_wrong_size_is_refused_and_not_recorded(tmp_path: Path, length, body, error, detail):
+    data = os.urandom(11 * MIB)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        kw = {"length": length} if body is None else {"length": length, "body": body}
+        with pytest.raises(error) as e:
+            await send(u, b, data, 1, **kw)
+        assert e.value.detail == detail
+        assert (await u.progress(b.id)).missing == [1, 2, 3]
+        # The refused part's lease has ended: with every part in, hashing may start.
+        for index in (1, 2, 3):
+            await send(u, b, data, index)
+        assert (await u.change("t", b.id, m.BinaryPatch(state="hashable"))).state == "hashing"
+        assert (await hashed(u, b.id)).state == "signable"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_part_whose_digest_differs_from_the_declared_one_is_refused(tmp_path: Path):
+    data = os.urandom(11 * MIB)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        with pytest.raises(Invalid) as e:
+            await send(u, b, data, 2, declared="0" * 64)
+        assert e.value.errors == {"content-digest": ["does not match the body"]}
+        assert f"Content-Digest said {'0' * 64}" in e.value.detail
+        assert (await u.progress(b.id)).missing == [1, 2, 3]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_content_in_one_request_only_for_a_one_part_binary(tmp_path: Path):
+    small, large = os.urandom(1000), os.urandom(PART + 1)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, small)
+        done = await u.receive_content("t", b.id, len(small), chunks(small))
+        assert done.state == "hashing"
+        assert (await hashed(u, b.id)).state == "signable"
+        two = await new_binary(u, large)
+        with pytest.raises(Conflict) as e:
+            await u.receive_content("t", two.id, len(large), chunks(large))
+        assert e.value.extra == {"part_count": 2}
+        assert (await u.progress(two.id)).missing == [1, 2]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_reset_and_destroy_remove_the_bytes(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await uploaded(u, data)
+        assert await published(u, b.id) == len(data)
+        reset = await u.change("t", b.id, m.BinaryPatch(state="uploadable"))
+        assert reset.state == "uploadable"
+        assert await published(u, b.id) is None
+        assert not (u.blobs.root / "uploads" / b.id).exists()  # type: ignore[attr-defined]
+        await u.receive_content("t", b.id, len(data), chunks(data))
+        await hashed(u, b.id)
+        await u.change("t", b.id, m.BinaryPatch(state="destroyed"))
+        assert await published(u, b.id) is None
+        # A change of fields alone touches no bytes.
+        other = await uploaded(u, data)
+        described = await u.change("t", other.id, m.BinaryPatch(description="kept"))
+        assert (described.state, described.description) == ("signable", "kept")
+        assert await published(u, other.id) == len(data)
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_names_the_parts_whose_bytes_changed(tmp_path: Path):
+    data = os.urandom(11 * MIB)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for index in (1, 2, 3):
+            await send(u, b, data, index)
+        # Part 2's bytes change on disk after its upload was recorded.
+        with open(u.blobs.root / "uploads" / b.id, "r+b") as f:  # type: ignore[attr-defined]
+            f.seek(PART + 7)
+            f.write(b"\x00" if data[PART + 7] else b"\x01")
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, b.id)
+        assert done.state == "hashable"
+        got = hashlib.sha256(data[: PART + 7] + (b"\x00" if data[PART + 7] else b"\x01") + data[PART + 8 :]).hexdigest()
+        assert done.error == (f"content SHA-256 is {got}, {b.sha256} was declared; parts whose bytes differ from their upload: 2")
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_blames_the_declaration_when_every_part_matches(tmp_path: Path):
+    data = os.urandom(PART + 10)
+
+    async def scenario(u: Uploads) -> None:
+        wrong = await new_binary(u, data, sha256="ab" * 32)
+        for index in (1, 2):
+            await send(u, wrong, data, index)
+        await u.change("t", wrong.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, wrong.id)
+        assert done.state == "hashable"
+        assert done.error == (
+            f"content SHA-256 is {hashlib.sha256(data).hexdigest()}, {'ab' * 32} was declared; "
+            "every part matches its upload, so the declared digest or size is wrong"
+        )
+        assert await published(u, wrong.id) is None
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_reports_a_size_that_differs(tmp_path: Path):
+    data = os.urandom(PART + 10)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for index in (1, 2):
+            await send(u, b, data, index)
+        with open(u.blobs.root / "uploads" / b.id, "ab") as f:  # type: ignore[attr-defined]
+            f.write(b"tail")  # bytes past the declared size, in the last part
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, b.id)
+        assert done.state == "hashable"
+        assert (
+            done.error
+            == f"content has {PART + 14} bytes, {PART + 10} were declared; parts whose bytes differ from their upload: 2"
+        )
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_lists_at_most_twenty_bad_parts(tmp_path: Path):
+    # Parts far below the API's minimum (built directly, not decoded, so it is not checked):
+    # the rule does not depend on their size, and 21 parts of 5 MiB would take seconds.
+    small = 64 << 10
+
+    async def scenario(u: Uploads) -> None:
+        for count, shown in ((20, ", ".join(map(str, range(1, 21)))), (21, ", ".join(map(str, range(1, 21))) + " ...")):
+            data = os.urandom(count * small)
+            b = await new_binary(u, data, part_size=small)
+            for index in range(1, count + 1):
+                await send(u, b, data, index)
+            with open(u.blobs.root / "uploads" / b.id, "r+b") as f:  # type: ignore[attr-defined]
+                f.write(bytes(len(data)))  # every part's bytes changed
+            await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+            done = await hashed(u, b.id)
+            assert done.error is not None and done.error.endswith(f"parts whose bytes differ from their upload: {shown}")
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_a_missing_upload_is_an_error_not_a_crash(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        await send(u, b, data, 1)
+        os.unlink(u.blobs.root / "uploads" / b.id)  # type: ignore[attr-defined]
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, b.id)
+        assert done.state == "hashable"
+        assert done.error is not None and done.error.startswith("cannot read the uploaded content: ")
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_part_length_where_the_subtraction_borrows():
+    assert part_length(binary_of(2 * PART - 1), 2) == PART - 1
+
+
+def test_uploads_a_declared_digest_is_compared_for_equality(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for declared in ("0" * 64, "f" * 64):  # below and above the true digest
+            with pytest.raises(Invalid):
+                await send(u, b, data, 1, declared=declared)
+        assert (await u.progress(b.id)).missing == [1]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_lease_that_cannot_be_renewed_stops_the_upload(tmp_path: Path):
+    data = os.urandom(PART)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        u.lease = 0.03  # renewed every 10 ms
+
+        async def renew(token: str, lease: float) -> None:
+            raise RuntimeError("the catalog is gone")
+
+        u.catalog.renew_part = renew  # type: ignore[method-assign]
+
+        async def slow() -> AsyncIterator[bytes]:
+            yield data[:MIB]
+            await asyncio.sleep(1)
+            yield data[MIB:]
+
+        with pytest.raises(RuntimeError, match="the catalog is gone"):
+            await u.receive_part("t", b.id, 1, len(data), slow())
+        assert (await u.progress(b.id)).missing == [1]
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_cancelled_upload_is_cancelled_and_releases_its_part(tmp_path: Path):
+    data = os.urandom(PART)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+
+        async def stalled() -> AsyncIterator[bytes]:
+            yield data[:MIB]
+            await asyncio.sleep(30)
+            yield data[MIB:]
+
+        task = asyncio.ensure_future(u.receive_part("t", b.id, 1, len(data), stalled()))
+        await asyncio.sleep(0.05)
+        task.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await send(u, b, data, 1)  # the part is free again
+        assert (await u.change("t", b.id, m.BinaryPatch(state="hashable"))).state == "hashing"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_reports_missing_bytes_and_unreadable_uploads_exactly(tmp_path: Path):
+    data = os.urandom(PART + 10)
+
+    async def scenario(u: Uploads) -> None:
+        b = await new_binary(u, data)
+        for index in (1, 2):
+            await send(u, b, data, index)
+        os.truncate(u.blobs.root / "uploads" / b.id, PART + 4)  # type: ignore[attr-defined]
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        done = await hashed(u, b.id)
+        assert (
+            done.error
+            == f"content has {PART + 4} bytes, {PART + 10} were declared; parts whose bytes differ from their upload: 2"
+        )
+        gone = await new_binary(u, data[:1000])
+        await send(u, gone, data[:1000], 1)
+        os.unlink(u.blobs.root / "uploads" / gone.id)  # type: ignore[attr-defined]
+        await u.change("t", gone.id, m.BinaryPatch(state="hashable"))
+        assert (await hashed(u, gone.id)).error == "cannot read the uploaded content: No such file or directory"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_a_binary_that_left_hashing_ends_quietly(tmp_path: Path):
+    data = os.urandom(1000)
+
+    async def scenario(u: Uploads) -> None:
+        b = await uploaded(u, data)
+        await u.change("t", b.id, m.BinaryPatch(state="destroyed"))
+        assert await u.hash_binary(b.id) is None  # its verdict is refused (409) and dropped
+        assert (await u.catalog.get_binary(b.id)).state == "destroyed"
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("retries", "failures", "state", "waits"),
+    [(4, 3, "signable", 3), (300, 300, "hashing", 299)],  # 300: past Python's small cached ints
+)
+def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, monkeypatch, retries, failures, state, waits):
+    monkeypatch.setattr(uploads_module, "FULL_DISK_RETRIES", retries)
+    monkeypatch.setattr(uploads_module, "FULL_DISK_WAIT", 0.001234)  # told apart from other sleeps
+    data = os.urandom(1000)
+    real_sleep = asyncio.sleep
+    slept: list[float] = []
+
+    async def sleep(seconds: float, *args: Any) -> Any:
+        slept.append(seconds)
+        return await real_sleep(seconds, *args)
+
+    monkeypatch.setattr(uploads_module.asyncio, "sleep", sleep)
+
+    async def scenario(u: Uploads) -> None:
+        real_change = u.catalog.change_binary
+        refused = []
+
+        async def change(*args: Any, **kw: Any) -> m.Binary:
+            if kw.get("by_server") and len(refused) < failures:
+                refused.append(1)
+                raise InsufficientStorage("the disk is full")
+            return await real_change(*args, **kw)
+
+        u.catalog.change_binary = change  # type: ignore[method-assign]
+        b = await new_binary(u, data)
+        await u.receive_content("t", b.id, len(data), chunks(data))
+        assert (await hashed(u, b.id)).state == state
+        assert slept.count(0.001234) == waits  # none after the last attempt
+
+    run(tmp_path, scenario)
