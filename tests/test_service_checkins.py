@@ -77,10 +77,15 @@ def test_check_in_answers_with_the_entries_for_the_device_target(tmp_path: Path,
     with_checkins(tmp_path, scenario)
 
 
-def test_check_in_a_count_phase_filled_meanwhile_is_decided_again(tmp_path: Path, fleet: Fleet, server: Api, rollout):
+@pytest.fixture
+def one_place(fleet: Fleet, server: Api, rollout) -> list[tuple[dict, str]]:
+    """The release phased to one device (a count phase of 1), and two devices that want it."""
     server.ok("PATCH", f"{API}/releases/{rollout['release']['id']}", {"phase": {"mode": "count", "value": 1}})
-    first, first_token = device_token(fleet, rollout, "d1")
-    second, second_token = device_token(fleet, rollout, "d2")
+    return [device_token(fleet, rollout, "d1"), device_token(fleet, rollout, "d2")]
+
+
+def test_check_in_a_count_phase_filled_meanwhile_is_decided_again(tmp_path: Path, rollout, one_place):
+    (first, first_token), (second, second_token) = one_place
 
     async def scenario(c: CheckIns) -> None:
         dry = await c.check_in(Reported(), token_hash=second_token, write=False)
@@ -98,10 +103,8 @@ def test_check_in_a_count_phase_filled_meanwhile_is_decided_again(tmp_path: Path
     with_checkins(tmp_path, scenario)
 
 
-def test_check_in_a_count_phase_place_is_claimed_when_written(tmp_path: Path, fleet: Fleet, server: Api, rollout):
-    server.ok("PATCH", f"{API}/releases/{rollout['release']['id']}", {"phase": {"mode": "count", "value": 1}})
-    first, first_token = device_token(fleet, rollout, "d1")
-    _, second_token = device_token(fleet, rollout, "d2")
+def test_check_in_a_count_phase_place_is_claimed_when_written(tmp_path: Path, rollout, one_place):
+    (first, first_token), (_, second_token) = one_place
 
     async def scenario(c: CheckIns) -> None:
         assert (await c.check_in(Reported(), token_hash=first_token)).decision.status == "update"
@@ -279,21 +282,17 @@ def test_check_in_a_failed_lookup_fails_its_batch_only(tmp_path: Path, fleet: Fl
 def test_check_in_the_device_cache_stays_within_its_size(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
     # A size beyond Python's small cached ints, as the real one is: counted, not identified.
     monkeypatch.setattr(checkins_module, "DEVICE_CACHE_SIZE", 300)
-    _, token = device_token(fleet, rollout, "d1")
+    dev, token = device_token(fleet, rollout, "d1")
 
     async def scenario(c: CheckIns) -> None:
         snap = await c.snapshot()
-        some = await c.catalog.get_device(rollout_device_id(fleet))
+        some = await c.catalog.get_device(dev["id"])
         for i in range(300):
             snap.devices[f"filler{i}"] = some
         await c.check_in(Reported(), token_hash=token, write=False)
         assert len(snap.devices) == 300 and "filler0" not in snap.devices and token in snap.devices
 
     with_checkins(tmp_path, scenario)
-
-
-def rollout_device_id(fleet: Fleet) -> str:
-    return fleet.api.ok("GET", f"{API}/devices")["items"][0]["id"]
 
 
 @pytest.mark.parametrize(("records", "flushed"), [(299, False), (300, True)])
