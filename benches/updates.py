@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from benches.service import free_port, start
 from ferryman.catalog.rules import hash_token, now
-from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.catalog.sql import SqlCatalog
 from ferryman.ids import new_id
 
 LUA = """
@@ -143,7 +143,7 @@ def populate(db_path: Path, devices: int, channels: int, releases: int) -> tuple
 
 
 async def _migrate(path: Path) -> None:
-    db = await SqliteCatalog.open(path)
+    db = await SqlCatalog.open(path)
     await db.close()
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
-from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.catalog.sql import SqlCatalog
 from ferryman.config import Config
 from ferryman.errors import Conflict, DomainError, Unauthenticated
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
@@ -86,7 +86,7 @@ async def _plain_domain_error(request: web.Request) -> web.Response:
 
 def serve(tmp_path: Path, scenario: Scenario) -> None:
     async def main() -> None:
-        catalog = await SqliteCatalog.open(tmp_path / "catalog.db")
+        catalog = await SqlCatalog.open(tmp_path / "catalog.db")
         await catalog.create_api_key("t", m.ApiKeyCreate(name="v", role="viewer"), hash_token(VIEWER))
         await catalog.create_api_key("t", m.ApiKeyCreate(name="p", role="publisher"), hash_token(PUBLISHER))
         app = web.Application(middlewares=[problem_middleware, auth_middleware])

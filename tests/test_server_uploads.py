@@ -17,7 +17,7 @@ from test_server_binaries import PART, declare, parts_of, problem, put_part
 
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.catalog.sql import SqlCatalog
 from ferryman.cli import main
 from ferryman.config import Config
 from ferryman.errors import Conflict
@@ -116,7 +116,7 @@ def test_in_flight_markers_expire(tmp_path: Path):
     counting once its lease runs out."""
 
     async def run() -> None:
-        catalog = await SqliteCatalog.open(tmp_path / "c.sqlite3")
+        catalog = await SqlCatalog.open(tmp_path / "c.sqlite3")
         try:
             b = await _one_byte_binary(catalog)
             await catalog.begin_part("t", b.id, 1, lease=0.5)  # never ended
@@ -135,7 +135,7 @@ def test_a_lease_is_renewed_while_the_upload_lives(tmp_path: Path):
     """An upload that keeps sending for longer than its lease still holds hashing back."""
 
     async def run() -> None:
-        catalog = await SqliteCatalog.open(tmp_path / "c.sqlite3")
+        catalog = await SqlCatalog.open(tmp_path / "c.sqlite3")
         try:
             b = await _one_byte_binary(catalog)
             token, _ = await catalog.begin_part("t", b.id, 1, lease=0.3)

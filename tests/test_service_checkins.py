@@ -17,7 +17,7 @@ from test_server_fleet import API, Fleet
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
-from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.catalog.sql import SqlCatalog
 from ferryman.config import Config
 from ferryman.errors import Unauthenticated
 from ferryman.releases import Reported
@@ -27,7 +27,7 @@ from ferryman.services.checkins import CheckIns
 
 def with_checkins(tmp_path: Path, scenario: Callable[[CheckIns], Awaitable[None]]) -> None:
     async def main() -> None:
-        catalog = await SqliteCatalog.open(Config(data_dir=tmp_path / "data").catalog_path)
+        catalog = await SqlCatalog.open(Config(data_dir=tmp_path / "data").catalog_path)
         checkins = CheckIns(catalog)
         try:
             await scenario(checkins)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ferryman.blobs.fs import FsBlobStore
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite import SqliteCatalog
+from ferryman.catalog.sql import SqlCatalog
 from ferryman.errors import NotFound
 from ferryman.services.uploads import Uploads
 
@@ -21,7 +21,7 @@ PART = 5 * MIB
 
 def run(tmp_path: Path, scenario: Callable[[Uploads], Awaitable[None]]) -> None:
     async def main() -> None:
-        catalog = await SqliteCatalog.open(tmp_path / "catalog.db")
+        catalog = await SqlCatalog.open(tmp_path / "catalog.db")
         uploads = Uploads(catalog, FsBlobStore(tmp_path / "blobs"), lease=30.0)
         try:
             await scenario(uploads)

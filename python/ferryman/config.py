@@ -15,6 +15,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("ferryman-data")
+    # Where the catalog lives: sqlite:///path or postgresql://user:password@host:port/database.
+    # Default: the SQLite file in the data directory.
+    catalog: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_CATALOG") or None)
     # Distinct active keys whose signatures make a binary "signed".
     signature_threshold: int = 1
     # Accepted as an admin token when set (automation, tests); never stored.
@@ -64,7 +67,12 @@ class Config:
 
     @property
     def catalog_path(self) -> Path:
+        """The embedded catalog's file (used when ``catalog`` is not set)."""
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def catalog_url(self) -> str:
+        return self.catalog or f"sqlite:///{self.catalog_path}"
 
     @property
     def content_dir(self) -> Path:

@@ -23,6 +23,7 @@ __all__ = [
     "SizeLimitExceeded",
     "TooLarge",
     "Unauthenticated",
+    "Unavailable",
     "UnsupportedMediaType",
 ]
 
@@ -122,3 +123,15 @@ class InsufficientStorage(DomainError):
 
     status = 507
     title = "Insufficient storage"
+
+
+class Unavailable(DomainError):
+    """A store the request needs (the catalog database, an object store) cannot be reached; nothing
+    was changed, and the request may be retried after ``retry_after`` seconds."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

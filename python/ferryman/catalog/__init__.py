@@ -1,5 +1,5 @@
 """The catalog: what exists and the rules for changing it. ``Catalog`` (``protocol.py``) is
-the seam every layer above uses; ``sqlite`` is the embedded implementation."""
+the seam every layer above uses; ``sql`` implements it on SQLite (embedded) and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ __all__ = ["Catalog", "FleetSnapshot", "ServedBinary", "open_catalog"]
 
 
 async def open_catalog(config: Config) -> Catalog:
-    """The catalog a configuration names (today: the embedded SQLite file)."""
-    from ferryman.catalog.sqlite import SqliteCatalog
+    """The catalog a configuration names: ``config.catalog`` (a URL), by default the embedded
+    SQLite file in the data directory."""
+    from ferryman.catalog.sql import SqlCatalog
 
-    return await SqliteCatalog.open(config.catalog_path, config.signature_threshold)
+    return await SqlCatalog.open(config.catalog_url, config.signature_threshold)

@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from ferryman.catalog.rules import hash_token
-from ferryman.errors import DomainError, Forbidden, Unauthenticated
+from ferryman.errors import DomainError, Forbidden, Unauthenticated, Unavailable
 from ferryman.server.http import problem
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
 
@@ -39,10 +39,11 @@ async def _problem_or_response(request: web.Request, handler: Handler) -> web.St
     try:
         return await handler(request)
     except DomainError as e:
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         resp = problem(e.status, e.title, e.detail, e.errors, **e.extra)
-        if headers:
-            resp.headers.update(headers)
+        if e.status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(e, Unavailable):
+            resp.headers["Retry-After"] = str(e.retry_after)
         return resp
     except web.HTTPException as e:
         if e.status < 400:

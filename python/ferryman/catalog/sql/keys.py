@@ -1,4 +1,4 @@
-"""API keys and signing keys on SQLite. Tokens are stored as their hash only."""
+"""API keys and signing keys. Tokens are stored as their hash only."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import msgspec
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, now
-from ferryman.catalog.sqlite.binaries import follow_signatures
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, page_of, to
+from ferryman.catalog.sql.binaries import follow_signatures
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to
 from ferryman.errors import Conflict, NotFound
 from ferryman.ids import new_id
 

@@ -1,4 +1,4 @@
-"""Devices (registration, tokens, reports) and bundle overrides on SQLite."""
+"""Devices (registration, tokens, reports) and bundle overrides."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, now, parse_time
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
 from ferryman.errors import Conflict, Invalid, Unauthenticated
 from ferryman.ids import is_id, new_id
 
@@ -24,7 +24,7 @@ def device_view(row: Row) -> Row:
 
 
 def _override_view(tx: Tx, row: Row) -> Row:
-    sql = "SELECT device_id FROM override_devices WHERE override_id = ? ORDER BY rowid"
+    sql = "SELECT device_id FROM override_devices WHERE override_id = ? ORDER BY device_id"
     return {**row, "device_ids": [r["device_id"] for r in tx.all(sql, [row["id"]])]}
 
 
@@ -100,9 +100,9 @@ class Devices:
 
     async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]:
         equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target") if c in filters}
-        tag = [("EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?)", filters["tag"])] if "tag" in filters else []
 
         def run(tx: Tx) -> m.Page[Row]:
+            tag = [(tx.json_has("devices.tags"), filters["tag"])] if "tag" in filters else []
             page = tx.page("devices", limit, cursor, equal=equal, conditions=tag)
             page.items = [device_view(r) for r in page.items]
             return page

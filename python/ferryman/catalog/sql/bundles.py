@@ -1,4 +1,4 @@
-"""Bundles on SQLite: immutable, ordered sets of signed binaries, and signatures over their hash."""
+"""Bundles: immutable, ordered sets of signed binaries, and signatures over their hash."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import bundle_hash, check_id, now
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, page_of, to
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to
 from ferryman.errors import Invalid
 from ferryman.ids import new_id
 
@@ -29,7 +29,7 @@ def _bundle_view(tx: Tx, bundle: Row) -> Row:
     entries = tx.all(_ENTRIES + " WHERE e.bundle_id = ? ORDER BY e.position", [bundle["id"]])
     for e in entries:
         e["custom_metadata"] = json.loads(e["custom_metadata"])
-    sigs = tx.all(_SIGNATURES + " WHERE s.bundle_id = ? ORDER BY s.rowid", [bundle["id"]])
+    sigs = tx.all(_SIGNATURES + " WHERE s.bundle_id = ? ORDER BY s.created_at, s.id", [bundle["id"]])
     return {**bundle, "entries": entries, "signatures": sigs}
 
 

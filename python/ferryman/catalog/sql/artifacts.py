@@ -1,4 +1,4 @@
-"""Artifacts and their versions on SQLite."""
+"""Artifacts and their versions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import semver
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, decode_offset, encode_offset, now, version_order
-from ferryman.catalog.sqlite.binaries import changes_of
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, loads_fields, page_of, to, update_logged
+from ferryman.catalog.sql.binaries import changes_of
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, loads_fields, page_of, to, update_logged
 from ferryman.errors import Conflict
 from ferryman.ids import new_id
 

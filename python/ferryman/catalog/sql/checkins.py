@@ -1,4 +1,4 @@
-"""What update checks read and write on SQLite: the fleet snapshot, a device by its token, a
+"""What update checks read and write: the fleet snapshot, a device by its token, a
 device's overrides and count-phase claims, the atomic claim, and buffered check-ins. The
 caching and the decision itself live in ``ferryman.services.checkins``."""
 
@@ -13,9 +13,9 @@ import msgspec
 from ferryman.catalog import models as m
 from ferryman.catalog.protocol import FleetSnapshot, ServedBinary
 from ferryman.catalog.rules import now, to_time
-from ferryman.catalog.sqlite.channels import to_release
-from ferryman.catalog.sqlite.db import Database, Tx, to
-from ferryman.catalog.sqlite.devices import device_view
+from ferryman.catalog.sql.channels import to_release
+from ferryman.catalog.sql.db import Database, Tx, to
+from ferryman.catalog.sql.devices import device_view
 from ferryman.ids import new_ids
 from ferryman.releases import CountPhase, Override, Release
 
@@ -29,7 +29,7 @@ _SERVED = (
 )
 _SIGNATURES = (
     "SELECT s.binary_id, k.keyid, k.algorithm, s.signature, k.public_key FROM signatures s "
-    "JOIN signing_keys k ON k.id = s.signing_key_id WHERE k.state = 'active' ORDER BY s.rowid"
+    "JOIN signing_keys k ON k.id = s.signing_key_id WHERE k.state = 'active' ORDER BY s.created_at, s.id"
 )
 _OVERRIDES = (
     "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
@@ -119,8 +119,8 @@ class Checkins:
         encode = msgspec.json.encode
 
         def run(tx: Tx) -> None:
-            tx.conn.executemany("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen])
-            tx.conn.executemany(
+            tx.run_many("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen])
+            tx.run_many(
                 "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
                 [
                     (eid, t, d, "resolve", "device", d, None, encode(ev).decode())

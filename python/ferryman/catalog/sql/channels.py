@@ -1,4 +1,4 @@
-"""Channels, cohorts and releases on SQLite. The release graph's rules are the pure
+"""Channels, cohorts and releases. The release graph's rules are the pure
 ``ferryman.releases.graph``; this module stores what they allow."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import msgspec
 from ferryman.catalog import models as m
 from ferryman.catalog import rules
 from ferryman.catalog.rules import check_id, now, parse_time, to_time
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
 from ferryman.errors import Conflict, Invalid
 from ferryman.ids import new_id
 from ferryman.releases import CountPhase, PercentPhase, Release, TagsPhase, check_graph, insert_release

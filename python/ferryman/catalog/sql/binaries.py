@@ -1,4 +1,4 @@
-"""Binaries on SQLite: declaration, the lifecycle's conditional state changes, parts and their
+"""Binaries: declaration, the lifecycle's conditional state changes, parts and their
 in-flight leases, and signatures. The lifecycle's rules come from ``ferryman.lifecycle``."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import msgspec
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, later, now
-from ferryman.catalog.sqlite.db import Database, Row, Tx, get_or_404, loads_fields, page_of, to, update_logged
+from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, loads_fields, page_of, to, update_logged
 from ferryman.errors import Conflict, Invalid
 from ferryman.ids import new_id
 from ferryman.lifecycle import State, check_client_transition, check_server_transition
@@ -286,7 +286,7 @@ class Binaries:
                 cursor,
                 equal={"s.binary_id": binary_id},
                 columns="s.*, k.keyid, k.algorithm, k.state AS key_state",
-                key="s.rowid",
+                key=("s.created_at", "s.id"),
             )
 
         return page_of(m.Signature, await self.db.read(run))

@@ -1,11 +1,11 @@
-"""The audit log on SQLite (written by every change through ``Tx.event``; read here)."""
+"""The audit log (written by every change through ``Tx.event``; read here)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from ferryman.catalog import models as m
-from ferryman.catalog.sqlite.db import Database, Row, Tx, loads_fields, page_of
+from ferryman.catalog.sql.db import Database, Row, Tx, loads_fields, page_of
 
 __all__ = ["Events"]
 
@@ -17,7 +17,7 @@ class Events:
         equal: dict[str, str] = {c: filters[c] for c in ("resource_id", "resource_type", "action", "actor") if c in filters}
 
         def run(tx: Tx) -> m.Page[Row]:
-            page = tx.page("events", limit, cursor, equal=equal)
+            page = tx.page("events", limit, cursor, equal=equal, key=("at", "id"))
             page.items = [loads_fields(r, ("before", "after")) for r in page.items]
             return page
 

@@ -1,0 +1,237 @@
+"""One transaction's view of the catalog database, the same on SQLite and PostgreSQL: ``Tx``
+runs the resource modules' SQL (written once, in the subset both dialects speak, through
+SQLAlchemy's ``text``) on one connection of an ``Engine`` (``engines.py``), and records the
+audit log.
+
+``Database.tx`` runs one operation as one transaction. State changes are conditional updates
+(``... WHERE state = ?``) checked by row count, and the engines serialise transactions (SQLite:
+one writer; PostgreSQL: SERIALIZABLE, retried on a serialisation failure), so two requests
+racing on one binary can never both win, whichever processes they run in. Every change records
+its audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+from sqlalchemy import Connection, TextClause, text
+
+from ferryman.catalog.models import Page
+from ferryman.catalog.rules import now
+from ferryman.catalog.sql.engines import Engine
+from ferryman.errors import Invalid, NotFound
+from ferryman.ids import new_ids
+
+__all__ = ["Database", "Row", "Tx", "get_or_404", "loads_fields", "update_logged"]
+
+T = TypeVar("T")
+S = TypeVar("S")
+# A row as the SQL layer sees it; it never leaves this package (operations return structs).
+Row = dict[str, Any]
+
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=2048)
+def _text(sql: str) -> TextClause:
+    """The statement for SQL written with ``?`` marks (as every query here is: the marks are
+    never inside a literal), as named binds ``:p0, :p1…`` that each dialect renders its own way.
+    Statements are cached, so SQLAlchemy compiles each once per dialect."""
+    count = iter(range(1 << 30))
+    return text(_MARK.sub(lambda _: f":p{next(count)}", sql))
+
+
+def _binds(args: Sequence[Any]) -> dict[str, Any]:
+    # Booleans are stored as integers on both dialects (PostgreSQL refuses a bool for an
+    # integer column).
+    return {f"p{i}": int(a) if a is True or a is False else a for i, a in enumerate(args)}
+
+
+def _encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(list(key))).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        key = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, msgspec.DecodeError):
+        key = None
+    if not (isinstance(key, list) and len(key) == width and all(isinstance(k, str) for k in key)):
+        raise Invalid("malformed cursor", {"cursor": ["not a cursor this server issued"]})
+    return key
+
+
+class Tx:
+    """One transaction's view: helpers over the connection, and the audit log."""
+
+    def __init__(self, conn: Connection, actor: str, dialect: str) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.dialect = dialect
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
+        row = self.conn.execute(_text(sql), _binds(args)).mappings().first()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        return [dict(r) for r in self.conn.execute(_text(sql), _binds(args)).mappings()]
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.conn.execute(_text(sql), _binds(args)).rowcount
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.execute(_text(sql), [_binds(r) for r in rows])
+
+    def insert(self, table: str, row: Row) -> None:
+        cols = ", ".join(f'"{c}"' for c in row)
+        self.run(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+    def update(self, table: str, id_: str, changes: Row, where: Row | None = None) -> int:
+        sets = ", ".join(f'"{k}" = ?' for k in changes)
+        conds = "".join(f' AND "{k}" = ?' for k in (where or {}))
+        return self.run(f"UPDATE {table} SET {sets} WHERE id = ?{conds}", [*changes.values(), id_, *(where or {}).values()])
+
+    def json_has(self, column: str) -> str:
+        """A condition, with one mark: the JSON array of strings in ``column`` holds the mark's
+        value. The one place the dialects differ in what the catalog asks."""
+        if self.dialect == "postgresql":
+            return f"EXISTS (SELECT 1 FROM json_array_elements_text(CAST({column} AS json)) WHERE value = ?)"
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)"
+
+    def page(
+        self,
+        table: str,
+        limit: int,
+        cursor: str | None,
+        *,
+        equal: Mapping[str, Any] | None = None,
+        conditions: Sequence[tuple[str, Any]] = (),
+        columns: str = "*",
+        key: Sequence[str] = ("created_at", "id"),
+    ) -> Page[Row]:
+        """One page of ``table`` in creation order (the columns of ``key``, unique together,
+        with an index to walk): rows whose columns equal ``equal`` (column names come from
+        code, never from requests) and that meet each ``(sql, argument)`` of ``conditions``,
+        each with one mark. ``table`` may be a join; ``key`` then names its table's columns."""
+        conds = [(f"{col} = ?", value) for col, value in (equal or {}).items()] + list(conditions)
+        args = [arg for _, arg in conds]
+        if cursor:
+            conds.append((f"({', '.join(key)}) > ({', '.join('?' * len(key))})", None))
+            args += _decode_cursor(cursor, len(key))
+        where = " AND ".join(sql for sql, _ in conds) or "1 = 1"
+        keys = ", ".join(f"{k} AS _key{i}" for i, k in enumerate(key))
+        rows = self.all(
+            f"SELECT {keys}, {columns} FROM {table} WHERE {where} ORDER BY {', '.join(key)} LIMIT ?", [*args, limit + 1]
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor([rows[-1][f"_key{i}"] for i in range(len(key))]) if more and rows else None
+        for r in rows:
+            for i in range(len(key)):
+                del r[f"_key{i}"]
+        return Page(rows, next_cursor)
+
+    def event(self, action: str, resource_type: str, resource_id: str, before: Row | None, after: Row | None) -> None:
+        self.insert(
+            "events",
+            {
+                "id": new_ids("event", 1)[0],
+                "at": now(),
+                "actor": self.actor,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "before": None if before is None else msgspec.json.encode(before).decode(),
+                "after": None if after is None else msgspec.json.encode(after).decode(),
+            },
+        )
+
+
+class Database:
+    """The catalog database over an ``Engine``. ``changes`` counts this process's commits that
+    can change an update check's answer (the fleet's caches compare it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.changes = 0
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    async def tx(
+        self,
+        actor: str,
+        fn: Callable[[Tx], T],
+        *,
+        durable: bool = True,
+        read_only: bool = False,
+        changes_answers: bool | None = None,
+    ) -> T:
+        """Runs ``fn`` in one transaction (``read_only``: a consistent read); rolls back if it
+        raises. The engine may run ``fn`` more than once (PostgreSQL retries a transaction that
+        lost a race), so ``fn`` acts only through ``Tx``.
+
+        ``durable=False`` is bookkeeping (upload leases, check-ins, reports): committed without
+        waiting for the disk, still atomic and consistent after any crash (the last such
+        commits can be lost if the machine itself goes down). A change that can change an
+        update check's answer bumps the generation that the fleet's caches key on;
+        ``changes_answers`` (default: ``durable``) says whether this one can. Part uploads, for
+        one, are durable but cannot, so they leave the caches warm.
+        """
+        write = not read_only
+        bump = write and (durable if changes_answers is None else changes_answers)
+        dialect = self.engine.dialect
+
+        def run(conn: Connection) -> T:
+            out = fn(Tx(conn, actor, dialect))
+            if bump:
+                conn.execute(_text("UPDATE meta SET value = value + 1 WHERE key = 'generation'"))
+            return out
+
+        out = await self.engine.run(run, write=write, durable=durable)
+        if bump:
+            self.changes += 1
+        return out
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await self.tx("", fn, read_only=True)
+
+
+def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
+    row = tx.one(f"SELECT * FROM {table} WHERE id = ?", [id_])
+    if row is None:
+        raise NotFound(f"no {what} {id_}")
+    return row
+
+
+def update_logged(tx: Tx, table: str, id_: str, kind: str, changes: Row, before: Row, view: Callable[[Row], Row]) -> Row:
+    """Writes ``changes`` to a row (with a new ``updated_at``), logs an ``update`` event from
+    ``before`` to the row's view after, and returns that view."""
+    if changes:
+        tx.update(table, id_, {**changes, "updated_at": now()})
+    after = view(get_or_404(tx, table, id_, kind))
+    tx.event("update", kind, id_, before, after)
+    return after
+
+
+def loads_fields(row: Row, fields: Iterable[str] = ("custom_metadata",)) -> Row:
+    for f in fields:
+        if isinstance(row.get(f), str):
+            row[f] = msgspec.json.decode(row[f])
+    return row
+
+
+def to(shape: type[S], row: Row) -> S:
+    """A row (or view) as the struct an operation returns; columns the struct lacks (a token
+    hash) are left behind."""
+    return msgspec.convert(row, shape)
+
+
+def page_of(shape: type[S], page: Page[Row]) -> Page[S]:
+    return Page([msgspec.convert(r, shape) for r in page.items], page.next_cursor)

@@ -1,0 +1,197 @@
+"""The engines under the SQL catalog: where a transaction's SQL runs, and how it is isolated.
+
+- ``SqliteEngine`` (embedded): WAL mode with foreign keys; writes on one writer thread (so
+  transactions never interleave: ``BEGIN IMMEDIATE``), reads on a reader thread of their own
+  (so no read, an update check's above all, queues behind a write). The event loop never waits
+  on the disk.
+- ``PostgresEngine``: asyncpg through SQLAlchemy's asyncio engine. A transaction's function is
+  the same synchronous code as , run with ``run_sync`` (SQLAlchemy's greenlet bridge,
+  no thread hop). Writes are SERIALIZABLE and retried when PostgreSQL reports that they lost a
+  race with another process; reads are REPEATABLE READ, READ ONLY (one consistent snapshot).
+
+asyncpg was chosen over psycopg 3 by measurement (``benches/catalog_drivers.py``): point reads
+through SQLAlchemy from the event loop ran about twice as fast as psycopg on worker threads, and
+faster than psycopg's own asyncio mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from ferryman.errors import Conflict, InsufficientStorage, Unavailable
+
+__all__ = ["Engine", "PostgresEngine", "SqliteEngine", "engine_url"]
+
+log = logging.getLogger("ferryman.catalog")
+T = TypeVar("T")
+
+# PostgreSQL's codes for a transaction that lost a race (serialisation failure, deadlock): run again.
+_RETRY = {"40001", "40P01"}
+_RETRIES = 20
+_DISK_FULL = "53100"
+
+
+class Engine(Protocol):
+    dialect: str  # "sqlite" or "postgresql", as SQLAlchemy names them
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
+        """Runs ``fn`` in one transaction: committed if it returns, rolled back if it raises."""
+
+    async def close(self) -> None: ...
+
+
+def engine_url(catalog: str) -> URL:
+    """The SQLAlchemy URL for a catalog URL (``sqlite:///path``, ``postgresql://…``); raises
+    ValueError, in words an operator can act on, for anything else."""
+    try:
+        url = make_url(catalog)
+    except Exception:
+        raise ValueError(f"catalog URL {catalog!r} is not a URL (sqlite:///path or postgresql://user@host/db)") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite") and url.database:
+        return url.set(drivername="sqlite")
+    if backend in ("postgresql", "postgres") and driver in ("", "asyncpg"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"catalog URL {url.render_as_string()!r}: expected sqlite:///path or postgresql://user@host/db")
+
+
+def _integrity(e: IntegrityError) -> Conflict:
+    return Conflict(f"conflicts with an existing record ({e.orig})")
+
+
+class SqliteEngine:
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferryman-sqlite-read")
+        self._conns: dict[bool, Connection] = {}
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteEngine:
+        engine = cls(path)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(engine._writer, engine._connect, True)
+        await loop.run_in_executor(engine._reader, engine._connect, False)
+        return engine
+
+    def _connect(self, write: bool) -> None:
+        # In WAL mode a reader never waits for the writer, and each transaction sees the
+        # latest commit. Transactions are begun by hand (BEGIN IMMEDIATE takes the write lock
+        # at once), as SQLAlchemy's documentation advises for pysqlite.
+        url = f"sqlite:///{self.path}" if write else f"sqlite:///file:{self.path}?mode=ro&uri=true"
+        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
+            dbapi.isolation_level = None
+            if write:
+                dbapi.execute("PRAGMA journal_mode = WAL")
+                dbapi.execute("PRAGMA synchronous = FULL")
+            dbapi.execute("PRAGMA foreign_keys = ON")
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql(begin)
+
+        self._conns[write] = engine.connect()
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
+        def run() -> T:
+            conn = self._conns.get(write)
+            assert conn is not None, "catalog is closed"
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            if not durable:
+                raw.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with conn.begin():
+                    return fn(conn)
+            finally:
+                if not durable:
+                    raw.execute("PRAGMA synchronous = FULL")
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer if write else self._reader, run)
+        except IntegrityError as e:
+            raise _integrity(e) from None
+        except OperationalError as e:
+            code = getattr(e.orig, "sqlite_errorcode", 0)
+            if code & 0xFF == sqlite3.SQLITE_FULL:
+                raise InsufficientStorage("the server is out of disk space (catalog); nothing was changed") from None
+            raise
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for write, pool in ((False, self._reader), (True, self._writer)):
+            conn = self._conns.pop(write, None)
+            if conn is not None:
+                await loop.run_in_executor(pool, conn.close)
+            pool.shutdown(wait=True)
+
+
+class PostgresEngine:
+    dialect = "postgresql"
+
+    def __init__(self, url: URL, pool_size: int = 10) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self._engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, isolation_level="SERIALIZABLE", pool_recycle=3600
+        )
+        self._reader = self._engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        self.url = url
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
+        engine = self._engine if write else self._reader
+        for attempt in range(_RETRIES):
+            try:
+                async with engine.connect() as conn, conn.begin():
+                    if not durable:
+                        await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    return await conn.run_sync(fn)
+            except IntegrityError as e:
+                raise _integrity(e) from None
+            except DBAPIError as e:
+                state = getattr(e.orig, "sqlstate", None)
+                if state in _RETRY and attempt + 1 < _RETRIES:
+                    # Lost a race with another transaction: nothing was written; run it again
+                    # after a short, jittered pause so the racers spread out.
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    continue
+                if state == _DISK_FULL:
+                    raise InsufficientStorage("the catalog database is out of disk space; nothing was changed") from None
+                if e.connection_invalidated or isinstance(e.orig, OSError) or state is None or state.startswith("08"):
+                    # The connection broke (PostgreSQL restarted, the network dropped): the pool
+                    # has dropped it. A read is simply retried on a new connection; a write may
+                    # or may not have committed, so the client hears 503 and retries.
+                    if not write and attempt + 1 < _RETRIES:
+                        await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+                        continue
+                    log.warning("catalog database unavailable: %s", e.orig)
+                    raise Unavailable("the catalog database is unavailable; nothing may have changed, retry") from None
+                raise
+            except OSError as e:
+                if not write and attempt + 1 < _RETRIES:
+                    await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+                    continue
+                log.warning("catalog database unreachable: %s", e)
+                raise Unavailable("the catalog database is unreachable; retry") from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self._engine.dispose()

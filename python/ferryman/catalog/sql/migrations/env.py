@@ -1,0 +1,10 @@
+"""Alembic's environment for the catalog: ``ferryman.catalog.sql.migrate`` hands it an open
+connection (``config.attributes["connection"]``); nothing here opens one."""
+
+from alembic import context
+
+connection = context.config.attributes["connection"]
+# Batch mode lets a later migration alter a column on SQLite (by copying the table).
+context.configure(connection=connection, render_as_batch=True, transaction_per_migration=True)
+with context.begin_transaction():
+    context.run_migrations()
