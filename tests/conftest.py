@@ -1,8 +1,10 @@
-"""Shared fixtures: the known-answer vectors in tests/vectors (also read by the Rust tests)."""
+"""Shared fixtures: the known-answer vectors in tests/vectors (also read by the Rust tests),
+and the catalogs and stores a service runs on."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,56 @@ def write_file(tmp_path: Path):
     return write
 
 
+def _missing(what: str) -> None:
+    """Skips a test that needs a server this machine lacks; fails instead on CI
+    (``FERRYMAN_TEST_SERVICES=required``, set by .ci/run, which installs them)."""
+    if os.environ.get("FERRYMAN_TEST_SERVICES") == "required":
+        pytest.fail(f"{what} is not installed (FERRYMAN_TEST_SERVICES=required)")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The test session's PostgreSQL server, started on first use."""
+    from services import Postgres, postgres_bin
+
+    found = postgres_bin()
+    if found is None:
+        _missing("PostgreSQL (Debian package postgresql)")
+    pg = Postgres(found).start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> str | None:
+    """The catalog a test's service runs on: the embedded SQLite default (None) or a fresh
+    database on the session's PostgreSQL server. Every test that uses it runs on both."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").database()
+
+
+@pytest.fixture(autouse=True)
+def _current_catalog(request: pytest.FixtureRequest):
+    """Tells helpers that open a catalog themselves (``services.catalog_for``) which one the
+    test runs on."""
+    import services
+
+    services.current_catalog[0] = request.getfixturevalue("catalog_url") if "catalog_url" in request.fixturenames else None
+    yield
+    services.current_catalog[0] = None
+
+
 @pytest.fixture
-def server(tmp_path: Path):
-    """A fresh service (own data directory) on a real socket; yields an admin client."""
+def server(tmp_path: Path, catalog_url: str | None):
+    """A fresh service (own data directory) on a real socket, on each catalog; yields an admin
+    client."""
     from apiclient import ADMIN, ThreadServer
 
     from ferryman.config import Config
 
-    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN))
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, catalog=catalog_url))
     api = srv.start()
     yield api
     srv.stop()

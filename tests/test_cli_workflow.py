@@ -23,8 +23,8 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def live(tmp_path: Path):
-    srv = ProcessServer(tmp_path / "data")
+def live(tmp_path: Path, catalog_url: str | None):
+    srv = ProcessServer(tmp_path / "data", catalog_url)
     api = srv.start()
     yield srv, api
     srv.stop()

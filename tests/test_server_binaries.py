@@ -268,8 +268,8 @@ def _slow_part_upload(api: Api, binary_id: str, chunk: bytes) -> http.client.HTT
     return conn
 
 
-def test_sigkill_mid_upload_then_resume(tmp_path: Path):
-    srv = ProcessServer(tmp_path / "data")
+def test_sigkill_mid_upload_then_resume(tmp_path: Path, catalog_url: str | None):
+    srv = ProcessServer(tmp_path / "data", catalog_url)
     api = srv.start()
     try:
         data = os.urandom(2 * PART)

@@ -198,12 +198,12 @@ def test_audit_log_records_who_did_what(server: Api):
     assert all(e["at"].endswith("Z") for e in events)
 
 
-def test_first_start_prints_a_working_admin_key(tmp_path, capsys):
+def test_first_start_prints_a_working_admin_key(tmp_path, capsys, catalog_url):
     from apiclient import ThreadServer
 
     from ferryman.config import Config
 
-    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None))
+    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None, catalog=catalog_url))
     api = srv.start()
     try:
         out = capsys.readouterr().out
@@ -214,7 +214,7 @@ def test_first_start_prints_a_working_admin_key(tmp_path, capsys):
     finally:
         srv.stop()
     # A second start finds keys and prints none.
-    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None))
+    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=None, catalog=catalog_url))
     srv.start()
     srv.stop()
     assert "fm_" not in capsys.readouterr().out

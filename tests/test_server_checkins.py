@@ -21,8 +21,8 @@ PART = 5 << 20
 
 
 @pytest.fixture
-def live(tmp_path: Path):
-    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN))
+def live(tmp_path: Path, catalog_url: str | None):
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, catalog=catalog_url))
     api = srv.start().as_(ADMIN)
     yield srv, api
     srv.stop()

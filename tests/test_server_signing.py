@@ -139,8 +139,8 @@ def test_revocation_stops_counting_and_falls_back(server: Api):
     assert actions == ["create", "revoke"]
 
 
-def test_threshold_of_two_distinct_keys(tmp_path: Path):
-    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=ADMIN, signature_threshold=2))
+def test_threshold_of_two_distinct_keys(tmp_path: Path, catalog_url: str | None):
+    srv = ThreadServer(Config(data_dir=tmp_path / "d", admin_token=ADMIN, signature_threshold=2, catalog=catalog_url))
     api = srv.start()
     try:
         b, _ = signable(api)

@@ -27,9 +27,9 @@ API = "/api/v1"
 
 
 @pytest.fixture
-def quick(tmp_path: Path):
+def quick(tmp_path: Path, catalog_url: str | None):
     """A service whose uploads time out after one idle second."""
-    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, upload_idle_timeout=1.0))
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, upload_idle_timeout=1.0, catalog=catalog_url))
     api = srv.start()
     yield api
     srv.stop()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from apiclient import Api
+from services import catalog_for
 from test_server_fleet import API, Fleet
 
 from ferryman.catalog import models as m
@@ -27,7 +28,7 @@ from ferryman.services.checkins import CheckIns
 
 def with_checkins(tmp_path: Path, scenario: Callable[[CheckIns], Awaitable[None]]) -> None:
     async def main() -> None:
-        catalog = await SqlCatalog.open(Config(data_dir=tmp_path / "data").catalog_path)
+        catalog = await SqlCatalog.open(catalog_for(Config(data_dir=tmp_path / "data").catalog_path))
         checkins = CheckIns(catalog)
         try:
             await scenario(checkins)

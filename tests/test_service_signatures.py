@@ -23,6 +23,9 @@ from ferryman.signing import load_public_key
 
 CERT = json.loads((Path(__file__).parent / "vectors" / "rsa.json").read_text())["certificate"]
 
+# Every test runs on both catalogs.
+pytestmark = pytest.mark.usefixtures("catalog_url")
+
 
 def with_signatures(tmp_path: Path, scenario: Callable[[Signatures, Uploads], Awaitable[None]]) -> None:
     run(tmp_path, lambda u: scenario(Signatures(u.catalog), u))

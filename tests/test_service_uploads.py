@@ -19,6 +19,9 @@ from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
 from ferryman.services import uploads as uploads_module
 from ferryman.services.uploads import Uploads, part_length
 
+# Every test runs on both catalogs.
+pytestmark = pytest.mark.usefixtures("catalog_url")
+
 
 @pytest.mark.parametrize(
     ("size", "index", "length"),

@@ -9,6 +9,8 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from services import catalog_for
+
 from ferryman.blobs.fs import FsBlobStore
 from ferryman.catalog import models as m
 from ferryman.catalog.sql import SqlCatalog
@@ -21,7 +23,7 @@ PART = 5 * MIB
 
 def run(tmp_path: Path, scenario: Callable[[Uploads], Awaitable[None]]) -> None:
     async def main() -> None:
-        catalog = await SqlCatalog.open(tmp_path / "catalog.db")
+        catalog = await SqlCatalog.open(catalog_for(tmp_path / "catalog.db"))
         uploads = Uploads(catalog, FsBlobStore(tmp_path / "blobs"), lease=30.0)
         try:
             await scenario(uploads)

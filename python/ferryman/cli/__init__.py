@@ -168,6 +168,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     s.add_argument("--data", default="ferryman-data", metavar="DIR", help="data directory (default ./ferryman-data)")
+    catalog_help = (
+        "where the catalog lives: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+        "(default $FERRYMAN_CATALOG, else catalog.sqlite3 in the data directory)"
+    )
+    s.add_argument("--catalog", default=os.environ.get("FERRYMAN_CATALOG") or None, metavar="URL", help=catalog_help)
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="check the catalog (reachable, schema current) and the data directory, print what is wrong, and exit",
+    )
     s.add_argument(
         "--signature-threshold",
         type=int,
@@ -206,6 +216,19 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 503 to connections beyond N open ones (default 1024)",
     )
     s.set_defaults(func=local.cmd_serve)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="bring the catalog's schema to this version's",
+        description="Apply the catalog's schema migrations (run once per upgrade, before the servers "
+        "start; the embedded SQLite catalog is also migrated when the server starts).",
+        epilog="example: ferryman migrate --catalog postgresql://ferryman:secret@db.internal/ferryman",
+    )
+    mg.add_argument("--catalog", default=os.environ.get("FERRYMAN_CATALOG") or None, metavar="URL", help=catalog_help)
+    mg.add_argument("--data", default="ferryman-data", metavar="DIR", help="data directory of the embedded catalog")
+    mg.add_argument("--json", action="store_true", help="print JSON")
+    mg.add_argument("--quiet", action="store_true", help="print nothing on success")
+    mg.set_defaults(func=local.cmd_migrate)
     return p
 
 

@@ -16,7 +16,7 @@ from ferryman.errors import FerrymanError
 from ferryman.hashing import hash_files
 from ferryman.signing import keyid_of
 
-__all__ = ["cmd_hash", "cmd_keys_generate", "cmd_serve"]
+__all__ = ["cmd_hash", "cmd_keys_generate", "cmd_migrate", "cmd_serve"]
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
@@ -35,25 +35,68 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ferryman.config import Config
     from ferryman.server import serve
+    from ferryman.server.checks import preflight
 
     if args.signature_threshold < 1:
         print("ferryman: error: --signature-threshold must be at least 1", file=sys.stderr)
         return 2
-    serve(
-        Config(
-            host=args.host,
-            port=args.port,
-            data_dir=Path(args.data),
-            signature_threshold=args.signature_threshold,
-            access_log=args.access_log,
-            public_url=args.public_url,
-            upload_idle_timeout=args.upload_idle_timeout,
-            header_timeout=args.header_timeout,
-            max_connections=args.max_connections,
-        )
+    config = Config(
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data),
+        catalog=args.catalog,
+        signature_threshold=args.signature_threshold,
+        access_log=args.access_log,
+        public_url=args.public_url,
+        upload_idle_timeout=args.upload_idle_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
     )
+    problems = asyncio.run(preflight(config))
+    for problem in problems:
+        print(f"ferryman: error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    if args.check:
+        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, data directory {config.data_dir}")
+        return 0
+    serve(config)
+    return 0
+
+
+def _shown(catalog: str) -> str:
+    from ferryman.catalog.sql.engines import engine_url, shown
+
+    return shown(engine_url(catalog))
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ferryman.catalog.sql.engines import engine_url
+    from ferryman.catalog.sql.migrate import migrate
+    from ferryman.config import Config
+    from ferryman.server.checks import reason
+
+    config = Config(data_dir=Path(args.data), catalog=args.catalog)
+    if config.catalog is None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    shown = _shown(config.catalog_url)
+    try:
+        before, after = asyncio.run(migrate(engine_url(config.catalog_url)))
+    except FerrymanError:
+        raise
+    except Exception as e:  # any failure to connect or write, in the driver's words
+        raise FerrymanError(f"catalog {shown}: cannot migrate it: {reason(e)}") from None
+    if before == after:
+        message = f"catalog {shown}: at revision {after}, nothing to do"
+    else:
+        message = f"catalog {shown}: migrated from {before or 'an empty database'} to revision {after}"
+    out(args, {"catalog": shown, "before": before, "after": after}, message)
     return 0
 
 

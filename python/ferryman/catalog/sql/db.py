@@ -48,8 +48,16 @@ def _text(sql: str) -> TextClause:
 
 def _binds(args: Sequence[Any]) -> dict[str, Any]:
     # Booleans are stored as integers on both dialects (PostgreSQL refuses a bool for an
-    # integer column).
-    return {f"p{i}": int(a) if a is True or a is False else a for i, a in enumerate(args)}
+    # integer column). PostgreSQL's text cannot hold U+0000, so no catalog text may, on either
+    # dialect: such a value is refused before it reaches the database.
+    binds = {}
+    for i, a in enumerate(args):
+        if a is True or a is False:
+            a = int(a)
+        elif isinstance(a, str) and "\x00" in a:
+            raise Invalid("text must not contain the character U+0000 (NUL)")
+        binds[f"p{i}"] = a
+    return binds
 
 
 def _encode_cursor(key: Sequence[Any]) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 
 from ferryman.errors import Conflict, InsufficientStorage, Unavailable
 
-__all__ = ["Engine", "PostgresEngine", "SqliteEngine", "engine_url"]
+__all__ = ["Engine", "PostgresEngine", "SqliteEngine", "engine_url", "shown"]
 
 log = logging.getLogger("ferryman.catalog")
 T = TypeVar("T")
@@ -41,6 +41,7 @@ T = TypeVar("T")
 _RETRY = {"40001", "40P01"}
 _RETRIES = 20
 _DISK_FULL = "53100"
+CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before a request is answered 503
 
 
 class Engine(Protocol):
@@ -65,6 +66,11 @@ def engine_url(catalog: str) -> URL:
     if backend in ("postgresql", "postgres") and driver in ("", "asyncpg"):
         return url.set(drivername="postgresql+asyncpg")
     raise ValueError(f"catalog URL {url.render_as_string()!r}: expected sqlite:///path or postgresql://user@host/db")
+
+
+def shown(url: URL) -> str:
+    """A catalog URL as an operator wrote it, for messages: no driver name, no password."""
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
 
 
 def _integrity(e: IntegrityError) -> Conflict:
@@ -151,7 +157,12 @@ class PostgresEngine:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         self._engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, isolation_level="SERIALIZABLE", pool_recycle=3600
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            isolation_level="SERIALIZABLE",
+            pool_recycle=3600,
+            connect_args={"timeout": CONNECT_TIMEOUT},
         )
         self._reader = self._engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         self.url = url

@@ -19,13 +19,16 @@ from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from ferryman.catalog.sql.engines import CONNECT_TIMEOUT
+from ferryman.errors import FerrymanError
+
 __all__ = ["SchemaError", "check_schema", "head", "migrate"]
 
 _LEGACY_SQLITE_VERSION = 6
 _LEGACY_REVISION = "0001"
 
 
-class SchemaError(Exception):
+class SchemaError(FerrymanError):
     """The catalog's schema is not the one this server runs on; the message says what to do."""
 
 
@@ -104,7 +107,7 @@ async def _on(url: URL, fn: object) -> object:
             engine.dispose()
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    aengine = create_async_engine(url, poolclass=NullPool)
+    aengine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": CONNECT_TIMEOUT})
     try:
         async with aengine.connect() as conn:
             return await conn.run_sync(fn)  # type: ignore[arg-type]
@@ -122,3 +125,14 @@ async def migrate(url: URL) -> tuple[str | None, str]:
 async def check_schema(url: URL) -> None:
     """Raises SchemaError unless the catalog is at the newest revision."""
     await _on(url, _check)
+
+
+def _check_known(conn: Connection) -> None:
+    current = _state(conn)
+    if current is not None and current not in _known():
+        raise SchemaError(f"the catalog has schema revision {current}, which this server does not know (newer than {head()})")
+
+
+async def check_upgradable(url: URL) -> None:
+    """Raises SchemaError if the catalog's schema is one this code cannot migrate (a newer one)."""
+    await _on(url, _check_known)
