@@ -147,9 +147,10 @@ def free_port() -> int:
 class ProcessServer:
     """``python -m ferryman serve`` in a child process, for tests that kill it."""
 
-    def __init__(self, data: Path, catalog: str | None = None) -> None:
+    def __init__(self, data: Path, catalog: str | None = None, *args: str) -> None:
         self.data = data
         self.catalog = catalog
+        self.args = args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -157,7 +158,7 @@ class ProcessServer:
         env = {**os.environ, "FERRYMAN_ADMIN_TOKEN": ADMIN}
         if self.catalog:
             env["FERRYMAN_CATALOG"] = self.catalog
-        cmd = [sys.executable, "-m", "ferryman", "serve", "--port", str(self.port), "--data", str(self.data)]
+        cmd = [sys.executable, "-m", "ferryman", "serve", "--port", str(self.port), "--data", str(self.data), *self.args]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         api = Api("127.0.0.1", self.port)
         deadline = time.monotonic() + 30

@@ -44,6 +44,8 @@ class Config:
     header_timeout: float = 10.0
     # Connections beyond this many are refused at once with 503 (see server/runner.py).
     max_connections: int = 1024
+    # Server processes sharing the port (SO_REUSEPORT; see server/workers.py).
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
@@ -56,6 +58,8 @@ class Config:
                 raise ValueError(f"{name} must be positive")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
 
     @property
     def base_url(self) -> str:
@@ -73,6 +77,11 @@ class Config:
     @property
     def catalog_url(self) -> str:
         return self.catalog or f"sqlite:///{self.catalog_path}"
+
+    @property
+    def embedded_catalog(self) -> bool:
+        """Whether the catalog is a SQLite file (only processes on this machine can use it)."""
+        return self.catalog_url.startswith("sqlite:")
 
     @property
     def content_dir(self) -> Path:

@@ -67,6 +67,10 @@ class Catalog(Protocol):
 
     async def create_api_key(self, actor: str, body: m.ApiKeyCreate, token_hash: str) -> m.ApiKey: ...
 
+    async def create_first_api_key(self, actor: str, body: m.ApiKeyCreate, token_hash: str) -> m.ApiKey | None:
+        """Creates an API key only if there is none yet (of several processes starting at once, one
+        creates it); None if there was one."""
+
     async def count_api_keys(self) -> int: ...
 
     async def authenticate(self, token_hash: str) -> m.ApiKey | None: ...
@@ -133,8 +137,19 @@ class Catalog(Protocol):
 
     async def end_part(self, token: str) -> None: ...
 
-    async def clear_uploads_in_flight(self) -> None:
-        """At start-up: uploads of a previous process are over (single-process deployments)."""
+    async def release_leases(self) -> None:
+        """Ends every upload and hashing lease: only when no process that could hold one runs (an
+        embedded catalog, before its servers start)."""
+
+    async def claim_hashing(self, worker: str, lease: float, binary_id: str | None = None, limit: int = 8) -> list[str]:
+        """Takes binaries in ``hashing`` whose lease is free or expired (with ``binary_id``, only that
+        one) for ``worker`` for ``lease`` seconds; returns their IDs. One job goes to one worker."""
+
+    async def renew_hashing(self, binary_id: str, worker: str, lease: float) -> bool:
+        """Extends ``worker``'s lease on a hashing job; false if it holds it no longer."""
+
+    async def shared_secret(self, name: str) -> str:
+        """A random secret every process on this catalog shares, created on first use."""
 
     async def record_part(self, actor: str, token: str, binary_id: str, index: int, size: int, sha256: str) -> m.Part:
         """Records an uploaded part (replacing an earlier upload of the same index) and ends its in-flight

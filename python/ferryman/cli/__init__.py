@@ -174,6 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--catalog", default=os.environ.get("FERRYMAN_CATALOG") or None, metavar="URL", help=catalog_help)
     s.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("FERRYMAN_WORKERS") or 1),
+        metavar="N",
+        help="server processes sharing the port (default $FERRYMAN_WORKERS or 1; about one per core)",
+    )
+    s.add_argument(
         "--check",
         action="store_true",
         help="check the catalog (reachable, schema current) and the data directory, print what is wrong, and exit",
@@ -199,6 +206,13 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="SECONDS",
         help="refuse an upload that sends nothing for this long (default 60)",
+    )
+    s.add_argument(
+        "--upload-lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a part upload whose server died holds hashing back (default 30)",
     )
     s.add_argument(
         "--header-timeout",

@@ -53,8 +53,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         public_url=args.public_url,
         upload_idle_timeout=args.upload_idle_timeout,
+        upload_lease=args.upload_lease,
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
+        workers=args.workers,
     )
     problems = asyncio.run(preflight(config))
     for problem in problems:
@@ -64,7 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.check:
         print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, data directory {config.data_dir}")
         return 0
-    serve(config)
+    if config.workers > 1:
+        from ferryman.server.workers import serve_workers
+
+        serve_workers(config)
+    else:
+        serve(config)
     return 0
 
 

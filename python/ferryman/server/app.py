@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ferryman.blobs.fs import FsBlobStore
+from ferryman.catalog import Catalog, open_catalog
 from ferryman.catalog import models as m
-from ferryman.catalog import open_catalog
 from ferryman.catalog.rules import hash_token
 from ferryman.config import Config
 from ferryman.grants import load_secret
@@ -26,7 +26,7 @@ from ferryman.services.checkins import CheckIns
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads
 
-__all__ = ["create_app", "serve"]
+__all__ = ["bootstrap", "create_app", "grant_secret", "serve"]
 
 log = logging.getLogger("ferryman.server")
 
@@ -42,18 +42,32 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     checkins = app[CHECKINS] = CheckIns(catalog)
     app[SIGNATURES] = Signatures(catalog)
     app[ANSWERS] = AnswerCache()
-    app[URL_SECRET] = load_secret(config.data_dir, config.url_secret)
-    if await catalog.count_api_keys() == 0:
-        token = new_token()
-        await catalog.create_api_key("server", m.ApiKeyCreate(name="admin", role="admin"), hash_token(token))
-        # Shown once: only its hash is stored.
-        print(f"ferryman: created the first admin API key; keep it, it is not shown again:\n{token}", flush=True)
-    await uploads.resume()
+    app[URL_SECRET] = await grant_secret(catalog, config)
+    await bootstrap(catalog)
+    # Leases of earlier processes end at start only where no other process can hold one: the
+    # embedded catalog with one worker (``serve --workers`` ends them before starting its own).
+    await uploads.start(release_leases=config.embedded_catalog and config.workers == 1)
     checkins.start()
     yield
     await uploads.stop()
     await checkins.close()
     await catalog.close()
+
+
+async def bootstrap(catalog: Catalog) -> None:
+    """Creates the first admin API key of a catalog that has none, and prints it once (only its
+    hash is stored)."""
+    token = new_token()
+    if await catalog.create_first_api_key("server", m.ApiKeyCreate(name="admin", role="admin"), hash_token(token)):
+        print(f"ferryman: created the first admin API key; keep it, it is not shown again:\n{token}", flush=True)
+
+
+async def grant_secret(catalog: Catalog, config: Config) -> bytes:
+    """The download-grant secret: configured, else kept in the data directory of the embedded
+    catalog, else in the shared catalog (so every server's grants work on every other)."""
+    if config.url_secret or config.embedded_catalog:
+        return load_secret(config.data_dir, config.url_secret)
+    return (await catalog.shared_secret("grant_secret")).encode()
 
 
 def create_app(config: Config | None = None) -> web.Application:

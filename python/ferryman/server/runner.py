@@ -53,8 +53,8 @@ class _Refuse(asyncio.Protocol):
 class CappedSite(web.TCPSite):
     """A TCP site that refuses connections beyond ``max_connections`` (see the module doc)."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int) -> None:
-        super().__init__(runner, host, port, backlog=BACKLOG, reuse_address=True)
+    def __init__(self, runner: web.AppRunner, host: str, port: int, max_connections: int, reuse_port: bool = False) -> None:
+        super().__init__(runner, host, port, backlog=BACKLOG, reuse_address=True, reuse_port=reuse_port)
         self._max = max_connections
 
     async def start(self) -> None:
@@ -69,7 +69,12 @@ class CappedSite(web.TCPSite):
             return server()
 
         self._server = await asyncio.get_running_loop().create_server(
-            factory, self._host, self._port, backlog=self._backlog, reuse_address=self._reuse_address
+            factory,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
@@ -83,7 +88,8 @@ async def start_site(app: web.Application, config: Config, port: int | None = No
         **RUNNER_OPTIONS,
     )
     await runner.setup()
-    site = CappedSite(runner, config.host, config.port if port is None else port, config.max_connections)
+    # With several workers each listens on the port itself; the kernel spreads connections.
+    site = CappedSite(runner, config.host, config.port if port is None else port, config.max_connections, config.workers > 1)
     try:
         await site.start()
     except BaseException:

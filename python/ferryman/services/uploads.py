@@ -9,13 +9,18 @@ fails the upload stops rather than write after its lease lapsed (hashing may the
 Hashing reads the upload back natively, off the event loop, and moves the binary to
 ``signable`` when its size and SHA-256 match the declared ones (publishing the content), or
 back to ``hashable`` with an ``error`` naming the parts whose bytes no longer match what their
-upload reported (the upload is kept, so nothing is lost). A process that dies mid-way leaves
-the binary in ``hashing``; ``resume`` restarts those at start-up.
+upload reported (the upload is kept, so nothing is lost).
+
+A binary in ``hashing`` is a job that any process on the catalog may run: the process that
+takes it holds a lease (``claim_hashing``), renewed while it hashes. Every process looks for
+jobs whose lease is free or expired every ``HASHING_POLL`` seconds, so a job whose process died
+is taken over once its lease runs out, and one left by a crash is picked up at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -23,6 +28,7 @@ from ferryman.blobs import BlobStore
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
 from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
+from ferryman.ids import new_id
 from ferryman.lifecycle import State
 from ferryman.sink import SinkResult
 
@@ -34,6 +40,10 @@ SERVER = "server"
 # seconds, for about an hour.
 FULL_DISK_WAIT = 5.0
 FULL_DISK_RETRIES = 720
+# A hashing job's lease, renewed every third of it while the job runs: how long a job of a
+# process that died waits to be taken over.
+HASHING_LEASE = 30.0
+HASHING_POLL = 5.0  # how often each process looks for jobs nobody holds
 
 
 def part_length(binary: m.Binary, index: int) -> int:
@@ -50,7 +60,12 @@ class Uploads:
         self.catalog = catalog
         self.blobs = blobs
         self.lease = lease
+        # Names this process as a lease holder (a fresh name per start: a restarted process
+        # holds nothing).
+        self.worker = new_id("upload")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hashing: dict[str, asyncio.Task[None]] = {}
+        self._poller: asyncio.Task[None] | None = None
 
     async def receive_part(
         self, actor: str, binary_id: str, index: int, length: int, body: AsyncIterator[bytes], declared: str | None = None
@@ -127,31 +142,67 @@ class Uploads:
         target = None if patch.state is m.UNSET else State(patch.state)
         binary = await self.catalog.change_binary(actor, binary_id, patch, target)
         if target in (State.HASHABLE, State.HASHING):
-            self.start_hashing(binary_id)
+            await self.take_hashing(binary_id)
         elif target in (State.UPLOADABLE, State.DESTROYED):
             await self.blobs.delete(binary_id)
         return binary
 
     # Hashing ----------------------------------------------------------------------------------
 
-    def start_hashing(self, binary_id: str) -> None:
-        """Schedules ``hash_binary`` for a binary already moved to ``hashing``."""
-        task = asyncio.get_running_loop().create_task(self.hash_binary(binary_id), name=f"hash {binary_id}")
+    async def take_hashing(self, binary_id: str | None = None) -> None:
+        """Claims hashing jobs nobody holds (with ``binary_id``, that one) and runs them."""
+        for claimed in await self.catalog.claim_hashing(self.worker, HASHING_LEASE, binary_id):
+            if claimed not in self._hashing:
+                self._run(claimed)
+
+    def _run(self, binary_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._hash_leased(binary_id), name=f"hash {binary_id}")
+        self._hashing[binary_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._hashing.pop(binary_id, None))
         task.add_done_callback(_log_failure)
 
-    async def resume(self) -> None:
-        """At start-up: uploads of a previous process are over; interrupted hashing restarts."""
-        await self.catalog.clear_uploads_in_flight()
-        for binary_id in await self.catalog.binaries_in_state(State.HASHING):
-            self.start_hashing(binary_id)
+    async def _hash_leased(self, binary_id: str) -> None:
+        """Hashes a binary while renewing the lease on it; stops if the lease is lost (another
+        process has the job then)."""
+        job = asyncio.create_task(self.hash_binary(binary_id))
+        try:
+            while True:
+                done, _ = await asyncio.wait({job}, timeout=HASHING_LEASE / 3)
+                if done:
+                    return job.result()
+                if not await self.catalog.renew_hashing(binary_id, self.worker, HASHING_LEASE):
+                    log.warning("binary %s: lost the hashing lease; another process hashes it", binary_id)
+                    return None
+        finally:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    async def start(self, release_leases: bool = False) -> None:
+        """Starts looking for hashing jobs. ``release_leases``: no other process runs on this
+        catalog (the embedded one), so leases held by earlier processes end now."""
+        if release_leases:
+            await self.catalog.release_leases()
+        await self.take_hashing()
+        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="hashing jobs")
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(HASHING_POLL)
+            try:
+                await self.take_hashing()
+            except Exception:
+                log.exception("looking for hashing jobs failed; retrying")
 
     async def stop(self) -> None:
-        """Cancels hashing in progress (it is resumed at the next start)."""
-        for task in list(self._tasks):
+        """Stops looking for jobs and cancels hashing in progress (its lease runs out, and this
+        or another process takes the job again)."""
+        tasks = [*self._tasks, *([self._poller] if self._poller else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _explain(self, binary: m.Binary, declared_what: str) -> str:
         recorded = {p.index: p.sha256 for p in await self.catalog.list_parts(binary.id)}

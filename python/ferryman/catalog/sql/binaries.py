@@ -17,11 +17,13 @@ from ferryman.lifecycle import State, check_client_transition, check_server_tran
 __all__ = ["Binaries", "changes_of", "follow_signatures", "move"]
 
 _PART = 'SELECT "index", size, sha256, created_at FROM parts'
+# A hashing job's lease: bookkeeping of the workers, not part of the binary's record.
+_LEASE = ("lease_owner", "lease_until")
 
 
 def binary_view(tx: Tx, row: Row) -> Row:
     ver = tx.one("SELECT artifact_id FROM versions WHERE id = ?", [row["version_id"]])
-    out = loads_fields(dict(row))
+    out = loads_fields({k: v for k, v in row.items() if k not in _LEASE})
     out["artifact_id"] = ver["artifact_id"] if ver else ""
     out["part_count"] = max(1, -(-row["size"] // row["part_size"]))
     return out
@@ -45,7 +47,10 @@ def move(tx: Tx, row: Row, target: State, error: str | None) -> Row:
     """Moves a binary to ``target`` if it is still in the state ``row`` was read in; logs it."""
     before = binary_view(tx, row)
     changed = tx.update(
-        "binaries", row["id"], {"state": target.value, "error": error, "updated_at": now()}, where={"state": row["state"]}
+        "binaries",
+        row["id"],
+        {"state": target.value, "error": error, "updated_at": now(), "lease_owner": None, "lease_until": None},
+        where={"state": row["state"]},
     )
     if changed != 1:
         raise Conflict("the binary changed state meanwhile; retry")
@@ -222,9 +227,49 @@ class Binaries:
     async def end_part(self, token: str) -> None:
         await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight WHERE id = ?", [token]), durable=False)
 
-    async def clear_uploads_in_flight(self) -> None:
-        """At start-up: uploads of a previous process are over (single-process deployments)."""
-        await self.db.tx("", lambda tx: tx.run("DELETE FROM uploads_in_flight"), durable=False)
+    async def release_leases(self) -> None:
+        """Ends every upload lease and hashing lease: called when no process that could hold
+        one is running (an embedded catalog, before its server starts)."""
+
+        def run(tx: Tx) -> None:
+            tx.run("DELETE FROM uploads_in_flight")
+            tx.run("UPDATE binaries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+
+        await self.db.tx("", run, changes_answers=False)
+
+    # Hashing jobs -----------------------------------------------------------------------------
+
+    async def claim_hashing(self, worker: str, lease: float, binary_id: str | None = None, limit: int = 8) -> list[str]:
+        """Takes up to ``limit`` binaries in ``hashing`` whose lease is free or expired (with
+        ``binary_id``, only that one) for ``worker`` for ``lease`` seconds; returns their IDs.
+        Conditional on the lease read, so one job goes to one worker."""
+
+        def run(tx: Tx) -> list[str]:
+            t = now()
+            only, args = (" AND id = ?", [binary_id]) if binary_id else ("", [])
+            rows = tx.all(
+                "SELECT id FROM binaries WHERE state = 'hashing' AND (lease_until IS NULL OR lease_until < ?)"
+                f"{only} ORDER BY updated_at LIMIT ?{tx.skip_locked()}",
+                [t, *args, limit],
+            )
+            until = later(lease)
+            return [
+                r["id"]
+                for r in rows
+                if tx.run(
+                    "UPDATE binaries SET lease_owner = ?, lease_until = ? WHERE id = ? AND state = 'hashing' "
+                    "AND (lease_until IS NULL OR lease_until < ?)",
+                    [worker, until, r["id"], t],
+                )
+                == 1
+            ]
+
+        return await self.db.tx("", run, changes_answers=False)
+
+    async def renew_hashing(self, binary_id: str, worker: str, lease: float) -> bool:
+        """Extends ``worker``'s lease on a hashing job; false if it holds it no longer."""
+        sql = "UPDATE binaries SET lease_until = ? WHERE id = ? AND state = 'hashing' AND lease_owner = ?"
+        return await self.db.tx("", lambda tx: tx.run(sql, [later(lease), binary_id, worker]), durable=False) == 1
 
     async def record_part(self, actor: str, token: str, binary_id: str, index: int, size: int, sha256: str) -> m.Part:
         """Records an uploaded part (replacing an earlier upload of the same index) and ends its

@@ -105,9 +105,14 @@ class Tx:
         conds = "".join(f' AND "{k}" = ?' for k in (where or {}))
         return self.run(f"UPDATE {table} SET {sets} WHERE id = ?{conds}", [*changes.values(), id_, *(where or {}).values()])
 
+    def skip_locked(self) -> str:
+        """A clause for a SELECT that claims work: on PostgreSQL, rows another transaction is
+        claiming are passed over instead of waited for (SQLite has one writer: nothing to skip)."""
+        return " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+
     def json_has(self, column: str) -> str:
         """A condition, with one mark: the JSON array of strings in ``column`` holds the mark's
-        value. The one place the dialects differ in what the catalog asks."""
+        value. With ``skip_locked``, the places the dialects differ in what the catalog asks."""
         if self.dialect == "postgresql":
             return f"EXISTS (SELECT 1 FROM json_array_elements_text(CAST({column} AS json)) WHERE value = ?)"
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)"

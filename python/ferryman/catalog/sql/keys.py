@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import msgspec
 
@@ -30,6 +31,33 @@ class ApiKeys:
             return view
 
         return to(m.ApiKey, await self.db.tx(actor, run, changes_answers=False))
+
+    async def create_first_api_key(self, actor: str, body: m.ApiKeyCreate, token_hash: str) -> m.ApiKey | None:
+        """Creates an API key only if there is none yet (the first start of a catalog; of
+        several processes starting at once, one creates it); None if there was one."""
+        row: Row = {"id": new_id("api_key"), "name": body.name, "role": body.role, "token_hash": token_hash,
+                    "created_at": now()}  # fmt: skip
+
+        def run(tx: Tx) -> Row | None:
+            if tx.one("SELECT id FROM api_keys LIMIT 1"):
+                return None
+            tx.insert("api_keys", row)
+            view = {k: v for k, v in row.items() if k != "token_hash"}
+            tx.event("create", "api_key", row["id"], None, view)
+            return view
+
+        view = await self.db.tx(actor, run, changes_answers=False)
+        return None if view is None else to(m.ApiKey, view)
+
+    async def shared_secret(self, name: str) -> str:
+        """A random secret every process on this catalog shares, created on first use."""
+
+        def run(tx: Tx) -> str:
+            # Of two processes creating it at once, the first insert stands.
+            tx.run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [name, secrets.token_hex(32)])
+            return tx.one("SELECT value FROM settings WHERE key = ?", [name])["value"]  # type: ignore[index]
+
+        return await self.db.tx("", run, changes_answers=False)
 
     async def count_api_keys(self) -> int:
         return await self.db.read(lambda tx: tx.one("SELECT count(*) AS n FROM api_keys")["n"])  # type: ignore[index]
