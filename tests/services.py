@@ -18,7 +18,7 @@ from pathlib import Path
 
 from apiclient import free_port
 
-__all__ = ["Postgres", "catalog_for", "postgres_bin"]
+__all__ = ["Postgres", "catalog_for", "grant_secret", "postgres_bin"]
 
 # The catalog URL of the running test (set by conftest's autouse fixture from ``catalog_url``);
 # None: the embedded SQLite default.
@@ -38,6 +38,20 @@ def postgres_bin() -> Path | None:
         return Path(found).parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]))
     return Path(versions[-1]).parent if versions else None
+
+
+def grant_secret(data_dir: Path) -> bytes:
+    """The download-grant secret of the running test's server: in its data directory (the
+    embedded catalog) or in its shared catalog."""
+    url = current_catalog[0]
+    if url is None:
+        return (data_dir / "url-secret").read_text().strip().encode()
+    import psycopg
+
+    with psycopg.connect(url) as c:
+        row = c.execute("SELECT value FROM settings WHERE key = 'grant_secret'").fetchone()
+    assert row is not None
+    return str(row[0]).encode()
 
 
 class Postgres:
@@ -64,8 +78,7 @@ class Postgres:
             shutil.chown(self.dir, "postgres")
         self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", self.user, "--no-sync", "-E", "UTF8")
         # Durability off: a test server's data is thrown away (the catalog asks for it anyway).
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400"
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+        self.start_server()
         self._sql("CREATE DATABASE template_ferryman")
         from ferryman.catalog.sql.engines import engine_url
         from ferryman.catalog.sql.migrate import migrate
@@ -88,8 +101,23 @@ class Postgres:
         self._sql(f"CREATE DATABASE {name} TEMPLATE template_ferryman")
         return self.url(name)
 
+    def start_server(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400"
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+
+    def stop_server(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
     def restart(self) -> None:
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "restart")
+
+    def sql(self, database_url: str, statement: str, *args: object) -> list[tuple]:
+        """Runs one statement on a test database (to set up what only a crash leaves behind)."""
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as c:
+            cur = c.execute(statement, args)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")

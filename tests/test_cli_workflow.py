@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from apiclient import ADMIN, Api, ProcessServer, free_port
 from cryptography.hazmat.primitives import serialization
+from services import grant_secret
 
 from ferryman.cli import main
 
@@ -219,7 +220,7 @@ def test_clear_errors(live, tmp_path: Path):
     # An expired download grant, and a valid one.
     from ferryman import grants
 
-    secret = (tmp_path / "data" / "url-secret").read_text().strip().encode()
+    secret = grant_secret(tmp_path / "data")
     sha = api.ok("GET", f"/api/v1/binaries/{bid}")["sha256"]
     base = f"http://127.0.0.1:{api.port}/dl/"
     expired = base + grants.issue(secret, bid, int(time.time()) - 5)

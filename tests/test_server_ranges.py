@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from apiclient import Api
+from services import grant_secret
 from test_server_binaries import upload
 
 from ferryman import grants
@@ -374,7 +375,7 @@ def test_grants_serve_and_refuse(server: Api, tmp_path):
     b = upload(server, data)
     server.ok("PATCH", f"/api/v1/binaries/{b['id']}", {"state": "hashable"})
     server.wait_state(b["id"], {"signable"})
-    secret = (tmp_path / "data" / "url-secret").read_text().strip().encode()
+    secret = grant_secret(tmp_path / "data")
     token = grants.issue(secret, b["id"], int(time.time()) + 600)
     anon = server.as_(None)
     r = anon.get(f"/dl/{token}")

@@ -39,6 +39,9 @@ class Config:
     # How long a part in flight holds hashing back without being renewed (renewed every third
     # of it while its upload runs): the wait after a crash or a failed write.
     upload_lease: float = 30.0
+    # How long a hashing job of a server that died waits to be taken over by another (renewed
+    # every third of it while the job runs).
+    job_lease: float = 30.0
     # A connection must deliver a request's complete headers within this many seconds of
     # opening (or of the previous response); idle keep-alive connections close after it too.
     header_timeout: float = 10.0
@@ -53,7 +56,7 @@ class Config:
             url.port  # noqa: B018 (raises ValueError for a malformed port)
             if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username:
                 raise ValueError(f"public URL {self.public_url!r} must be http(s)://host[:port][/prefix]")
-        for name in ("upload_idle_timeout", "upload_lease", "header_timeout"):
+        for name in ("upload_idle_timeout", "upload_lease", "job_lease", "header_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_connections < 1:

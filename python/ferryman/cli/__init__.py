@@ -215,6 +215,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a part upload whose server died holds hashing back (default 30)",
     )
     s.add_argument(
+        "--job-lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a hashing job whose server died waits to be taken over (default 30)",
+    )
+    s.add_argument(
         "--header-timeout",
         type=float,
         default=10.0,

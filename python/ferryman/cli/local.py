@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         upload_idle_timeout=args.upload_idle_timeout,
         upload_lease=args.upload_lease,
+        job_lease=args.job_lease,
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
         workers=args.workers,

@@ -38,7 +38,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = app[CATALOG] = await open_catalog(config)
     blobs = app[BLOBS] = FsBlobStore(config.content_dir)
-    uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease)
+    uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease)
     checkins = app[CHECKINS] = CheckIns(catalog)
     app[SIGNATURES] = Signatures(catalog)
     app[ANSWERS] = AnswerCache()

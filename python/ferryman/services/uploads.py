@@ -56,10 +56,11 @@ def part_length(binary: m.Binary, index: int) -> int:
 class Uploads:
     """See the module doc. ``lease`` is the in-flight lease of a part upload, in seconds."""
 
-    def __init__(self, catalog: Catalog, blobs: BlobStore, lease: float) -> None:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, lease: float, job_lease: float = HASHING_LEASE) -> None:
         self.catalog = catalog
         self.blobs = blobs
         self.lease = lease
+        self.job_lease = job_lease
         # Names this process as a lease holder (a fresh name per start: a restarted process
         # holds nothing).
         self.worker = new_id("upload")
@@ -151,7 +152,7 @@ class Uploads:
 
     async def take_hashing(self, binary_id: str | None = None) -> None:
         """Claims hashing jobs nobody holds (with ``binary_id``, that one) and runs them."""
-        for claimed in await self.catalog.claim_hashing(self.worker, HASHING_LEASE, binary_id):
+        for claimed in await self.catalog.claim_hashing(self.worker, self.job_lease, binary_id):
             if claimed not in self._hashing:
                 self._run(claimed)
 
@@ -169,10 +170,10 @@ class Uploads:
         job = asyncio.create_task(self.hash_binary(binary_id))
         try:
             while True:
-                done, _ = await asyncio.wait({job}, timeout=HASHING_LEASE / 3)
+                done, _ = await asyncio.wait({job}, timeout=self.job_lease / 3)
                 if done:
                     return job.result()
-                if not await self.catalog.renew_hashing(binary_id, self.worker, HASHING_LEASE):
+                if not await self.catalog.renew_hashing(binary_id, self.worker, self.job_lease):
                     log.warning("binary %s: lost the hashing lease; another process hashes it", binary_id)
                     return None
         finally:
@@ -190,7 +191,7 @@ class Uploads:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(HASHING_POLL)
+            await asyncio.sleep(min(HASHING_POLL, self.job_lease / 3))
             try:
                 await self.take_hashing()
             except Exception:

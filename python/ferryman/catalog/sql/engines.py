@@ -40,7 +40,11 @@ T = TypeVar("T")
 # PostgreSQL's codes for a transaction that lost a race (serialisation failure, deadlock): run again.
 _RETRY = {"40001", "40P01"}
 _RETRIES = 20
+_RECONNECTS = 3  # for reads, over 0.7 s
 _DISK_FULL = "53100"
+# Codes (and classes) meaning PostgreSQL cannot serve now: connection failures, shutting down or
+# starting up, too many connections.
+_UNAVAILABLE = ("08", "57P", "53300")
 CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before a request is answered 503
 
 
@@ -169,7 +173,8 @@ class PostgresEngine:
 
     async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
         engine = self._engine if write else self._reader
-        for attempt in range(_RETRIES):
+        races = reconnects = 0
+        while True:
             try:
                 async with engine.connect() as conn, conn.begin():
                     if not durable:
@@ -177,32 +182,30 @@ class PostgresEngine:
                     return await conn.run_sync(fn)
             except IntegrityError as e:
                 raise _integrity(e) from None
-            except DBAPIError as e:
-                state = getattr(e.orig, "sqlstate", None)
-                if state in _RETRY and attempt + 1 < _RETRIES:
+            except (DBAPIError, OSError) as e:
+                orig = e.orig if isinstance(e, DBAPIError) else e
+                state = getattr(orig, "sqlstate", None)
+                if state in _RETRY and races < _RETRIES:
                     # Lost a race with another transaction: nothing was written; run it again
                     # after a short, jittered pause so the racers spread out.
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    races += 1
+                    await asyncio.sleep(random.uniform(0, 0.002 * races))
                     continue
                 if state == _DISK_FULL:
                     raise InsufficientStorage("the catalog database is out of disk space; nothing was changed") from None
-                if e.connection_invalidated or isinstance(e.orig, OSError) or state is None or state.startswith("08"):
-                    # The connection broke (PostgreSQL restarted, the network dropped): the pool
-                    # has dropped it. A read is simply retried on a new connection; a write may
-                    # or may not have committed, so the client hears 503 and retries.
-                    if not write and attempt + 1 < _RETRIES:
-                        await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
-                        continue
-                    log.warning("catalog database unavailable: %s", e.orig)
-                    raise Unavailable("the catalog database is unavailable; nothing may have changed, retry") from None
-                raise
-            except OSError as e:
-                if not write and attempt + 1 < _RETRIES:
-                    await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+                broken = isinstance(e, OSError) or e.connection_invalidated or isinstance(orig, OSError)
+                if not (broken or state is None or state.startswith(_UNAVAILABLE)):
+                    raise
+                # The connection broke or PostgreSQL cannot serve now (restarting, unreachable):
+                # the pool drops the connection. A read is tried again on a new one, briefly (a
+                # restart leaves every pooled connection broken); a write may or may not have
+                # committed, so the client hears 503 and retries.
+                if not write and reconnects < _RECONNECTS:
+                    reconnects += 1
+                    await asyncio.sleep(0.05 * 2**reconnects)
                     continue
-                log.warning("catalog database unreachable: %s", e)
-                raise Unavailable("the catalog database is unreachable; retry") from None
-        raise AssertionError("unreachable")
+                log.warning("catalog database unavailable: %s", orig)
+                raise Unavailable("the catalog database is unavailable; retry") from None
 
     async def close(self) -> None:
         await self._engine.dispose()
