@@ -60,6 +60,37 @@ def postgres():
     pg.stop()
 
 
+@pytest.fixture(scope="session")
+def s3():
+    """The test session's S3 server, started on first use."""
+    from services import S3Server
+
+    srv = S3Server().start()
+    yield srv
+    srv.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of modules marked ``stores`` run on the file store and on S3; the rest on files."""
+    if "store_url" in metafunc.fixturenames:
+        kinds = ["file", "s3"] if metafunc.definition.get_closest_marker("stores") else ["file"]
+        metafunc.parametrize("store_url", kinds, indirect=True)
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest):
+    """The store a test's service runs on: the data directory (None) or a fresh S3 bucket."""
+    import services
+
+    if request.param == "file":
+        yield None
+        return
+    url, client, bucket = request.getfixturevalue("s3").bucket()
+    services.current_bucket[0] = (client, bucket, "fm")
+    yield url
+    services.current_bucket[0] = None
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog_url(request: pytest.FixtureRequest) -> str | None:
     """The catalog a test's service runs on: the embedded SQLite default (None) or a fresh
@@ -81,14 +112,14 @@ def _current_catalog(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def server(tmp_path: Path, catalog_url: str | None):
-    """A fresh service (own data directory) on a real socket, on each catalog; yields an admin
-    client."""
+def server(tmp_path: Path, catalog_url: str | None, store_url: str | None):
+    """A fresh service (own data directory) on a real socket, on each catalog (and in modules
+    marked ``stores``, each store); yields an admin client."""
     from apiclient import ADMIN, ThreadServer
 
     from ferryman.config import Config
 
-    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, catalog=catalog_url))
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, catalog=catalog_url, store=store_url))
     api = srv.start()
     yield api
     srv.stop()

@@ -1,5 +1,6 @@
 """Real servers the tests run against, started by the test session in temporary directories:
-PostgreSQL from Debian's ``postgresql`` package (initdb + pg_ctl on a private port).
+PostgreSQL from Debian's ``postgresql`` package (initdb + pg_ctl on a private port), and an S3
+server (moto's server mode, a separate process on a private port).
 
 pytest-postgresql does much the same, but it runs initdb as the current user, and initdb
 refuses to run as root, which CI is; this starts it as the ``postgres`` user then.
@@ -12,17 +13,92 @@ import glob
 import itertools
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from apiclient import free_port
 
-__all__ = ["Postgres", "catalog_for", "grant_secret", "postgres_bin"]
+__all__ = ["Postgres", "S3Server", "catalog_for", "content_of", "grant_secret", "postgres_bin", "replace_content"]
 
 # The catalog URL of the running test (set by conftest's autouse fixture from ``catalog_url``);
 # None: the embedded SQLite default.
 current_catalog: list[str | None] = [None]
+# The running test's S3 bucket (client, bucket, prefix), when its store is S3.
+current_bucket: list[tuple[Any, str, str] | None] = [None]
+
+
+def content_of(data_dir: Path, binary_id: str) -> bytes | None:
+    """The published bytes of a binary as the running test's store holds them (None: none)."""
+    if current_bucket[0] is None:
+        path = data_dir / "store" / "content" / binary_id
+        return path.read_bytes() if path.exists() else None
+    client, bucket, prefix = current_bucket[0]
+    try:
+        return client.get_object(Bucket=bucket, Key=f"{prefix}/content/{binary_id}")["Body"].read()  # type: ignore[no-any-return]
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def replace_content(data_dir: Path, binary_id: str, data: bytes) -> None:
+    """Changes a binary's published bytes behind the server's back (tampering)."""
+    if current_bucket[0] is None:
+        (data_dir / "store" / "content" / binary_id).write_bytes(data)
+        return
+    client, bucket, prefix = current_bucket[0]
+    client.put_object(Bucket=bucket, Key=f"{prefix}/content/{binary_id}", Body=data)
+
+
+class S3Server:
+    """moto's S3 server in a process of its own; ``bucket()`` makes a fresh bucket per test."""
+
+    access_key, secret_key, region = "testing", "testing", "us-east-1"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._names = itertools.count()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> S3Server:
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "the S3 server did not start"
+                time.sleep(0.1)
+        return self
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name=self.region)  # fmt: skip
+
+    def bucket(self) -> tuple[str, Any, str]:
+        """A fresh bucket; returns the store URL for it (credentials in the query), the client and the bucket."""
+        name = f"ferryman-{next(self._names)}"
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        query = (f"endpoint={self.endpoint}&allow_http=true&region={self.region}"
+                 f"&access_key_id={self.access_key}&secret_access_key={self.secret_key}")  # fmt: skip
+        return f"s3://{name}/fm?{query}", client, name
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 def catalog_for(sqlite_path: Path) -> str | Path:

@@ -15,17 +15,20 @@ from pathlib import Path
 import pytest
 from apiclient import ADMIN, Api, ProcessServer, free_port
 from cryptography.hazmat.primitives import serialization
-from services import grant_secret
+from services import content_of, grant_secret, replace_content
 
 from ferryman.cli import main
 
 README = Path(__file__).parent.parent / "README.md"
 MIB = 1 << 20
 
+# The service tests here run on the file store and on S3 (see conftest.py).
+pytestmark = pytest.mark.stores
+
 
 @pytest.fixture
-def live(tmp_path: Path, catalog_url: str | None):
-    srv = ProcessServer(tmp_path / "data", catalog_url)
+def live(tmp_path: Path, catalog_url: str | None, store_url: str | None):
+    srv = ProcessServer(tmp_path / "data", catalog_url, *(["--store", store_url] if store_url else []))
     api = srv.start()
     yield srv, api
     srv.stop()
@@ -172,10 +175,9 @@ def test_download_interrupted_resumes_and_verifies(live, tmp_path: Path):
 def test_tampered_content_on_the_server_is_refused(live, tmp_path: Path):
     _, api = live
     bid, _data, _ = _uploaded(api, tmp_path)
-    stored = tmp_path / "data" / "store" / "content" / bid
-    raw = bytearray(stored.read_bytes())
+    raw = bytearray(content_of(tmp_path / "data", bid) or b"")
     raw[100] ^= 0xFF
-    stored.write_bytes(bytes(raw))
+    replace_content(tmp_path / "data", bid, bytes(raw))
     out = tmp_path / "got.bin"
     line = one_line_error(cli(api, "download", bid, "-o", str(out)))
     assert "SHA-256" in line and not out.exists() and not (tmp_path / "got.bin.part").exists()

@@ -26,13 +26,18 @@ from ferryman.config import Config
 
 Pair = tuple[Api, Api, ProcessServer, ProcessServer, str]
 
+# The two-server tests run on the file store and on S3 (see conftest.py).
+pytestmark = pytest.mark.stores
+
 
 @pytest.fixture
-def pair(tmp_path: Path, postgres: Postgres) -> Iterator[Pair]:
-    """Two servers on one fresh PostgreSQL database and one data directory (the file store)."""
+def pair(tmp_path: Path, postgres: Postgres, store_url: str | None) -> Iterator[Pair]:
+    """Two servers on one fresh PostgreSQL database and one store: S3, or the file store of
+    one data directory (two servers on one machine)."""
     url = postgres.database()
-    a = ProcessServer(tmp_path / "data", url, "--job-lease", "3")
-    b = ProcessServer(tmp_path / "data", url, "--job-lease", "3")
+    store = ["--store", store_url] if store_url else []
+    a = ProcessServer(tmp_path / "data", url, "--job-lease", "3", *store)
+    b = ProcessServer(tmp_path / "data", url, "--job-lease", "3", *store)
     try:
         yield a.start(), b.start(), a, b, url
     finally:

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 from apiclient import Api, ProcessServer
+from services import content_of
 
 MIB = 1 << 20
 PART = 5 * MIB
 API = "/api/v1"
+
+# The service tests here run on the file store and on S3 (see conftest.py).
+pytestmark = pytest.mark.stores
 
 
 def problem(r, status: int) -> dict:
@@ -104,7 +108,7 @@ def test_bad_parts_leave_no_trace(server: Api, tmp_path: Path):
     for bad in ["0", "3", "-1", "abc", "1.5", "99999999999"]:
         assert "index" in problem(server.put(f"{API}/binaries/{b['id']}/parts/{bad}", b"x"), 422)["errors"], bad
     assert server.ok("GET", f"{API}/binaries/{b['id']}/parts")["parts"] == []
-    assert not (tmp_path / "data" / "store" / "content" / b["id"]).exists()
+    assert content_of(tmp_path / "data", b["id"]) is None
     # The refused bytes are overwritten by the good uploads; the content is exactly the data.
     for i, chunk in enumerate(parts_of(data), start=1):
         assert put_part(server, b["id"], i, chunk).status == 200
@@ -199,10 +203,9 @@ def test_destroy_deletes_content_keeps_record(server: Api, tmp_path: Path):
     b = upload(server, b"firmware")
     server.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "hashable"})
     server.wait_state(b["id"], {"signable"})
-    content = tmp_path / "data" / "store" / "content" / b["id"]
-    assert content.exists()
+    assert content_of(tmp_path / "data", b["id"]) == b"firmware"
     assert server.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "destroyed"})["state"] == "destroyed"
-    assert not content.exists()
+    assert content_of(tmp_path / "data", b["id"]) is None
     assert server.ok("GET", f"{API}/binaries/{b['id']}")["state"] == "destroyed"
     # A destroyed binary frees its (version, target) slot.
     declare(server, b"again")

@@ -24,6 +24,9 @@ API = "/api/v1"
 PEM, SPKI = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 TARGETS = ["aarch64-linux-gnu", "arm-linux-gnueabihf", "x86_64-linux-gnu"]
 
+# The service tests here run on the file store and on S3 (see conftest.py).
+pytestmark = pytest.mark.stores
+
 
 class Fleet:
     """Builds signed binaries, bundles and releases through the API."""

@@ -31,6 +31,9 @@ ETAG = f'"{SHA}"'
 MTIME = 1_700_000_000.0
 LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
 
+# The service tests here run on the file store and on S3 (see conftest.py).
+pytestmark = pytest.mark.stores
+
 
 def p(range_: str | None = None, size: int = 1000, **headers: str):
     h = dict(headers)

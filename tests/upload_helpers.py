@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services import catalog_for
 
+from ferryman.blobs import BlobStore
 from ferryman.blobs.fs import FsBlobStore
 from ferryman.catalog import models as m
 from ferryman.catalog.sql import SqlCatalog
@@ -21,10 +22,13 @@ MIB = 1 << 20
 PART = 5 * MIB
 
 
-def run(tmp_path: Path, scenario: Callable[[Uploads], Awaitable[None]]) -> None:
+def run(tmp_path: Path, scenario: Callable[[Uploads], Awaitable[None]], blobs: BlobStore | None = None) -> None:
+    """Runs ``scenario`` with an upload service on the test's catalog and, by default, a file
+    store under ``tmp_path``."""
+
     async def main() -> None:
         catalog = await SqlCatalog.open(catalog_for(tmp_path / "catalog.db"))
-        uploads = Uploads(catalog, FsBlobStore(tmp_path / "blobs"), lease=30.0)
+        uploads = Uploads(catalog, blobs or FsBlobStore(tmp_path / "blobs"), lease=30.0)
         try:
             await scenario(uploads)
         finally:

@@ -18,6 +18,12 @@ class Config:
     # Where the catalog lives: sqlite:///path or postgresql://user:password@host:port/database.
     # Default: the SQLite file in the data directory.
     catalog: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_CATALOG") or None)
+    # Where binaries' bytes live: file:///path, s3://bucket/prefix, az://container/prefix or
+    # gs://bucket/prefix (see blobs/objects.py). Default: "store" in the data directory.
+    store: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_STORE") or None)
+    # How /dl/ grants deliver bytes: "proxy" (this service streams them, with ranges) or
+    # "redirect" (302 to a presigned URL of the object store).
+    download_mode: str = field(default_factory=lambda: os.environ.get("FERRYMAN_DOWNLOAD_MODE") or "proxy")
     # Distinct active keys whose signatures make a binary "signed".
     signature_threshold: int = 1
     # Accepted as an admin token when set (automation, tests); never stored.
@@ -61,6 +67,10 @@ class Config:
                 raise ValueError(f"{name} must be positive")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.download_mode not in ("proxy", "redirect"):
+            raise ValueError(f"download mode {self.download_mode!r} must be proxy or redirect")
+        if self.download_mode == "redirect" and not (self.store and "://" in self.store and not self.store.startswith("file:")):
+            raise ValueError("download mode redirect needs an object store (--store s3://… or az://… or gs://…)")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
 

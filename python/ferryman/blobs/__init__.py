@@ -1,21 +1,47 @@
 """The blob-store seam: where binaries' bytes live. The upload service writes parts through
 ``receive_part``, the hashing job reads them back with ``digest`` and makes them visible with
-``publish``; downloads ``open`` published content and hand it to the range responder.
+``publish``; downloads ``open`` published content and hand it to the range responder (or, with
+``--download-mode redirect``, send the client to a ``presign``-ed URL of the store).
 
-Implementations: ``fs.FsBlobStore`` (a local directory, the default). Expected next (the
-scale-out issue): ``s3`` (parts as multipart-upload parts, ``publish`` as its completion,
-``open`` as ranged GETs or a presigned-URL redirect), then Azure Blob and GCS alike.
+Implementations: ``fs.FsBlobStore`` (a local directory, the default) and
+``objects.ObjectBlobStore`` (S3, Azure Blob, GCS), chosen by ``open_blob_store``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import BinaryIO, Protocol
 
-from ferryman.hashing import FileDigest
-from ferryman.sink import SinkResult
+from ferryman.config import Config
 
-__all__ = ["BlobStore", "Content"]
+__all__ = ["BlobStore", "Content", "Digest", "Received", "open_blob_store"]
+
+
+class Received(Protocol):
+    """A part as it arrived: its size and SHA-256."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+class PartDigest(Protocol):
+    @property
+    def index(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+class Digest(Protocol):
+    """The uploaded bytes as hashing found them."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def parts(self) -> Sequence[PartDigest] | None: ...
 
 
 class Content(Protocol):
@@ -34,13 +60,14 @@ class Content(Protocol):
 
 
 class BlobStore(Protocol):
-    async def receive_part(self, binary_id: str, stream: AsyncIterator[bytes], offset: int, size: int) -> SinkResult:
+    async def receive_part(self, binary_id: str, stream: AsyncIterator[bytes], offset: int, size: int) -> Received:
         """Streams one part into its byte range of the binary's upload, hashing it on the way;
-        raises TooLarge past ``size`` bytes, InsufficientStorage when the store is full."""
+        raises TooLarge past ``size`` bytes, InsufficientStorage when the store is full,
+        Unavailable when it cannot be reached."""
 
-    async def digest(self, binary_id: str, part_size: int | None = None) -> FileDigest:
+    async def digest(self, binary_id: str, part_size: int | None = None) -> Digest:
         """The SHA-256 (and with ``part_size``, each part's) of the uploaded (or already
-        published) bytes; OSError if they cannot be read."""
+        published) bytes; OSError if they cannot be read, Unavailable if the store cannot."""
 
     async def publish(self, binary_id: str) -> None:
         """Makes verified bytes visible to ``open``, atomically and durably."""
@@ -50,3 +77,25 @@ class BlobStore(Protocol):
 
     async def open(self, binary_id: str) -> Content:
         """Published content; NotFound if there is none."""
+
+
+def open_blob_store(config: Config) -> BlobStore:
+    """The store a configuration names (``config.store``): a directory (``file:///path``, by
+    default the data directory's ``store``) or an object store; ValueError for a bad URL."""
+    from urllib.parse import unquote, urlsplit
+
+    from ferryman.blobs.fs import FsBlobStore
+
+    url = config.store
+    if url is None:
+        return FsBlobStore(config.content_dir)
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise ValueError(f"store URL {url!r}: expected file:///absolute/path")
+        from pathlib import Path
+
+        return FsBlobStore(Path(unquote(parts.path)))
+    from ferryman.blobs.objects import ObjectBlobStore, open_object_store
+
+    return ObjectBlobStore(open_object_store(url), url.split("?", 1)[0])

@@ -174,6 +174,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--catalog", default=os.environ.get("FERRYMAN_CATALOG") or None, metavar="URL", help=catalog_help)
     s.add_argument(
+        "--store",
+        default=os.environ.get("FERRYMAN_STORE") or None,
+        metavar="URL",
+        help="where binaries' bytes live: file:///PATH, s3://BUCKET/PREFIX, az://CONTAINER/PREFIX or "
+        "gs://BUCKET/PREFIX; credentials, region and endpoint from the usual AWS_*, AZURE_*, GOOGLE_* "
+        "environment variables or query parameters such as ?endpoint=URL&region=R&allow_http=true "
+        "(default $FERRYMAN_STORE, else the data directory's store)",
+    )
+    s.add_argument(
+        "--download-mode",
+        choices=("proxy", "redirect"),
+        default=os.environ.get("FERRYMAN_DOWNLOAD_MODE") or "proxy",
+        help="serve /dl/ grants by streaming the bytes (proxy, default) or by a 302 to a presigned "
+        "URL of the object store (redirect)",
+    )
+    s.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("FERRYMAN_WORKERS") or 1),

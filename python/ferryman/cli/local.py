@@ -49,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         data_dir=Path(args.data),
         catalog=args.catalog,
+        store=args.store,
+        download_mode=args.download_mode,
         signature_threshold=args.signature_threshold,
         access_log=args.access_log,
         public_url=args.public_url,
@@ -65,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problems:
         return 1
     if args.check:
-        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, data directory {config.data_dir}")
+        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, store {config.store or config.content_dir}")
         return 0
     if config.workers > 1:
         from ferryman.server.workers import serve_workers

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ferryman.blobs.fs import FsBlobStore
+from ferryman.blobs import open_blob_store
 from ferryman.catalog import Catalog, open_catalog
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
@@ -37,7 +37,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = app[CATALOG] = await open_catalog(config)
-    blobs = app[BLOBS] = FsBlobStore(config.content_dir)
+    blobs = app[BLOBS] = open_blob_store(config)
     uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease)
     checkins = app[CHECKINS] = CheckIns(catalog)
     app[SIGNATURES] = Signatures(catalog)

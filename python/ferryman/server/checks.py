@@ -50,9 +50,26 @@ def _data_dir(config: Config) -> str | None:
     return None
 
 
+async def _store(config: Config) -> str | None:
+    from ferryman.blobs import open_blob_store
+    from ferryman.blobs.objects import ObjectBlobStore
+
+    try:
+        store = open_blob_store(config)
+    except (ValueError, OSError) as e:
+        return f"store: {e}"
+    if isinstance(store, ObjectBlobStore):
+        try:
+            await store.check()
+        except Exception as e:  # unreachable, credentials refused, no such bucket: obstore's words
+            return f"store {store.where}: cannot use it: {reason(e)}"
+    return None
+
+
 async def preflight(config: Config) -> list[str]:
     """Every problem found, one line each; empty when the server can start."""
     data = _data_dir(config)
     # The embedded catalog lives in the data directory: no use opening it if that failed.
     catalog = None if data and config.catalog is None else await _catalog(config)
-    return [p for p in (data, catalog) if p]
+    store = None if data and config.store is None else await _store(config)
+    return [p for p in (data, catalog, store) if p]

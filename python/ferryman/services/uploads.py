@@ -24,13 +24,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from ferryman.blobs import BlobStore
+from ferryman.blobs import BlobStore, Received
+from ferryman.blobs.objects import ObjectBlobStore
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
-from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
+from ferryman.catalog.rules import to_time
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, NotFound, TooLarge, Unavailable
 from ferryman.ids import new_id
 from ferryman.lifecycle import State
-from ferryman.sink import SinkResult
 
 __all__ = ["Uploads", "part_length"]
 
@@ -44,6 +45,11 @@ FULL_DISK_RETRIES = 720
 # process that died waits to be taken over.
 HASHING_LEASE = 30.0
 HASHING_POLL = 5.0  # how often each process looks for jobs nobody holds
+# How often the janitor looks for part objects no binary needs (object stores only).
+SWEEP_INTERVAL = 3600.0
+# Part objects are needed while a binary is in these states (afterwards they were published or
+# discarded; leftovers are from a crash between two steps).
+_PARTS_NEEDED = {State.UPLOADABLE, State.HASHABLE, State.HASHING}
 
 
 def part_length(binary: m.Binary, index: int) -> int:
@@ -67,6 +73,7 @@ class Uploads:
         self._tasks: set[asyncio.Task[None]] = set()
         self._hashing: dict[str, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._janitor: asyncio.Task[None] | None = None
 
     async def receive_part(
         self, actor: str, binary_id: str, index: int, length: int, body: AsyncIterator[bytes], declared: str | None = None
@@ -104,7 +111,7 @@ class Uploads:
             await asyncio.shield(self.catalog.end_part(token))
             raise
 
-    async def _keep_lease(self, token: str, upload: asyncio.Future[SinkResult]) -> Exception:
+    async def _keep_lease(self, token: str, upload: asyncio.Future[Received]) -> Exception:
         """Renews an in-flight lease while its upload runs; stops the upload and returns the
         failure if renewing fails."""
         while True:
@@ -188,6 +195,39 @@ class Uploads:
             await self.catalog.release_leases()
         await self.take_hashing()
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name="hashing jobs")
+        if isinstance(self.blobs, ObjectBlobStore):
+            self._janitor = asyncio.get_running_loop().create_task(self._sweep_every(self.blobs), name="janitor")
+
+    async def sweep(self, store: ObjectBlobStore) -> list[str]:
+        """Removes part objects that no binary needs any more (its binary destroyed, published
+        or unknown): what a crash between two steps leaves behind. Parts written after the
+        binary's last change belong to a new upload (a reset binary's) and stay. Returns the
+        binaries swept."""
+        swept = []
+        for binary_id, newest in (await store.uploads_held()).items():
+            try:
+                binary = await self.catalog.get_binary(binary_id)
+            except (NotFound, ValueError):
+                state, changed = None, None
+            else:
+                state, changed = State(binary.state), to_time(binary.updated_at)
+            # Destroyed is final; a published binary may be reset, and parts newer than that
+            # change are its new upload's (stores report times to the second: a margin of two).
+            older = changed is not None and newest + 2 < changed.timestamp()
+            if state not in _PARTS_NEEDED and (state in (None, State.DESTROYED) or older):
+                await store.discard_parts(binary_id)
+                swept.append(binary_id)
+        if swept:
+            log.info("janitor: removed the part objects of %d binaries that no longer need them", len(swept))
+        return swept
+
+    async def _sweep_every(self, store: ObjectBlobStore) -> None:
+        while True:
+            try:
+                await self.sweep(store)
+            except Exception:
+                log.exception("the janitor failed; it runs again later")
+            await asyncio.sleep(SWEEP_INTERVAL)
 
     async def _poll(self) -> None:
         while True:
@@ -200,7 +240,7 @@ class Uploads:
     async def stop(self) -> None:
         """Stops looking for jobs and cancels hashing in progress (its lease runs out, and this
         or another process takes the job again)."""
-        tasks = [*self._tasks, *([self._poller] if self._poller else [])]
+        tasks = [*self._tasks, *(t for t in (self._poller, self._janitor) if t)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -219,6 +259,10 @@ class Uploads:
         error = None
         try:
             d = await self.blobs.digest(binary_id)
+        except Unavailable:
+            # No verdict without the bytes: the lease runs out and the job is taken again.
+            log.warning("binary %s: the store is unavailable; hashing is retried later", binary_id)
+            return
         except OSError as e:
             error = f"cannot read the uploaded content: {e.strerror or e}"
         else:
@@ -240,6 +284,10 @@ class Uploads:
             except Conflict:
                 # Destroyed (or otherwise moved) while hashing: its own change cleaned up.
                 log.info("binary %s left hashing while it was hashed", binary_id)
+                return
+            except Unavailable:
+                # The store or the catalog is away: the lease runs out and the job is taken again.
+                log.warning("binary %s: could not record its hashing result; retried later", binary_id)
                 return
             except InsufficientStorage:
                 # The verdict stands; only writing it down failed. It stays in hashing meanwhile.

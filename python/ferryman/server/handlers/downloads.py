@@ -1,5 +1,7 @@
 """Downloads: ``/dl/<grant>`` for devices and caches, ``.../content`` for operators. Both go
-through our range responder (``server/ranges.py``) over the blob store's content."""
+through our range responder (``server/ranges.py``) over the blob store's content, except
+grants in ``redirect`` mode, answered with a 302 to a presigned URL of the object store (which
+then serves the bytes and their ranges itself)."""
 
 from __future__ import annotations
 
@@ -8,20 +10,25 @@ import time
 from aiohttp import web
 
 from ferryman import grants
+from ferryman.blobs.objects import ObjectBlobStore
 from ferryman.catalog import models as m
 from ferryman.errors import Conflict, NotFound
 from ferryman.lifecycle import State
-from ferryman.server.keys import BLOBS, CATALOG, URL_SECRET
+from ferryman.server.keys import BLOBS, CATALOG, CONFIG, URL_SECRET
 from ferryman.server.ranges import respond
 
 SERVABLE = (State.SIGNABLE, State.SIGNED)
 
 
-async def _serve(request: web.Request, binary: m.Binary, extra: dict[str, str]) -> web.StreamResponse:
+def _servable(binary: m.Binary) -> None:
     if binary.state == State.DESTROYED:
         raise NotFound("the binary was destroyed")
     if binary.state not in SERVABLE:
         raise Conflict(f"binary is {binary.state}; content is served once it is signable")
+
+
+async def _serve(request: web.Request, binary: m.Binary, extra: dict[str, str]) -> web.StreamResponse:
+    _servable(binary)
     content = await request.app[BLOBS].open(binary.id)
     try:
         return await respond(request, content, binary.sha256, extra)
@@ -37,6 +44,14 @@ async def grant(request: web.Request) -> web.StreamResponse:
     expires = int(token.split(".")[1])
     binary = await request.app[CATALOG].get_binary(binary_id)
     ttl = max(0, expires - int(time.time()))
+    if request.app[CONFIG].download_mode == "redirect":
+        _servable(binary)
+        blobs = request.app[BLOBS]
+        assert isinstance(blobs, ObjectBlobStore)  # Config allows redirect only with one
+        # The presigned URL lives as long as the grant, so a cache may keep the redirect as
+        # long as it keeps the grant's answer.
+        url = await blobs.presign(binary.id, max(ttl, 1))
+        raise web.HTTPFound(url, headers={"Cache-Control": f"public, max-age={ttl}", "ETag": f'"{binary.sha256}"'})
     return await _serve(request, binary, {"Cache-Control": f"public, max-age={ttl}, immutable"})
 
 
