@@ -21,7 +21,6 @@ import json
 import random
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from benches.service import free_port, start
 from ferryman.catalog.rules import hash_token, now
-from ferryman.catalog.sql import SqlCatalog
 from ferryman.ids import new_id
 
 LUA = """
@@ -47,104 +45,87 @@ end
 """
 
 
-def populate(db_path: Path, devices: int, channels: int, releases: int) -> tuple[list[str], list[str]]:
-    asyncio.run(_migrate(db_path))
-    conn = sqlite3.connect(db_path)
+def _row(table: str, **values: object) -> tuple[str, dict[str, object]]:
+    cols = ", ".join(f'"{c}"' for c in values)
+    return f"INSERT INTO {table} ({cols}) VALUES ({', '.join(':' + c for c in values)})", values
+
+
+def populate(catalog: str, devices: int, channels: int, releases: int) -> tuple[list[str], list[str]]:
+    """Fills an empty catalog (``sqlite:///path`` or ``postgresql://…``, migrated here) and
+    returns the tokens wrk draws from and the release each reports ("" for none)."""
+    from sqlalchemy import create_engine, text
+
+    from ferryman.catalog.sql.engines import engine_url
+    from ferryman.catalog.sql.migrate import migrate
+
+    url = engine_url(catalog)
+    asyncio.run(migrate(url))
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # a plain synchronous connection for the bulk load
+    engine = create_engine(url)
+    batches: dict[str, list[dict[str, object]]] = {}
+
+    def add(table: str, **values: object) -> None:
+        sql, row = _row(table, **values)
+        batches.setdefault(sql, []).append(row)
+
     t = now()
     sk = ed25519.Ed25519PrivateKey.generate()
     pem = sk.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     der = sk.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     key_id = new_id("signing_key")
-    conn.execute(
-        "INSERT INTO signing_keys VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        (key_id, "bench", hashlib.sha256(der).hexdigest(), "ed25519", "ed25519", 256, pem, None, None, "active", t, t),
-    )
+    add("signing_keys", id=key_id, name="bench", keyid=hashlib.sha256(der).hexdigest(), algorithm="ed25519", kind="ed25519",
+        bits=256, public_key=pem, not_before=None, not_after=None, state="active", created_at=t, updated_at=t)  # fmt: skip
     art = new_id("artifact")
-    conn.execute("INSERT INTO artifacts VALUES (?,?,?,?,?,?)", (art, "rootfs", None, "{}", t, t))
+    add("artifacts", id=art, name="rootfs", description=None, custom_metadata="{}", created_at=t, updated_at=t)
     per_channel = releases // channels
     bundles = []
     for b in range(per_channel):
         ver = new_id("version")
-        conn.execute("INSERT INTO versions VALUES (?,?,?,?,?,?,?,?)", (ver, art, f"1.{b}.0", 1, None, "{}", t, t))
+        add("versions", id=ver, artifact_id=art, version=f"1.{b}.0", semver=1, description=None, custom_metadata="{}",
+            created_at=t, updated_at=t)  # fmt: skip
         bundle = new_id("bundle")
-        conn.execute("INSERT INTO bundles VALUES (?,?,?,?)", (bundle, None, "00" * 32, t))
+        add("bundles", id=bundle, name=None, hash="00" * 32, created_at=t)
         for pos, target in enumerate(["aarch64-linux-gnu", "x86_64-linux-gnu"]):
             bid, digest = new_id("binary"), hashlib.sha256(f"{b}{target}".encode()).digest()
-            conn.execute(
-                "INSERT INTO binaries VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (bid, ver, target, 1 << 20, digest.hex(), 8 << 20, "signed", None, None, "{}", t, t),
-            )
-            conn.execute(
-                "INSERT INTO signatures VALUES (?,?,?,?,?,?)",
-                (new_id("signature"), bid, key_id, sk.sign(digest).hex(), "digest", t),
-            )
-            conn.execute("INSERT INTO bundle_entries VALUES (?,?,?,?)", (bundle, pos, bid, "{}"))
+            add("binaries", id=bid, version_id=ver, target=target, size=1 << 20, sha256=digest.hex(), part_size=8 << 20,
+                state="signed", error=None, description=None, custom_metadata="{}", created_at=t, updated_at=t)  # fmt: skip
+            add("signatures", id=new_id("signature"), binary_id=bid, signing_key_id=key_id, signature=sk.sign(digest).hex(),
+                message="digest", created_at=t)  # fmt: skip
+            add("bundle_entries", bundle_id=bundle, position=pos, binary_id=bid, custom_metadata="{}")
         bundles.append(bundle)
     cohorts, latest = [], []
     for c in range(channels):
         chn = new_id("channel")
-        conn.execute("INSERT INTO channels VALUES (?,?,?,?,?)", (chn, f"channel-{c}", None, t, t))
+        add("channels", id=chn, name=f"channel-{c}", description=None, created_at=t, updated_at=t)
         ids = [new_id("release") for _ in range(per_channel)]
         for i, rid in enumerate(ids):
-            conn.execute(
-                "INSERT INTO releases VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    rid,
-                    chn,
-                    f"r{i}",
-                    bundles[i],
-                    f"1.{i}.0",
-                    None,
-                    ids[i + 1] if i + 1 < len(ids) else None,
-                    0,
-                    0,
-                    None,
-                    None,
-                    0,
-                    f"{t}{i:04d}",
-                    t,
-                ),
-            )
+            add("releases", id=rid, channel_id=chn, name=f"r{i}", bundle_id=bundles[i], version=f"1.{i}.0",
+                version_requirement=None, next_release_id=ids[i + 1] if i + 1 < len(ids) else None, required=0,
+                disabled=0, schedule_at=None, phase=None, claimed=0, created_at=f"{t}{i:04d}", updated_at=t)  # fmt: skip
         coh = new_id("cohort")
-        conn.execute("INSERT INTO cohorts VALUES (?,?,?,?,?,?)", (coh, f"cohort-{c}", chn, None, t, t))
+        add("cohorts", id=coh, name=f"cohort-{c}", channel_id=chn, description=None, created_at=t, updated_at=t)
         cohorts.append(coh)
         latest.append(ids[-1])
     tokens, reported = [], []
-    rows = []
     for d in range(devices):
         token = f"fd_bench_{d}"
         c = d % channels
-        rows.append(
-            (
-                new_id("device"),
-                f"unit-{d}",
-                "x86_64-linux-gnu" if d % 2 else "aarch64-linux-gnu",
-                "[]",
-                cohorts[c],
-                0,
-                hash_token(token),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                t,
-                t,
-            )
-        )
+        add("devices", id=new_id("device"), identifier=f"unit-{d}", target="x86_64-linux-gnu" if d % 2 else "aarch64-linux-gnu",
+            tags="[]", cohort_id=cohorts[c], quarantined=0, token_hash=hash_token(token), reported_release_id=None,
+            reported_bundle_id=None, reported_version=None, last_status=None, last_detail=None, last_seen_at=None,
+            created_at=t, updated_at=t)  # fmt: skip
         if d < 2000:
             tokens.append(token)
             reported.append(latest[c] if d % 2 else "")
-    conn.executemany("INSERT INTO devices VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    conn.commit()
-    conn.close()
+    # Releases name their successors: insert them last first (the foreign key wants the target).
+    with engine.begin() as conn:
+        for sql, rows in batches.items():
+            if sql.startswith("INSERT INTO releases"):
+                rows = rows[::-1]
+            conn.execute(text(sql), rows)
+    engine.dispose()
     return tokens, reported
-
-
-async def _migrate(path: Path) -> None:
-    db = await SqlCatalog.open(path)
-    await db.close()
 
 
 def wrk(url: str, script: Path, seconds: int) -> tuple[float, float, float]:
@@ -178,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ferryman-upd-") as d:
         tmp = Path(d)
         (tmp / "data").mkdir()
-        tokens, reported = populate(tmp / "data" / "catalog.sqlite3", args.devices, 50, 1000)
+        tokens, reported = populate(f"sqlite:///{tmp / 'data' / 'catalog.sqlite3'}", args.devices, 50, 1000)
         script = tmp / "check.lua"
         script.write_text(LUA % (",".join(json.dumps(t) for t in tokens), ",".join(json.dumps(r) for r in reported)))
         port_f, port_b = free_port(), free_port()

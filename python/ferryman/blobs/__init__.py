@@ -65,9 +65,11 @@ class BlobStore(Protocol):
         raises TooLarge past ``size`` bytes, InsufficientStorage when the store is full,
         Unavailable when it cannot be reached."""
 
-    async def digest(self, binary_id: str, part_size: int | None = None) -> Digest:
+    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> Digest:
         """The SHA-256 (and with ``part_size``, each part's) of the uploaded (or already
-        published) bytes; OSError if they cannot be read, Unavailable if the store cannot."""
+        published) bytes; OSError if they cannot be read, Unavailable if the store cannot.
+        ``keep``: the bytes are about to be published if they match (a store that must copy
+        them to publish may do it in this same pass)."""
 
     async def publish(self, binary_id: str) -> None:
         """Makes verified bytes visible to ``open``, atomically and durably."""

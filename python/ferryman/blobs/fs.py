@@ -119,7 +119,8 @@ class FsBlobStore:
             path = self._content(binary_id)
         return hash_file(path, part_size=part_size)
 
-    async def digest(self, binary_id: str, part_size: int | None = None) -> FileDigest:
+    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> FileDigest:
+        # ``keep`` needs nothing here: publishing is a rename.
         return await _off_loop(self._digest, binary_id, part_size)
 
     def _publish(self, binary_id: str) -> None:

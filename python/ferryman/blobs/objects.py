@@ -113,8 +113,11 @@ class ObjectContent:
     async def read(self, offset: int, count: int) -> AsyncIterator[bytes]:
         if count <= 0:
             return
+        # The whole object is a plain GET (no range to answer: some S3 servers answer a range
+        # that covers everything with 200, which obstore refuses).
+        whole = offset == 0 and count == self.size
         try:
-            got = await obstore.get_async(self._store, self._key, options={"range": (offset, offset + count)})
+            got = await obstore.get_async(self._store, self._key, options=None if whole else {"range": (offset, offset + count)})
             async for chunk in got.stream(min_chunk_size=READ_CHUNK):
                 yield bytes(chunk)
         except _MISSING:
@@ -186,12 +189,15 @@ class ObjectBlobStore:
         async for chunk in got.stream(min_chunk_size=READ_CHUNK):
             yield bytes(chunk)
 
-    async def digest(self, binary_id: str, part_size: int | None = None) -> Sums:
+    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> Sums:
         """Reads the parts back in order (or, after a crash that published them, the content),
-        hashing the whole natively and, with ``part_size``, each part."""
-        try:
-            keys = [key for _, key in await self._parts(binary_id)] or [self._content(binary_id)]
-            whole, size, parts = Sha256(), 0, []
+        hashing the whole natively and, with ``part_size``, each part. With ``keep``, what is
+        read is also written, in the same pass, to the content object: it is served only once
+        the catalog says the binary is verified, and ``publish`` then only drops the parts."""
+        whole, size, parts = Sha256(), 0, []
+
+        async def read(keys: list[str]) -> AsyncIterator[bytes]:
+            nonlocal size
             for key in keys:
                 part, n = Sha256(), 0
                 async for chunk in self._stream(key):
@@ -199,9 +205,20 @@ class ObjectBlobStore:
                     if part_size:
                         part.update(chunk)
                     n += len(chunk)
+                    yield chunk
                 if part_size:
                     parts.append(PartSum(size // part_size + 1, n, part.hexdigest()))
                 size += n
+
+        try:
+            keys = [key for _, key in await self._parts(binary_id)]
+            if keys and keep:
+                await obstore.put_async(
+                    self.store, self._content(binary_id), read(keys), chunk_size=PUT_CHUNK, max_concurrency=PUT_CONCURRENCY
+                )
+            else:
+                async for _ in read(keys or [self._content(binary_id)]):
+                    pass
         except _MISSING:
             raise FileNotFoundError(f"no uploaded content for {binary_id}") from None
         except Exception as e:
@@ -209,22 +226,20 @@ class ObjectBlobStore:
         return Sums(size, whole.hexdigest(), parts if part_size else None)
 
     async def publish(self, binary_id: str) -> None:
-        """Assembles the parts into the content object (one atomic PUT), then removes them. A
-        crash in between leaves the parts, and publishing again writes the same content."""
-        keys = [key for _, key in await self._parts(binary_id)]
-        if not keys:
-            return  # published before a crash
-
-        async def assembled() -> AsyncIterator[bytes]:
-            for key in keys:
-                async for chunk in self._stream(key):
-                    yield chunk
-
+        """Drops the parts once ``digest(keep=True)`` has written the content; assembles the
+        content first if it is missing (a hashing that ran without ``keep``). A crash in
+        between leaves the parts, and publishing again ends the same way."""
         try:
-            await obstore.put_async(
-                self.store, self._content(binary_id), assembled(), chunk_size=PUT_CHUNK, max_concurrency=PUT_CONCURRENCY
-            )
+            keys = [key for _, key in await self._parts(binary_id)]
+            if not keys:
+                return  # published before a crash
+            try:
+                await obstore.head_async(self.store, self._content(binary_id))
+            except _MISSING:
+                await self.digest(binary_id, keep=True)
             await obstore.delete_async(self.store, keys)
+        except Unavailable:
+            raise
         except Exception as e:
             raise _unavailable(e) from None
 

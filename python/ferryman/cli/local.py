@@ -67,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problems:
         return 1
     if args.check:
-        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, store {config.store or config.content_dir}")
+        store = (config.store or str(config.content_dir)).split("?", 1)[0]  # the query may hold credentials
+        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, store {store}")
         return 0
     if config.workers > 1:
         from ferryman.server.workers import serve_workers

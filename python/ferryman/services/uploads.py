@@ -258,7 +258,7 @@ class Uploads:
         binary = await self.catalog.get_binary(binary_id)
         error = None
         try:
-            d = await self.blobs.digest(binary_id)
+            d = await self.blobs.digest(binary_id, keep=True)
         except Unavailable:
             # No verdict without the bytes: the lease runs out and the job is taken again.
             log.warning("binary %s: the store is unavailable; hashing is retried later", binary_id)
