@@ -132,7 +132,7 @@ def _copy_catalog(sqlite_url: str, pg_url: str) -> None:
 
 class Rclone:
     """``rclone serve s3`` over a directory (a bucket is a subdirectory, made before the server
-        starts: it does not see buckets made after)."""
+    starts: it does not see buckets made after)."""
 
     def __init__(self, root: Path, buckets: list[str]) -> None:
         self.root = root

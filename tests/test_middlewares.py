@@ -20,7 +20,7 @@ from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
 from ferryman.catalog.sql import SqlCatalog
 from ferryman.config import Config
-from ferryman.errors import Conflict, DomainError, Unauthenticated
+from ferryman.errors import Conflict, DomainError, Unauthenticated, Unavailable
 from ferryman.server.keys import CATALOG, CONFIG, DEVICE_TOKEN, PRINCIPAL, ROUTE_ROLES
 from ferryman.server.middlewares import PUBLIC, auth_middleware, problem_middleware
 
@@ -44,6 +44,10 @@ async def _unauthenticated(request: web.Request) -> web.Response:
 
 async def _unavailable(request: web.Request) -> web.Response:
     raise web.HTTPServiceUnavailable(headers={"Retry-After": "7"}, text="busy")
+
+
+async def _store_away(request: web.Request) -> web.Response:
+    raise Unavailable("the store is away", retry_after=3)
 
 
 async def _redirect(request: web.Request) -> web.Response:
@@ -104,6 +108,7 @@ def serve(tmp_path: Path, scenario: Scenario) -> None:
             ("GET", "/unauthenticated", _unauthenticated, PUBLIC),
             ("GET", "/unavailable", _unavailable, PUBLIC),
             ("GET", "/redirect", _redirect, PUBLIC),
+            ("GET", "/store-away", _store_away, PUBLIC),
             ("GET", "/bad-json", _bad_json, PUBLIC),
             ("GET", "/gone", _gone, PUBLIC),
             ("GET", "/broken", _broken, PUBLIC),
@@ -159,6 +164,9 @@ def test_middleware_errors_become_problems(tmp_path: Path, caplog):
         status, headers, body = await call(s, "GET", f"{base}/unavailable")
         assert (status, headers["Retry-After"], body["detail"]) == (503, "7", "busy")
         assert body["title"] == "Service Unavailable"
+        status, headers, body = await call(s, "GET", f"{base}/store-away")  # ours: the same, with its pause
+        assert (status, headers["Retry-After"], body["detail"]) == (503, "3", "the store is away")
+        assert "WWW-Authenticate" not in headers
         status, headers, body = await call(s, "POST", f"{base}/conflict")  # no such method
         assert (status, headers["Allow"], body["status"]) == (405, "GET", 405)
         status, headers, _ = await call(s, "GET", f"{base}/redirect")  # not an error: passed on

@@ -165,3 +165,14 @@ def test_a_file_store_url(tmp_path: Path):
         assert (tmp_path / "bytes" / "content" / b["id"]).read_bytes() == b"firmware"
     finally:
         srv.stop()
+
+
+def test_store_settings_come_from_the_environment(tmp_path: Path, s3: S3Server):
+    _, _, bucket = s3.bucket()
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": s3.region,
+           "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}  # fmt: skip
+    cmd = [sys.executable, "-m", "ferryman", "serve", "--check", "--data", str(tmp_path), "--store", f"s3://{bucket}/fm"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0 and r.stdout.startswith("ferryman: ok"), r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**env, "AWS_ALLOW_HTTP": "false"})
+    assert r.returncode == 1 and "cannot use it" in r.stderr

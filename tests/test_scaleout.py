@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from apiclient import ADMIN, Api, ProcessServer, ThreadServer, free_port
 from services import Postgres
-from test_server_binaries import PART, declare, parts_of, problem, put_part, upload
+from test_server_binaries import PART, _slow_part_upload, declare, parts_of, problem, put_part, upload
 from test_server_fleet import API, Fleet, check
 
 from ferryman.config import Config
@@ -69,6 +69,36 @@ def test_a_grant_from_one_server_is_served_by_another(pair: Pair):
     entry = check(device)["binaries"][0]
     body = b.as_(None).get(urlsplit(entry["url"]).path).body
     assert hashlib.sha256(body).hexdigest() == entry["sha256"]
+
+
+def test_a_server_killed_during_an_upload_holds_hashing_back_until_its_lease_ends(
+    tmp_path: Path, postgres: Postgres, store_url: str | None
+):
+    url = postgres.database()
+    store = ["--store", store_url] if store_url else []
+    a = ProcessServer(tmp_path / "data", url, "--upload-lease", "3", *store)
+    b = ProcessServer(tmp_path / "data", url, "--upload-lease", "3", *store)
+    api_a, api_b = a.start(), b.start()
+    try:
+        data = os.urandom(2 * PART)
+        binary = declare(api_a, data)
+        assert put_part(api_b, binary["id"], 2, data[PART:]).status == 200
+        conn = _slow_part_upload(api_a, binary["id"], data[:PART])
+        time.sleep(0.3)
+        a.kill()
+        conn.close()
+        # The part is uploaded again through the other server; the dead one's upload still
+        # counts as in flight until its lease runs out (nobody can tell it from a slow one).
+        assert put_part(api_b, binary["id"], 1, data[:PART]).status == 200
+        r = api_b.patch(f"{API}/binaries/{binary['id']}", {"state": "hashable"})
+        assert r.status == 409 and "uploads in progress for parts 1" in r.json["detail"]
+        time.sleep(3)
+        api_b.ok("PATCH", f"{API}/binaries/{binary['id']}", {"state": "hashable"})
+        api_b.wait_state(binary["id"], {"signable"})
+        assert api_b.get(f"{API}/binaries/{binary['id']}/content").body == data
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_a_hashing_job_of_a_dead_server_is_taken_over(pair: Pair, postgres: Postgres):

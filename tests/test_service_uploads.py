@@ -349,3 +349,79 @@ def test_uploads_a_full_disk_delays_the_verdict_then_gives_up(tmp_path: Path, mo
         assert slept.count(0.001234) == waits  # none after the last attempt
 
     run(tmp_path, scenario)
+
+
+def _slow_digest(u: Uploads, monkeypatch, seconds: float) -> None:
+    real = u.blobs.digest
+
+    async def digest(*args: Any, **kw: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(u.blobs, "digest", digest)
+
+
+def test_uploads_a_hashing_job_renews_its_lease_and_stops_once_it_is_lost(tmp_path: Path, monkeypatch):
+    async def scenario(u: Uploads) -> None:
+        u.job_lease = 0.3
+        data = os.urandom(1000)
+        b = await new_binary(u, data)
+        await u.receive_part("t", b.id, 1, len(data), chunks(data))
+        renewals: list[tuple[str, str, float]] = []
+
+        async def renew(binary_id: str, worker: str, lease: float) -> bool:
+            renewals.append((binary_id, worker, lease))
+            return len(renewals) < 2  # the second renewal finds another process holding the job
+
+        monkeypatch.setattr(u.catalog, "renew_hashing", renew)
+        _slow_digest(u, monkeypatch, 1.0)
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+        assert list(u._hashing) == [b.id]
+        await asyncio.sleep(1.3)
+        # Renewed every third of the lease, by this process, until lost; then no verdict.
+        assert renewals == [(b.id, u.worker, 0.3)] * 2
+        assert u._hashing == {} and not u._tasks
+        assert (await u.catalog.get_binary(b.id)).state == "hashing"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_job_running_here_is_not_started_twice(tmp_path: Path, monkeypatch):
+    async def scenario(u: Uploads) -> None:
+        data = os.urandom(1000)
+        b = await new_binary(u, data)
+        await u.receive_part("t", b.id, 1, len(data), chunks(data))
+        _slow_digest(u, monkeypatch, 0.3)
+        await u.change("t", b.id, m.BinaryPatch(state="hashable"))
+
+        async def claim(worker: str, lease: float, binary_id: str | None = None, limit: int = 8) -> list[str]:
+            return [b.id]  # as if its lease had run out while this process still hashes it
+
+        monkeypatch.setattr(u.catalog, "claim_hashing", claim)
+        await u.take_hashing()
+        assert len(u._tasks) == 1
+        assert (await hashed(u, b.id)).state == "signable"
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_start_takes_jobs_nobody_holds_and_keeps_looking(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(uploads_module, "HASHING_POLL", 0.1)
+
+    async def scenario(u: Uploads) -> None:
+        data = os.urandom(1000)
+        left = await new_binary(u, data)
+        await u.receive_part("t", left.id, 1, len(data), chunks(data))
+        # A job no process holds (moved to hashing by another process that died at once).
+        await u.catalog.change_binary("t", left.id, m.BinaryPatch(), uploads_module.State.HASHABLE)
+        await u.start()
+        assert (await hashed(u, left.id)).state == "signable"
+        later = await new_binary(u, data)
+        await u.receive_part("t", later.id, 1, len(data), chunks(data))
+        await u.catalog.change_binary("t", later.id, m.BinaryPatch(), uploads_module.State.HASHABLE)
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await u.catalog.get_binary(later.id)).state != "signable":
+            assert asyncio.get_running_loop().time() < deadline, "the poller did not take the job"
+            await asyncio.sleep(0.05)
+
+    run(tmp_path, scenario)

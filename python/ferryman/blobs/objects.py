@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ READ_CHUNK = 1 << 20
 RETRY: Any = {"max_retries": 2, "retry_timeout": dt.timedelta(seconds=10)}
 # Query parameters of a store URL that configure the HTTP client rather than the store.
 _CLIENT_KEYS = {"allow_http", "allow_invalid_certificates", "connect_timeout", "timeout", "proxy_url"}
-SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs")
+_ENV_PREFIX = {"s3": "AWS_", "s3a": "AWS_", "az": "AZURE_", "azure": "AZURE_", "abfs": "AZURE_", "abfss": "AZURE_",
+               "gs": "GOOGLE_"}  # fmt: skip
+SCHEMES = tuple(_ENV_PREFIX)
 # obstore raises the builtin for most missing objects, its own class for some.
 _MISSING = (NotFoundError, FileNotFoundError)
 
@@ -83,7 +86,11 @@ def open_object_store(url: str) -> ObjectStore:
             f"store URL {url!r}: expected file:///path, s3://bucket/prefix, az://container/prefix or gs://bucket/prefix"
         )
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    client = {k: query.pop(k) for k in list(query) if k in _CLIENT_KEYS}
+    # obstore reads the store's settings from the environment but drops the client's once any
+    # client option is passed (we pass timeouts): so those are read here, e.g. AWS_ALLOW_HTTP.
+    env = _ENV_PREFIX[parts.scheme]
+    client = {k: os.environ[env + k.upper()] for k in _CLIENT_KEYS if env + k.upper() in os.environ}
+    client.update({k: query.pop(k) for k in list(query) if k in _CLIENT_KEYS})
     client.setdefault("connect_timeout", "5s")
     client.setdefault("timeout", "60s")
     bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
