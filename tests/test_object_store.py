@@ -50,12 +50,7 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
 def test_redirect_mode_sends_devices_to_a_presigned_url(redirecting: Api):
     api = redirecting
     fleet = Fleet(api)
-    bundle = fleet.bundle("1.0.0", targets=["x86_64-linux-gnu"])
-    channel = fleet.channel("stable")
-    fleet.release(channel, "v1", bundle)
-    cohort = api.ok("POST", f"{API}/cohorts", {"name": "c", "channel_id": channel["id"]})
-    _, device = fleet.device("d1", "x86_64-linux-gnu", cohort)
-    entry = check(device)["binaries"][0]
+    entry = check(fleet.one_device_on_a_release())["binaries"][0]
     (data,) = fleet.content.values()
     status, headers, _ = _get(entry["url"])
     assert status == 302
@@ -106,20 +101,26 @@ def test_the_janitor_removes_only_parts_nobody_needs(tmp_path: Path, s3: S3Serve
         destroyed = await uploaded(u, os.urandom(10))
         await u.change("t", destroyed.id, m.BinaryPatch(state="destroyed"))
         reset_later = await uploaded(u, os.urandom(1000))
+        just_changed = await uploaded(u, os.urandom(1000))
         # What crashes leave: parts of published and of destroyed binaries, of one the
         # catalog never knew, and something that is not ours at all.
-        for binary_id in (published.id, reset_later.id, destroyed.id, "bin_" + "z" * 26):
+        for binary_id in (published.id, reset_later.id, just_changed.id, destroyed.id, "bin_" + "z" * 26):
             client.put_object(Bucket=bucket, Key=f"fm/uploads/{binary_id}/{0:020d}", Body=b"left over")
         client.put_object(Bucket=bucket, Key="fm/uploads/not-ours/x", Body=b"keep")
-        time.sleep(2.5)  # the janitor allows stores' one-second times a margin of two
-        # A change after the parts were written: they are older than the binary's last change.
+        # The store keeps whole seconds; the janitor allows a margin of two. A change 1.5 s
+        # after the parts' second is within it (kept), one 2.5 s after is not (swept).
+        head = client.head_object(Bucket=bucket, Key=f"fm/uploads/{published.id}/{0:020d}")
+        second = head["LastModified"].timestamp()
+        time.sleep(max(0.0, second + 1.5 - time.time()))
+        await c.change_binary("t", just_changed.id, m.BinaryPatch(description="released"))
+        time.sleep(max(0.0, second + 2.5 - time.time()))
         await c.change_binary("t", published.id, m.BinaryPatch(description="released"))
         assert (await c.get_binary(published.id)).state == State.SIGNABLE
         swept = await u.sweep(store)
         # reset_later's part is newer than its last change (as a new upload after a reset
-        # would be): kept.
+        # would be), just_changed's is too close to tell: both kept.
         assert sorted(swept) == sorted([published.id, destroyed.id, "bin_" + "z" * 26])
-        assert part_objects() == {pending.id, reset_later.id, "not-ours"}
+        assert part_objects() == {pending.id, reset_later.id, just_changed.id, "not-ours"}
 
     run(tmp_path, scenario, store)
 
@@ -176,3 +177,29 @@ def test_store_settings_come_from_the_environment(tmp_path: Path, s3: S3Server):
     assert r.returncode == 0 and r.stdout.startswith("ferryman: ok"), r.stderr
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**env, "AWS_ALLOW_HTTP": "false"})
     assert r.returncode == 1 and "cannot use it" in r.stderr
+
+
+def test_publishing_keeps_the_content_hashing_wrote_or_assembles_it(tmp_path: Path, s3: S3Server):
+    url, client, bucket = s3.bucket()
+    store = ObjectBlobStore(open_object_store(url), url)
+
+    def keys(prefix: str) -> list[str]:
+        return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+    async def scenario(u) -> None:
+        for keep in (True, False):
+            data = os.urandom(PART + 100)
+            b = await new_binary(u, data)
+            for offset in (0, PART):
+                piece = data[offset : offset + PART]
+                await store.receive_part(b.id, chunks(piece), offset, len(piece))
+            digest = await store.digest(b.id, keep=keep)
+            assert (digest.size, digest.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+            # With keep, the content is written in the hashing pass; without, not yet.
+            assert keys(f"fm/content/{b.id}") == ([f"fm/content/{b.id}"] if keep else [])
+            await store.publish(b.id)
+            assert keys(f"fm/uploads/{b.id}/") == []
+            content = await store.open(b.id)
+            assert b"".join([chunk async for chunk in content.read(0, content.size)]) == data
+
+    run(tmp_path, scenario, store)

@@ -60,13 +60,7 @@ def test_parts_through_different_servers_make_one_binary(pair: Pair):
 
 def test_a_grant_from_one_server_is_served_by_another(pair: Pair):
     a, b, *_ = pair
-    fleet = Fleet(a)
-    bundle = fleet.bundle("1.0.0", targets=["x86_64-linux-gnu"])
-    channel = fleet.channel("stable")
-    fleet.release(channel, "v1", bundle)
-    cohort = a.ok("POST", f"{API}/cohorts", {"name": "c", "channel_id": channel["id"]})
-    _, device = fleet.device("d1", "x86_64-linux-gnu", cohort)
-    entry = check(device)["binaries"][0]
+    entry = check(Fleet(a).one_device_on_a_release())["binaries"][0]
     body = b.as_(None).get(urlsplit(entry["url"]).path).body
     assert hashlib.sha256(body).hexdigest() == entry["sha256"]
 

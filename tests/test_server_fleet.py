@@ -77,6 +77,15 @@ class Fleet:
             "POST", f"{API}/channels/{channel['id']}/releases", {"name": name, "bundle_id": bundle["id"], **fields}
         )
 
+    def one_device_on_a_release(self, target: str = "x86_64-linux-gnu") -> Api:
+        """A release of a one-binary bundle on a channel, a cohort on it and one device in it;
+        returns the device's client."""
+        bundle = self.bundle("1.0.0", targets=[target])
+        channel = self.channel("stable")
+        self.release(channel, "v1", bundle)
+        cohort = self.api.ok("POST", f"{API}/cohorts", {"name": "c", "channel_id": channel["id"]})
+        return self.device("d1", target, cohort)[1]
+
     def device(self, identifier: str, target: str, cohort: dict | None = None, tags=()) -> tuple[dict, Api]:
         d = self.api.ok(
             "POST",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -368,9 +369,12 @@ def test_uploads_a_hashing_job_renews_its_lease_and_stops_once_it_is_lost(tmp_pa
         b = await new_binary(u, data)
         await u.receive_part("t", b.id, 1, len(data), chunks(data))
         renewals: list[tuple[str, str, float]] = []
+        loop = asyncio.get_running_loop()
+        times = [loop.time()]
 
         async def renew(binary_id: str, worker: str, lease: float) -> bool:
             renewals.append((binary_id, worker, lease))
+            times.append(loop.time())
             return len(renewals) < 2  # the second renewal finds another process holding the job
 
         monkeypatch.setattr(u.catalog, "renew_hashing", renew)
@@ -380,6 +384,7 @@ def test_uploads_a_hashing_job_renews_its_lease_and_stops_once_it_is_lost(tmp_pa
         await asyncio.sleep(1.3)
         # Renewed every third of the lease, by this process, until lost; then no verdict.
         assert renewals == [(b.id, u.worker, 0.3)] * 2
+        assert all(0.09 < later - earlier < 0.3 for earlier, later in itertools.pairwise(times))
         assert u._hashing == {} and not u._tasks
         assert (await u.catalog.get_binary(b.id)).state == "hashing"
 

@@ -251,9 +251,9 @@ class ObjectBlobStore:
             raise _unavailable(e) from None
 
     async def delete(self, binary_id: str) -> None:
+        await self.discard_parts(binary_id)
         try:
-            keys = [key for _, key in await self._parts(binary_id)] + [self._content(binary_id)]
-            await obstore.delete_async(self.store, keys)
+            await obstore.delete_async(self.store, self._content(binary_id))
         except _MISSING:
             pass
         except Exception as e:

@@ -5,16 +5,10 @@ the pure domain types of ``ferryman.releases``, never rows or SQL, and raise
 ``ferryman.errors`` exceptions. Each change is one transaction that records its audit event;
 state changes are conditional, so of two racing requests only one wins.
 
-Implementations: ``catalog.sqlite`` (embedded, the default). Expected next (the scale-out
-issue), as modules rather than code here:
-
-- ``catalog/sql/``: the resource modules of ``catalog/sqlite`` moved onto one SQL layer that
-  speaks both dialects (SQLAlchemy Core), with versioned migrations for both;
-- ``catalog/sqlite.py`` and ``catalog/postgres.py``: the engines (SQLite's writer and reader
-  threads; an asyncpg or psycopg pool), each a thin ``Catalog`` over ``catalog/sql``;
-- on PostgreSQL, ``generation`` is a row every answer-changing commit bumps, ``claim`` the same
-  conditional update, and LISTEN/NOTIFY tells other processes that their snapshot is stale
-  (``local_changes`` then covers only this process's commits, as it does today).
+Implementation: ``catalog.sql``, the same SQL on SQLite (embedded, the default) and on
+PostgreSQL. ``generation`` is a row every answer-changing commit bumps, in that commit, on both;
+other processes notice it by reading it (``services.checkins`` does, in the background), while
+``local_changes`` covers this process's commits at once.
 """
 
 from __future__ import annotations
