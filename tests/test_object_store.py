@@ -116,7 +116,7 @@ def test_the_janitor_removes_only_parts_nobody_needs(tmp_path: Path, s3: S3Serve
         time.sleep(max(0.0, second + 2.5 - time.time()))
         await c.change_binary("t", published.id, m.BinaryPatch(description="released"))
         assert (await c.get_binary(published.id)).state == State.SIGNABLE
-        swept = await u.sweep(store)
+        swept = await u.sweep()
         # reset_later's part is newer than its last change (as a new upload after a reset
         # would be), just_changed's is too close to tell: both kept.
         assert sorted(swept) == sorted([published.id, destroyed.id, "bin_" + "z" * 26])

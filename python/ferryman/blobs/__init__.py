@@ -1,7 +1,8 @@
 """The blob-store seam: where binaries' bytes live. The upload service writes parts through
 ``receive_part``, the hashing job reads them back with ``digest`` and makes them visible with
 ``publish``; downloads ``open`` published content and hand it to the range responder (or, with
-``--download-mode redirect``, send the client to a ``presign``-ed URL of the store).
+``--download-mode redirect``, send the client to the store's own ``redirect_url``); the janitor
+compares ``uploads_held`` with the catalog and ``discard_parts`` what no binary needs.
 
 Implementations: ``fs.FsBlobStore`` (a local directory, the default) and
 ``objects.ObjectBlobStore`` (S3, Azure Blob, GCS), chosen by ``open_blob_store``.
@@ -79,6 +80,17 @@ class BlobStore(Protocol):
 
     async def open(self, binary_id: str) -> Content:
         """Published content; NotFound if there is none."""
+
+    async def redirect_url(self, binary_id: str, expires_in: float) -> str | None:
+        """A URL the store itself serves the published content at for ``expires_in`` seconds
+        (presigned), or None if it has none (the file store)."""
+
+    async def uploads_held(self) -> dict[str, float]:
+        """The binaries whose uploaded bytes (not yet published) the store holds, with the Unix
+        time they were last written: for the janitor to compare with the catalog."""
+
+    async def discard_parts(self, binary_id: str) -> None:
+        """Removes a binary's uploaded bytes, not its published content."""
 
 
 def open_blob_store(config: Config) -> BlobStore:

@@ -139,6 +139,25 @@ class FsBlobStore:
     async def delete(self, binary_id: str) -> None:
         await _off_loop(self._delete, binary_id)
 
+    async def redirect_url(self, binary_id: str, expires_in: float) -> None:
+        return None  # a directory serves nothing itself
+
+    def _uploads_held(self) -> dict[str, float]:
+        held = {}
+        for entry in os.scandir(self.root / "uploads"):
+            if _SAFE.fullmatch(entry.name):
+                try:
+                    held[entry.name] = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # published or deleted meanwhile
+        return held
+
+    async def uploads_held(self) -> dict[str, float]:
+        return await _off_loop(self._uploads_held)
+
+    async def discard_parts(self, binary_id: str) -> None:
+        await _off_loop(lambda: self._upload(binary_id).unlink(missing_ok=True))
+
     def _open(self, binary_id: str) -> FileContent:
         try:
             return FileContent(open(self._content(binary_id), "rb"))

@@ -269,8 +269,8 @@ class ObjectBlobStore:
             raise _unavailable(e) from None
         return ObjectContent(self.store, key, meta["size"], meta["last_modified"].timestamp())
 
-    async def presign(self, binary_id: str, expires_in: float) -> str:
-        """A URL the store itself serves the content at, valid for ``expires_in`` seconds."""
+    async def redirect_url(self, binary_id: str, expires_in: float) -> str:
+        """A presigned URL of the content, valid for ``expires_in`` seconds."""
         try:
             return await obstore.sign_async(  # type: ignore[call-overload]
                 self.store, "GET", self._content(binary_id), dt.timedelta(seconds=expires_in)

@@ -25,7 +25,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from ferryman.blobs import BlobStore, Received
-from ferryman.blobs.objects import ObjectBlobStore
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import to_time
@@ -45,7 +44,7 @@ FULL_DISK_RETRIES = 720
 # process that died waits to be taken over.
 HASHING_LEASE = 30.0
 HASHING_POLL = 5.0  # how often each process looks for jobs nobody holds
-# How often the janitor looks for part objects no binary needs (object stores only).
+# How often the janitor looks for uploaded bytes no binary needs.
 SWEEP_INTERVAL = 3600.0
 # Part objects are needed while a binary is in these states (afterwards they were published or
 # discarded; leftovers are from a crash between two steps).
@@ -195,16 +194,15 @@ class Uploads:
             await self.catalog.release_leases()
         await self.take_hashing()
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name="hashing jobs")
-        if isinstance(self.blobs, ObjectBlobStore):
-            self._janitor = asyncio.get_running_loop().create_task(self._sweep_every(self.blobs), name="janitor")
+        self._janitor = asyncio.get_running_loop().create_task(self._sweep_every(), name="janitor")
 
-    async def sweep(self, store: ObjectBlobStore) -> list[str]:
-        """Removes part objects that no binary needs any more (its binary destroyed, published
-        or unknown): what a crash between two steps leaves behind. Parts written after the
+    async def sweep(self) -> list[str]:
+        """Removes uploaded bytes that no binary needs any more (its binary destroyed, published
+        or unknown): what a crash between two steps leaves behind. Bytes written after the
         binary's last change belong to a new upload (a reset binary's) and stay. Returns the
         binaries swept."""
         swept = []
-        for binary_id, newest in (await store.uploads_held()).items():
+        for binary_id, newest in (await self.blobs.uploads_held()).items():
             try:
                 binary = await self.catalog.get_binary(binary_id)
             except (NotFound, ValueError):
@@ -215,16 +213,16 @@ class Uploads:
             # change are its new upload's (stores report times to the second: a margin of two).
             older = changed is not None and newest + 2 < changed.timestamp()
             if state not in _PARTS_NEEDED and (state in (None, State.DESTROYED) or older):
-                await store.discard_parts(binary_id)
+                await self.blobs.discard_parts(binary_id)
                 swept.append(binary_id)
         if swept:
             log.info("janitor: removed the part objects of %d binaries that no longer need them", len(swept))
         return swept
 
-    async def _sweep_every(self, store: ObjectBlobStore) -> None:
+    async def _sweep_every(self) -> None:
         while True:
             try:
-                await self.sweep(store)
+                await self.sweep()
             except Exception:
                 log.exception("the janitor failed; it runs again later")
             await asyncio.sleep(SWEEP_INTERVAL)

@@ -10,7 +10,6 @@ import time
 from aiohttp import web
 
 from ferryman import grants
-from ferryman.blobs.objects import ObjectBlobStore
 from ferryman.catalog import models as m
 from ferryman.errors import Conflict, NotFound
 from ferryman.lifecycle import State
@@ -46,12 +45,11 @@ async def grant(request: web.Request) -> web.StreamResponse:
     ttl = max(0, expires - int(time.time()))
     if request.app[CONFIG].download_mode == "redirect":
         _servable(binary)
-        blobs = request.app[BLOBS]
-        assert isinstance(blobs, ObjectBlobStore)  # Config allows redirect only with one
         # The presigned URL lives as long as the grant, so a cache may keep the redirect as
         # long as it keeps the grant's answer.
-        url = await blobs.presign(binary.id, max(ttl, 1))
-        raise web.HTTPFound(url, headers={"Cache-Control": f"public, max-age={ttl}", "ETag": f'"{binary.sha256}"'})
+        url = await request.app[BLOBS].redirect_url(binary.id, max(ttl, 1))
+        if url is not None:
+            raise web.HTTPFound(url, headers={"Cache-Control": f"public, max-age={ttl}", "ETag": f'"{binary.sha256}"'})
     return await _serve(request, binary, {"Cache-Control": f"public, max-age={ttl}, immutable"})
 
 
