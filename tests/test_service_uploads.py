@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -433,7 +434,9 @@ def test_uploads_start_takes_jobs_nobody_holds_and_keeps_looking(tmp_path: Path,
     run(tmp_path, scenario)
 
 
-def test_uploads_the_janitor_discards_upload_files_no_binary_needs(tmp_path: Path):
+def test_uploads_the_janitor_discards_upload_files_no_binary_needs(tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO, "ferryman.uploads")
+
     async def scenario(u: Uploads) -> None:
         data = os.urandom(1000)
         waiting = await new_binary(u, data)
@@ -445,5 +448,8 @@ def test_uploads_the_janitor_discards_upload_files_no_binary_needs(tmp_path: Pat
         (tmp_path / "blobs" / "uploads" / "not-ours").write_bytes(b"x")
         assert await u.sweep() == [gone.id]
         assert sorted(p.name for p in (tmp_path / "blobs" / "uploads").iterdir()) == sorted([waiting.id, "not-ours"])
+        assert caplog.messages == ["janitor: removed the uploaded bytes of 1 binaries that no longer need them"]
+        assert await u.sweep() == []
+        assert len(caplog.messages) == 1  # a sweep that finds nothing says nothing
 
     run(tmp_path, scenario)

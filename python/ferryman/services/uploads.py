@@ -216,7 +216,7 @@ class Uploads:
                 await self.blobs.discard_parts(binary_id)
                 swept.append(binary_id)
         if swept:
-            log.info("janitor: removed the part objects of %d binaries that no longer need them", len(swept))
+            log.info("janitor: removed the uploaded bytes of %d binaries that no longer need them", len(swept))
         return swept
 
     async def _sweep_every(self) -> None:
