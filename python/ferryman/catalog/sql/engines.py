@@ -170,8 +170,23 @@ class PostgresEngine:
         )
         self._reader = self._engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         self.url = url
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
+        # A transaction runs to its end even if its caller is cancelled (a client that went
+        # away, a shutdown): as on SQLite's threads, it commits or rolls back as a whole, and
+        # its connection goes back to the pool rather than to the garbage collector.
+        task = asyncio.get_running_loop().create_task(self._run(fn, write=write, durable=durable))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: its caller may have gone
+
+    async def _run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
         engine = self._engine if write else self._reader
         races = reconnects = 0
         while True:
@@ -208,4 +223,5 @@ class PostgresEngine:
                 raise Unavailable("the catalog database is unavailable; retry") from None
 
     async def close(self) -> None:
+        await asyncio.gather(*self._running, return_exceptions=True)
         await self._engine.dispose()
