@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Engine as Engine_
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ferryman.errors import Conflict, InsufficientStorage, Unavailable
 
-__all__ = ["Engine", "PostgresEngine", "SqliteEngine", "engine_url", "shown"]
+__all__ = ["Engine", "PostgresEngine", "SqliteEngine", "engine_url", "shown", "sqlite_engine"]
 
 log = logging.getLogger("ferryman.catalog")
 T = TypeVar("T")
@@ -77,6 +78,28 @@ def shown(url: URL) -> str:
     return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
 
 
+def sqlite_engine(url: str | URL, write: bool = True) -> Engine_:
+    """A SQLite engine whose transactions are begun by hand, as SQLAlchemy's documentation
+    advises for pysqlite (whose own handling leaves DDL outside transactions): BEGIN IMMEDIATE
+    for writers (the write lock at once), with foreign keys on."""
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
+        dbapi.isolation_level = None
+        if write:
+            dbapi.execute("PRAGMA journal_mode = WAL")
+            dbapi.execute("PRAGMA synchronous = FULL")
+        dbapi.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
 def _integrity(e: IntegrityError) -> Conflict:
     return Conflict(f"conflicts with an existing record ({e.orig})")
 
@@ -100,25 +123,9 @@ class SqliteEngine:
 
     def _connect(self, write: bool) -> None:
         # In WAL mode a reader never waits for the writer, and each transaction sees the
-        # latest commit. Transactions are begun by hand (BEGIN IMMEDIATE takes the write lock
-        # at once), as SQLAlchemy's documentation advises for pysqlite.
+        # latest commit.
         url = f"sqlite:///{self.path}" if write else f"sqlite:///file:{self.path}?mode=ro&uri=true"
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30})
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi: sqlite3.Connection, _record: Any) -> None:
-            dbapi.isolation_level = None
-            if write:
-                dbapi.execute("PRAGMA journal_mode = WAL")
-                dbapi.execute("PRAGMA synchronous = FULL")
-            dbapi.execute("PRAGMA foreign_keys = ON")
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql(begin)
-
-        self._conns[write] = engine.connect()
+        self._conns[write] = sqlite_engine(url, write).connect()
 
     async def run(self, fn: Callable[[Connection], T], *, write: bool, durable: bool) -> T:
         def run() -> T:

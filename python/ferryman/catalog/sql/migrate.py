@@ -9,20 +9,24 @@ the hand-kept ones) holds exactly revision 0001 and is stamped with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect
+from sqlalchemy import Connection, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from ferryman.catalog.sql.engines import CONNECT_TIMEOUT
+from ferryman.catalog.sql.engines import CONNECT_TIMEOUT, sqlite_engine
 from ferryman.errors import FerrymanError
 
 __all__ = ["SchemaError", "check_schema", "head", "migrate"]
+
+# Alembic narrates each step at INFO; ``ferryman migrate`` says in one line what it did.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 _LEGACY_SQLITE_VERSION = 6
 _LEGACY_REVISION = "0001"
@@ -71,7 +75,7 @@ def _state(conn: Connection) -> str | None:
 def _upgrade(conn: Connection) -> str | None:
     before = _state(conn)
     if before is not None and before not in _known():
-        raise SchemaError(f"the catalog has schema revision {before}, newer than this server knows ({head()})")
+        raise SchemaError(f"the catalog has schema revision {before}, which this server does not know (newer than {head()})")
     cfg = _config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
@@ -93,12 +97,10 @@ def _check(conn: Connection) -> None:
 async def _on(url: URL, fn: object) -> object:
     """Runs ``fn(connection)`` on a connection of its own (the server's engines are not open yet)."""
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, poolclass=NullPool)
+        engine = sqlite_engine(url)
 
         def run() -> object:
             with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
-                conn.commit()
                 return fn(conn)  # type: ignore[operator]
 
         try:
