@@ -19,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from ferryman.errors import InsufficientStorage, NotFound, SizeLimitExceeded, TooLarge
 from ferryman.hashing import FileDigest, hash_file
+from ferryman.ids import is_id
 from ferryman.sink import Sink, SinkResult, write
 
 __all__ = ["FileContent", "FsBlobStore"]
 
 T = TypeVar("T")
-_SAFE = re.compile(r"[a-z]{3}_[0-9a-z]{26}")
 READ_CHUNK = 1 << 20
 
 
@@ -79,7 +78,7 @@ class FsBlobStore:
             (root / d).mkdir(parents=True, exist_ok=True)
 
     def _id(self, binary_id: str) -> str:
-        if not _SAFE.fullmatch(binary_id):
+        if not is_id(binary_id, "binary"):
             raise ValueError(f"unsafe binary id {binary_id!r}")
         return binary_id
 
@@ -145,7 +144,7 @@ class FsBlobStore:
     def _uploads_held(self) -> dict[str, float]:
         held = {}
         for entry in os.scandir(self.root / "uploads"):
-            if _SAFE.fullmatch(entry.name):
+            if is_id(entry.name, "binary"):
                 try:
                     held[entry.name] = entry.stat().st_mtime
                 except FileNotFoundError:

@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +38,11 @@ from obstore.store import ObjectStore, from_url
 
 from ferryman.errors import NotFound, TooLarge, Unavailable
 from ferryman.hashing import Sha256
+from ferryman.ids import is_id
 
 __all__ = ["ObjectBlobStore", "PartSum", "Sums", "open_object_store"]
 
 log = logging.getLogger("ferryman.blobs")
-_SAFE = re.compile(r"[a-z]{3}_[0-9a-z]{26}")
 PUT_CHUNK = 8 << 20
 PUT_CONCURRENCY = 1
 READ_CHUNK = 1 << 20
@@ -142,7 +141,7 @@ class ObjectBlobStore:
         self.where = where
 
     def _id(self, binary_id: str) -> str:
-        if not _SAFE.fullmatch(binary_id):
+        if not is_id(binary_id, "binary"):
             raise ValueError(f"unsafe binary id {binary_id!r}")
         return binary_id
 
@@ -295,7 +294,7 @@ class ObjectBlobStore:
             async for batch in obstore.list(self.store, prefix="uploads/"):
                 for o in batch:
                     binary_id = o["path"].split("/")[1]
-                    if not _SAFE.fullmatch(binary_id):
+                    if not is_id(binary_id, "binary"):
                         continue  # not ours: never touched
                     held[binary_id] = max(held.get(binary_id, 0.0), o["last_modified"].timestamp())
         except Exception as e:
