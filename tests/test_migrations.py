@@ -50,13 +50,16 @@ def test_a_catalog_from_before_versioned_migrations_is_taken_over_with_its_data(
 
     asyncio.run(fill())
     # What the hand-kept migrations left (revision 0001's schema, PRAGMA user_version 6, no
-    # Alembic table), rebuilt from this catalog: revision 0002 on added only indexes, 0003
-    # columns and a table.
+    # Alembic table), rebuilt from this catalog: revision 0002 on added only indexes, 0003 and
+    # 0004 columns and tables.
     with sqlite3.connect(path) as db:
         for index in [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_created'")]:
             db.execute(f"DROP INDEX {index}")
         db.execute("DROP INDEX events_at")
         db.execute("DROP TABLE settings")
+        db.execute("DROP TABLE replicas")
+        for table, column in [("devices", "region"), ("cohorts", "region"), ("releases", "require_replicated")]:
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("ALTER TABLE binaries DROP COLUMN lease_owner")
         db.execute("ALTER TABLE binaries DROP COLUMN lease_until")
         db.execute("DROP TABLE alembic_version")

@@ -51,8 +51,9 @@ def chain(spec: str, **attrs: dict) -> dict[str, Release]:
 NOTHING = Reported()
 
 
-def decide(graph, reported=NOTHING, device=DEV, overrides=(), servable=lambda b: True, claimed=frozenset(), now=NOW):
-    return resolve(device, reported, graph, list(overrides), now, servable, claimed)
+def decide(graph, reported=NOTHING, device=DEV, overrides=(), servable=lambda b: True, claimed=frozenset(), now=NOW,
+           replicated=lambda b: True):  # fmt: skip
+    return resolve(device, reported, graph, list(overrides), now, servable, claimed, replicated)
 
 
 LINEAR = "a>b>c>d"
@@ -167,6 +168,21 @@ def test_quarantine_and_no_channel():
 def test_unsigned_or_destroyed_bundle_is_not_served():
     d = decide(chain(LINEAR), Reported(release_id="a"), servable=lambda b: b != "Bd")
     assert (d.status, d.reason, d.release.id) == ("no_update", "bundle_not_servable", "d")
+
+
+@pytest.mark.parametrize(("require", "replicated", "want"), [
+    (None, False, ("no_update", "bundle_not_replicated")),  # required by default
+    (True, False, ("no_update", "bundle_not_replicated")),
+    (False, False, ("update", "release")),  # waived
+    (None, True, ("update", "release")),
+    (True, True, ("update", "release")),
+])  # fmt: skip
+def test_a_release_waits_for_its_bundle_to_be_replicated_unless_it_waives_it(require, replicated, want):
+    g = chain(LINEAR, d={"require_replicated": require})
+    d = decide(g, Reported(release_id="c", bundle_id="Bc"), replicated=lambda b: replicated or b != "Bd")
+    assert (d.status, d.reason, d.release.id, d.bundle_id) == (*want, "d", "Bd")
+    # Only the chosen release's bundle is asked about; an override never waits.
+    assert decide(g, overrides=[Override("ovr_1", "Bx", NOW - HOUR)], replicated=lambda b: False).status == "update"
 
 
 def test_current_bundle_is_no_update():

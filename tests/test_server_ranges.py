@@ -24,6 +24,7 @@ from test_server_binaries import upload
 
 from ferryman import grants
 from ferryman.blobs.fs import FileContent
+from ferryman.server.middlewares import problem_middleware
 from ferryman.server.ranges import MAX_RANGES, SEND_BUFFER, plan, respond
 
 SHA = "ab" * 32
@@ -165,20 +166,30 @@ class _ReadOnly:
         self.inner.close()
 
 
+class _FailsMidway(_ReadOnly):
+    """Content whose store fails after the first 64 KiB (a store going away mid-download)."""
+
+    async def read(self, offset: int, count: int):
+        async for chunk in self.inner.read(offset, min(count, 65536)):
+            yield chunk
+        raise OSError("the store went away")
+
+
 class FileServer:
     """The responder alone, serving one file, on a real socket (with ``sendfile``, or
-    reading the content when ``sendfile=False``)."""
+    reading the content when ``sendfile=False``; ``fails``: a read that fails midway)."""
 
-    def __init__(self, path: Path, sha256: str, sendfile: bool = True) -> None:
+    def __init__(self, path: Path, sha256: str, sendfile: bool = True, fails: bool = False) -> None:
         async def handler(request: web.Request) -> web.StreamResponse:
             content = FileContent(open(path, "rb"))  # noqa: SIM115 (closed below)
-            served = content if sendfile else _ReadOnly(content)
+            served = _FailsMidway(content) if fails else content if sendfile else _ReadOnly(content)
             try:
                 return await respond(request, served, sha256)
             finally:
                 served.close()
 
-        self.app = web.Application()
+        # With the service's error middleware, which would answer a failure with a problem.
+        self.app = web.Application(middlewares=[problem_middleware])
         self.app.router.add_route("GET", "/f", handler)
         self.app.router.add_route("HEAD", "/f", handler)
         self.loop = asyncio.new_event_loop()
@@ -234,6 +245,21 @@ def served(tmp_path_factory, request):
     srv = FileServer(path, hashlib.sha256(data).hexdigest(), sendfile=request.param == "sendfile")
     yield srv, data
     srv.close()
+
+
+def test_a_read_failing_midway_cuts_the_connection_short_of_its_length(tmp_path):
+    data = os.urandom(300_000)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    srv = FileServer(path, hashlib.sha256(data).hexdigest(), fails=True)
+    try:
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            srv.get()
+        # What arrived is the content's start, and nothing after it (no second answer).
+        assert cut.value.partial == data[:65536] and cut.value.expected == len(data) - 65536
+        assert srv.get({"Range": "bytes=0-99"})[2] == data[:100]  # the server still answers
+    finally:
+        srv.close()
 
 
 def test_full_and_single_ranges_over_http(served):

@@ -26,10 +26,10 @@ from ferryman.services import checkins as checkins_module
 from ferryman.services.checkins import CheckIns
 
 
-def with_checkins(tmp_path: Path, scenario: Callable[[CheckIns], Awaitable[None]]) -> None:
+def with_checkins(tmp_path: Path, scenario: Callable[[CheckIns], Awaitable[None]], regions=("default",)) -> None:
     async def main() -> None:
         catalog = await SqlCatalog.open(catalog_for(Config(data_dir=tmp_path / "data").catalog_path))
-        checkins = CheckIns(catalog)
+        checkins = CheckIns(catalog, regions)
         try:
             await scenario(checkins)
         finally:
@@ -394,5 +394,67 @@ def test_check_in_one_rebuild_serves_every_waiting_check_in(tmp_path: Path, flee
         answers = await asyncio.gather(*(c.check_in(Reported(), token_hash=token, write=False) for _ in range(10)))
         assert {a.decision.status for a in answers} == {"no_update"}
         assert c.rebuilds == 2
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_a_device_downloads_from_its_own_region_else_its_cohorts(fleet: Fleet, rollout: dict[str, Any], tmp_path: Path):
+    d, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(checkins: CheckIns) -> None:
+        catalog = checkins.catalog
+        assert (await checkins.check_in(Reported(), token_hash=token)).region is None
+        await catalog.patch_cohort("t", rollout["cohort"]["id"], m.CohortPatch(region="ap"))
+        assert (await checkins.check_in(Reported(), token_hash=token)).region == "ap"
+        await catalog.patch_device("t", d["id"], m.DevicePatch(region="us"))
+        assert (await checkins.check_in(Reported(), token_hash=token)).region == "us"
+        await catalog.patch_cohort("t", rollout["cohort"]["id"], m.CohortPatch(region=None))
+        assert (await checkins.check_in(Reported(), token_hash=token)).region == "us"
+
+    with_checkins(tmp_path, scenario)
+
+
+def test_a_release_is_offered_once_its_bundle_is_verified_in_every_region(fleet: Fleet, rollout: dict[str, Any], tmp_path: Path):
+    _, token = device_token(fleet, rollout, "d1")
+    bundle = rollout["bundle"]["id"]
+
+    async def scenario(checkins: CheckIns) -> None:
+        catalog = checkins.catalog
+
+        async def answer() -> tuple[str, str]:
+            d = (await checkins.check_in(Reported(), token_hash=token)).decision
+            return d.status, d.reason
+
+        assert await answer() == ("no_update", "bundle_not_replicated")  # no copy in ap yet
+        assert not checkins.replicated(await checkins.snapshot(), bundle)
+        assert await catalog.queue_replicas(["eu", "ap"]) == 6  # three binaries, two regions
+        assert await catalog.queue_replicas(["eu", "ap"]) == 0
+        jobs = await catalog.claim_replicas("w", 30, ["eu", "ap"], 10)
+        assert sorted(j.region for j in jobs) == ["ap"] * 3 and {j.kind for j in jobs} == {"copy"}
+        assert await catalog.claim_replicas("w2", 30, ["ap"], 10) == []  # leased
+        for job in jobs[:-1]:
+            assert await catalog.finish_replica(job, "w", "verified")
+        assert await answer() == ("no_update", "bundle_not_replicated")  # one binary to go
+        assert not await catalog.finish_replica(jobs[-1], "other", "verified")  # not its lease
+        assert await catalog.finish_replica(jobs[-1], "w", "verified")
+        assert await answer() == ("update", "release")
+        assert checkins.replicated(await checkins.snapshot(), bundle)
+        # A check that finds a copy corrupt takes the bundle out until it is copied again.
+        assert await catalog.request_verify("t", ["ap"]) == 3
+        checks = await catalog.claim_replicas("w", 30, ["ap"], 1)
+        assert [j.kind for j in checks] == ["check"]
+        assert await answer() == ("update", "release")  # being checked: still served
+        assert await catalog.finish_replica(checks[0], "w", "corrupt", "the copy is missing")
+        assert await answer() == ("no_update", "bundle_not_replicated")
+
+    with_checkins(tmp_path, scenario, regions=("eu", "ap"))
+
+
+def test_with_one_region_every_bundle_counts_as_replicated(fleet: Fleet, rollout: dict[str, Any], tmp_path: Path):
+    _, token = device_token(fleet, rollout, "d1")
+
+    async def scenario(checkins: CheckIns) -> None:
+        assert checkins.replicated(await checkins.snapshot(), rollout["bundle"]["id"])
+        assert (await checkins.check_in(Reported(), token_hash=token)).decision.reason == "release"
 
     with_checkins(tmp_path, scenario)

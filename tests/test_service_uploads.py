@@ -453,3 +453,27 @@ def test_uploads_the_janitor_discards_upload_files_no_binary_needs(tmp_path: Pat
         assert len(caplog.messages) == 1  # a sweep that finds nothing says nothing
 
     run(tmp_path, scenario)
+
+
+def test_uploads_replication_hears_of_each_binary_verified_here_only(tmp_path: Path, caplog):
+    good, bad = os.urandom(1000), os.urandom(1000)
+    told: list[str] = []
+
+    async def on_content(binary_id: str) -> None:
+        told.append(binary_id)
+        if len(told) > 1:
+            raise ConnectionError("catalog away")
+
+    async def scenario(u: Uploads) -> None:
+        u.on_content = on_content
+        ok = await uploaded(u, good)
+        assert (ok.state, told) == ("signable", [ok.id])
+        wrong = await new_binary(u, bad, sha256="cd" * 32)
+        await u.receive_content("t", wrong.id, len(bad), chunks(bad))
+        assert (await hashed(u, wrong.id)).state == "hashable" and told == [ok.id]
+        # A failure to queue it is logged; the verdict stands (replication queues it later).
+        again = await uploaded(u, os.urandom(10))
+        assert again.state == "signable" and told == [ok.id, again.id]
+        assert f"binary {again.id}: could not queue its replication now (catalog away)" in caplog.text
+
+    run(tmp_path, scenario)

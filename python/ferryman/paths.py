@@ -41,9 +41,12 @@ DEVICE_CHECK_IN = f"{API}/devices/{{device_id}}/update"
 OVERRIDES = f"{API}/bundle-overrides"
 OVERRIDE = f"{API}/bundle-overrides/{{override_id}}"
 EVENTS = f"{API}/events"
+REPLICATION = f"{API}/replication"
+REPLICATION_VERIFY = f"{API}/replication/verify"
 CHECK_IN = "/device/v1/update"
 REPORT = "/device/v1/report"
 GRANT = "/dl/{token}"
+REGION_GRANT = "/dl/{region}/{token}"
 
 
 def at(path: str, **values: object) -> str:

@@ -3,6 +3,9 @@
 ``publish``; downloads ``open`` published content and hand it to the range responder (or, with
 ``--download-mode redirect``, send the client to the store's own ``redirect_url``); the janitor
 compares ``uploads_held`` with the catalog and ``discard_parts`` what no binary needs.
+Replication (``services/replication.py``) streams published content from one region's store
+into another's ``write_content``, re-reads copies with ``hash_content``, and probes stores with
+``check``.
 
 Implementations: ``fs.FsBlobStore`` (a local directory, the default) and
 ``objects.ObjectBlobStore`` (S3, Azure Blob, GCS), chosen by ``open_blob_store``.
@@ -11,11 +14,16 @@ Implementations: ``fs.FsBlobStore`` (a local directory, the default) and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ferryman.config import Config
 
-__all__ = ["BlobStore", "Content", "Digest", "Received", "open_blob_store"]
+__all__ = ["BlobStore", "Content", "Digest", "Mismatch", "Received", "open_blob_store", "open_store"]
+
+
+class Mismatch(Exception):
+    """Copied bytes are not the content they should be (their size or SHA-256 differs)."""
 
 
 class Received(Protocol):
@@ -92,23 +100,37 @@ class BlobStore(Protocol):
     async def discard_parts(self, binary_id: str) -> None:
         """Removes a binary's uploaded bytes, not its published content."""
 
+    async def write_content(self, binary_id: str, stream: AsyncIterator[bytes], size: int, sha256: str) -> None:
+        """Stores a binary's content, copied from another store, hashing it on the way; it
+        replaces what was there only if it is exactly ``size`` bytes with SHA-256 ``sha256``
+        (a store that cannot make that atomic removes it again). Mismatch otherwise;
+        Unavailable if the store cannot be reached."""
+
+    async def hash_content(self, binary_id: str) -> tuple[int, str]:
+        """The size and SHA-256 of the published content, read back; NotFound if there is none."""
+
+    async def check(self) -> None:
+        """Raises (in the store's own words) unless the store can be used right now."""
+
 
 def open_blob_store(config: Config) -> BlobStore:
-    """The store a configuration names (``config.store``): a directory (``file:///path``, by
-    default the data directory's ``store``) or an object store; ValueError for a bad URL."""
+    """The primary region's store (the only one without regions): uploads land there."""
+    return open_store(config.primary.store, config.store_dir(config.primary))
+
+
+def open_store(url: str | None, default: Path) -> BlobStore:
+    """The store a URL names: a directory (``file:///path``; None: ``default``) or an object
+    store; ValueError for a bad URL."""
     from urllib.parse import unquote, urlsplit
 
     from ferryman.blobs.fs import FsBlobStore
 
-    url = config.store
     if url is None:
-        return FsBlobStore(config.content_dir)
+        return FsBlobStore(default)
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
             raise ValueError(f"store URL {url!r}: expected file:///absolute/path")
-        from pathlib import Path
-
         return FsBlobStore(Path(unquote(parts.path)))
     from ferryman.blobs.objects import ObjectBlobStore, open_object_store
 

@@ -6,6 +6,10 @@ Layout under the root (every name is a validated binary ID, never user input)::
                           straight into its own byte range, so no copy is made at the end
     content/<binary_id>   the verified content, renamed here from uploads/ when hashing
                           succeeds (then the directory is fsynced)
+    copies/<binary_id>    a copy from another region being written (``write_content``):
+                          renamed into content/ once its size and SHA-256 match, so no reader
+                          ever sees half a copy; a crashed copy's file is overwritten by the
+                          next attempt
 
 A part that fails its checks leaves only bytes in its own range of a file nobody reads yet;
 the next upload of that part overwrites them. Content becomes visible only by the rename, so a
@@ -23,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from ferryman.blobs import Mismatch
 from ferryman.errors import InsufficientStorage, NotFound, SizeLimitExceeded, TooLarge
 from ferryman.hashing import FileDigest, hash_file
 from ferryman.ids import is_id
@@ -74,7 +79,7 @@ class FileContent:
 class FsBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for d in ("uploads", "content"):
+        for d in ("uploads", "content", "copies"):
             (root / d).mkdir(parents=True, exist_ok=True)
 
     def _id(self, binary_id: str) -> str:
@@ -87,6 +92,9 @@ class FsBlobStore:
 
     def _content(self, binary_id: str) -> Path:
         return self.root / "content" / self._id(binary_id)
+
+    def _copy(self, binary_id: str) -> Path:
+        return self.root / "copies" / self._id(binary_id)
 
     async def receive_part(self, binary_id: str, stream: AsyncIterator[bytes], offset: int, size: int) -> SinkResult:
         """Streams one part into its byte range of the upload file through the native sink
@@ -133,6 +141,7 @@ class FsBlobStore:
 
     def _delete(self, binary_id: str) -> None:
         self._upload(binary_id).unlink(missing_ok=True)
+        self._copy(binary_id).unlink(missing_ok=True)
         self._content(binary_id).unlink(missing_ok=True)
 
     async def delete(self, binary_id: str) -> None:
@@ -165,3 +174,54 @@ class FsBlobStore:
 
     async def open(self, binary_id: str) -> FileContent:
         return await _off_loop(self._open, binary_id)
+
+    async def write_content(self, binary_id: str, stream: AsyncIterator[bytes], size: int, sha256: str) -> None:
+        """Writes a copy through the native sink (written, hashed and fsynced on a native
+        thread) under copies/, and renames it into content/ only if it matches."""
+        path = self._copy(binary_id)
+        await _off_loop(lambda: path.unlink(missing_ok=True))  # a crashed attempt's bytes
+        sink = await _off_loop(lambda: Sink(path, offset=0, limit=size))
+        closed = False
+        try:
+            async for chunk in stream:
+                await write(sink, chunk)
+            result = await _off_loop(sink.close)
+            closed = True
+        except SizeLimitExceeded:
+            raise Mismatch(f"the copy has more than {size} bytes") from None
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(f"the store is out of disk space ({e.strerror})") from None
+            raise
+        finally:
+            if not closed:
+                await asyncio.shield(_off_loop(sink.abort))
+        if (result.size, result.sha256) != (size, sha256):
+            await _off_loop(lambda: path.unlink(missing_ok=True))
+            raise Mismatch(f"the copy has {result.size} bytes with SHA-256 {result.sha256}; expected {size} bytes, {sha256}")
+
+        def publish() -> None:
+            os.replace(path, self._content(binary_id))
+            _fsync_dir(self.root / "content")
+
+        await _off_loop(publish)
+
+    def _hash_content(self, binary_id: str) -> tuple[int, str]:
+        try:
+            d = hash_file(self._content(binary_id))
+        except FileNotFoundError:
+            raise NotFound("the content is missing from the store") from None
+        return d.size, d.sha256
+
+    async def hash_content(self, binary_id: str) -> tuple[int, str]:
+        return await _off_loop(self._hash_content, binary_id)
+
+    def _check(self) -> None:
+        # The directory is there and writable (a disk that went read-only or away fails this).
+        fd = os.open(self.root / "copies", os.O_RDONLY | os.O_DIRECTORY)
+        os.close(fd)
+        if not os.access(self.root / "content", os.W_OK):
+            raise OSError(errno.EACCES, f"{self.root / 'content'} is not writable")
+
+    async def check(self) -> None:
+        await _off_loop(self._check)

@@ -8,7 +8,10 @@ Layout under the store's prefix (every name a validated binary ID, never user in
                                    replaces it (a PUT is atomic: readers see the old object or
                                    the new one)
     content/<binary_id>            the verified content, assembled from the parts when hashing
-                                   succeeds; the part objects are deleted after
+                                   succeeds; the part objects are deleted after. A copy from
+                                   another region (``write_content``) is one PUT here, atomic;
+                                   if its bytes turn out not to match, it is deleted again (and
+                                   was never served: the catalog did not list it as verified)
 
 Why a part is an object rather than a part of one multipart upload: obstore (like
 ``object_store``) does not expose S3's part numbers, and S3 cannot read an unfinished multipart
@@ -27,7 +30,9 @@ import asyncio
 import datetime as dt
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -36,16 +41,20 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import ObjectStore, from_url
 
+from ferryman.blobs import Mismatch
 from ferryman.errors import NotFound, TooLarge, Unavailable
 from ferryman.hashing import Sha256
 from ferryman.ids import is_id
 
-__all__ = ["ObjectBlobStore", "PartSum", "Sums", "open_object_store"]
+__all__ = ["Hashed", "ObjectBlobStore", "PartSum", "Sums", "open_object_store"]
 
 log = logging.getLogger("ferryman.blobs")
 PUT_CHUNK = 8 << 20
 PUT_CONCURRENCY = 1
 READ_CHUNK = 1 << 20
+# A copy between regions: parts uploaded at once, and chunks waiting to be hashed.
+COPY_CONCURRENCY = 2
+HASH_BACKLOG = 8
 # obstore retries a failed request with backoff; bounded so a dead store is a prompt 503.
 RETRY: Any = {"max_retries": 2, "retry_timeout": dt.timedelta(seconds=10)}
 # Query parameters of a store URL that configure the HTTP client rather than the store.
@@ -123,9 +132,25 @@ class ObjectContent:
         # that covers everything with 200, which obstore refuses).
         whole = offset == 0 and count == self.size
         try:
-            got = await obstore.get_async(self._store, self._key, options=None if whole else {"range": (offset, offset + count)})
+            try:
+                ranged: Any = None if whole else {"range": (offset, offset + count)}
+                got = await obstore.get_async(self._store, self._key, options=ranged)
+            except Exception as e:
+                if "NotPartial" not in str(e):
+                    raise
+                # A server that ignores Range (rclone's serve s3 does) sends the whole object:
+                # read it from the start and skip to the range, rather than fail the download.
+                got, skip = await obstore.get_async(self._store, self._key), offset
+            else:
+                skip = 0
             async for chunk in got.stream(min_chunk_size=READ_CHUNK):
-                yield bytes(chunk)
+                piece = bytes(chunk)[skip : skip + count] if skip or len(chunk) > count else bytes(chunk)
+                skip = max(0, skip - len(chunk))
+                if piece:
+                    yield piece
+                    count -= len(piece)
+                if count <= 0:
+                    break
         except _MISSING:
             raise ConnectionResetError("the content disappeared from the store") from None
 
@@ -301,10 +326,78 @@ class ObjectBlobStore:
             raise _unavailable(e) from None
         return held
 
+    async def write_content(self, binary_id: str, stream: AsyncIterator[bytes], size: int, sha256: str) -> None:
+        """Streams a copy into the content object, hashed on a thread beside the upload (see
+        ``hashed``); deletes it again if it does not match."""
+        key = self._content(binary_id)
+        hashed = Hashed(stream, size)
+        try:
+            await obstore.put_async(self.store, key, hashed.chunks(), chunk_size=PUT_CHUNK, max_concurrency=COPY_CONCURRENCY)
+            got = await hashed.result()
+        except (Mismatch, asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as e:
+            cause = _cause(e)
+            if isinstance(cause, Mismatch | ConnectionError):
+                raise cause from None
+            raise _unavailable(e) from None
+        if got != (size, sha256):
+            try:
+                await obstore.delete_async(self.store, key)
+            except Exception as e:
+                raise _unavailable(e) from None
+            raise Mismatch(f"the copy has {got[0]} bytes with SHA-256 {got[1]}; expected {size} bytes, {sha256}")
+
+    async def hash_content(self, binary_id: str) -> tuple[int, str]:
+        hashed = Hashed(self._stream(self._content(binary_id)), None)
+        try:
+            async for _ in hashed.chunks():
+                pass
+            return await hashed.result()
+        except _MISSING:
+            raise NotFound("the content is missing from the store") from None
+        except Exception as e:
+            raise _unavailable(e) from None
+
     async def check(self) -> None:
         """Raises (in obstore's words) unless the store can be listed: reachable, credentials
         accepted, bucket present."""
         await obstore.list_with_delimiter_async(self.store, prefix="content/")
+
+
+class Hashed:
+    """A stream passed through unchanged while a thread hashes it: the SHA-256 of a copy costs
+    no time on the event loop and overlaps the transfer (``Sha256.update`` releases the GIL).
+    One thread per stream keeps the chunks in order; at most ``HASH_BACKLOG`` chunks wait for
+    it. ``size``: more bytes than this is a Mismatch at once."""
+
+    def __init__(self, stream: AsyncIterator[bytes], size: int | None) -> None:
+        self._stream = stream
+        self._size = size
+        self._hasher = Sha256()
+        self._count = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="copy-hash")
+        self._backlog: deque[asyncio.Future[None]] = deque()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in self._stream:
+                self._count += len(chunk)
+                if self._size is not None and self._count > self._size:
+                    raise Mismatch(f"the copy has more than {self._size} bytes")
+                self._backlog.append(loop.run_in_executor(self._pool, self._hasher.update, chunk))
+                while len(self._backlog) > HASH_BACKLOG:
+                    await self._backlog.popleft()
+                yield chunk
+        finally:
+            self._pool.shutdown(wait=False)  # queued hashing still runs; nothing new is taken
+
+    async def result(self) -> tuple[int, str]:
+        """The size and SHA-256 of everything the stream yielded."""
+        while self._backlog:
+            await self._backlog.popleft()
+        return self._count, self._hasher.hexdigest()
 
 
 class _Short(Exception):
@@ -315,7 +408,7 @@ def _cause(e: BaseException) -> BaseException | None:
     """Our own exception raised inside the body stream, if obstore wrapped it."""
     seen = e
     while seen is not None:
-        if isinstance(seen, TooLarge | _Short | asyncio.CancelledError | ConnectionError):
+        if isinstance(seen, TooLarge | _Short | Mismatch | asyncio.CancelledError | ConnectionError):
             return seen
         seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
     return None

@@ -17,17 +17,34 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from ferryman.catalog import models as m
 from ferryman.lifecycle import State
 from ferryman.releases import Override, Release
 
-__all__ = ["Catalog", "FleetSnapshot", "ServedBinary"]
+__all__ = ["Catalog", "FleetSnapshot", "ReplicaJob", "ServedBinary"]
 
 
 class ServedBinary(m.BundleEntry, kw_only=True):
-    """A bundle entry as update checks serve it, with the valid signatures a manifest lists."""
+    """A bundle entry as update checks serve it, with the valid signatures a manifest lists
+    and the states of its copies by region."""
 
     signatures: list[m.ManifestSignature]
+    replicas: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicaJob:
+    """A replication job a worker holds: copy the binary's content into ``region``, check the
+    copy there, or delete it."""
+
+    binary_id: str
+    region: str
+    kind: str  # "copy" | "check" | "delete"
+    size: int
+    sha256: str
+    attempts: int  # failed attempts so far
 
 
 @dataclass
@@ -43,6 +60,7 @@ class FleetSnapshot:
     # per-device override and claim reads.
     overridden: set[str]
     counted: set[str]
+    cohort_region: dict[str, str | None] = field(default_factory=dict)
     # Token hash → device, filled by update checks and dropped with the snapshot.
     devices: dict[str, m.Device] = field(default_factory=dict)
 
@@ -141,6 +159,31 @@ class Catalog(Protocol):
 
     async def renew_hashing(self, binary_id: str, worker: str, lease: float) -> bool:
         """Extends ``worker``'s lease on a hashing job; false if it holds it no longer."""
+
+    # Replication (see catalog/sql/replicas.py and ferryman.replication) --------------------------
+
+    async def queue_replicas(self, regions: Sequence[str], binary_id: str | None = None) -> int:
+        """Adds the missing copies of every binary with content in ``regions`` (primary first:
+        verified there; elsewhere pending); how many were added."""
+
+    async def claim_replicas(self, worker: str, lease: float, regions: Sequence[str], limit: int) -> list[ReplicaJob]:
+        """Takes up to ``limit`` due replication jobs in ``regions`` for ``worker``."""
+
+    async def renew_replica(self, binary_id: str, region: str, worker: str, lease: float) -> bool: ...
+
+    async def finish_replica(self, job: ReplicaJob, worker: str, outcome: str, error: str | None = None,
+                             retry_in: float = 0.0) -> bool:  # fmt: skip
+        """Settles a held job: ``verified``, ``failed`` (retried in ``retry_in`` s), ``corrupt``
+        (copied again) or ``deleted``; false if the row moved on meanwhile."""
+
+    async def request_verify(self, actor: str, regions: Sequence[str]) -> int:
+        """Queues every verified copy in ``regions`` to be read back and checked."""
+
+    async def replication_status(self, regions: Sequence[str]) -> dict[str, tuple[dict[str, int], float, list[m.ReplicaFailure]]]:
+        """Per region: copies by state, the oldest unverified copy's wait, recent failures."""
+
+    async def replica_states(self, binary_id: str) -> dict[str, str]:
+        """A binary's copies: region → state."""
 
     async def shared_secret(self, name: str) -> str:
         """A random secret every process on this catalog shares, created on first use."""

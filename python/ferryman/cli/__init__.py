@@ -87,6 +87,21 @@ def _parser() -> argparse.ArgumentParser:
     sg.add_argument("--key", required=True, metavar="KEYFILE")
     sg.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
 
+    binaries = group("binaries", "binaries")
+    bs = cmd(binaries, "show", "a binary: state, error, size, SHA-256 and its copy in each region", api.cmd_binaries_show)
+    bs.add_argument("binary_id", metavar="BINARY_ID")
+
+    replication = group("replication", "copies of binaries in every region")
+    cmd(replication, "status", "copies by region and state, queue, lag and recent failures", api.cmd_replication_status)
+    rv = cmd(
+        replication,
+        "verify",
+        "re-read every verified copy (of one region) and copy again any that is missing or differs",
+        api.cmd_replication_verify,
+    )
+    rv.add_argument("--region", metavar="NAME", help="only this region's copies (default every region)")
+    rv.add_argument("--wait", type=float, metavar="SECONDS", help="follow the checks until done, up to SECONDS")
+
     bc = cmd(group("bundles", "bundles"), "create", "create a bundle of signed binaries", api.cmd_bundles_create)
     bc.add_argument("binaries", nargs="+", metavar="BINARY_ID")
     bc.add_argument("--name")
@@ -97,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     co = cmd(group("cohorts", "cohorts of devices"), "create", "create a cohort", api.cmd_cohorts_create)
     co.add_argument("name", metavar="NAME")
     co.add_argument("--channel", metavar="CHANNEL_ID")
+    co.add_argument("--region", metavar="NAME", help="region its devices download from")
 
     rc = cmd(group("releases", "releases"), "create", "add a release to a channel", api.cmd_releases_create)
     rc.add_argument("--channel", required=True, metavar="CHANNEL_ID")
@@ -109,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--schedule-at", metavar="TIME", help="RFC 3339")
     rc.add_argument("--next", metavar="RELEASE_ID", help="insert before this release")
     rc.add_argument("--previous", metavar="RELEASE_ID", help="with --next: insert between the two")
+    rc.add_argument(
+        "--require-replicated",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="offer it only once its binaries are verified in every region (default: yes with several regions)",
+    )
     phase = rc.add_mutually_exclusive_group()
     phase.add_argument("--percent", type=float, metavar="FRACTION", help="phase: share of devices, 0..1")
     phase.add_argument("--count", type=int, metavar="N", help="phase: first N devices")
@@ -120,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--target", required=True)
     dc.add_argument("--cohort", metavar="COHORT_ID")
     dc.add_argument("--tag", action="append", metavar="TAG")
+    dc.add_argument("--region", metavar="NAME", help="region it downloads from (default its cohort's)")
 
     cmd(devices, "delete", "delete a device (its token stops working at once)", api.cmd_devices_delete).add_argument(
         "device_id", metavar="DEVICE_ID"
@@ -183,6 +206,48 @@ def _parser() -> argparse.ArgumentParser:
         "(default $FERRYMAN_STORE, else the data directory's store)",
     )
     s.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a region and its store (URL as for --store); repeat for each region; binaries are "
+        "replicated to every region and devices download from theirs",
+    )
+    s.add_argument("--primary-region", metavar="NAME", help="the region uploads land in (default the first)")
+    s.add_argument(
+        "--cdn-base-url",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="where a CDN (with this service as origin) serves a region's downloads; manifests hand out its URLs",
+    )
+    s.add_argument(
+        "--regions-file",
+        metavar="FILE",
+        help='regions in a TOML file: [regions.NAME] store = "URL", cdn_base_url = "URL", primary = true',
+    )
+    s.add_argument(
+        "--region-check-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often each region's store is checked; a failing one is not served from (default 10)",
+    )
+    s.add_argument(
+        "--replication-concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="replication jobs (copies, checks, deletions) each process runs at once (default 4)",
+    )
+    s.add_argument(
+        "--replication-retry-max",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="longest wait before a failed copy is tried again (backoff doubles from 2 s; default 600)",
+    )
+    s.add_argument(
         "--download-mode",
         choices=("proxy", "redirect"),
         default=os.environ.get("FERRYMAN_DOWNLOAD_MODE") or "proxy",
@@ -235,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="how long a hashing job whose server died waits to be taken over (default 30)",
+        help="how long a hashing or replication job whose server died waits to be taken over (default 30)",
     )
     s.add_argument(
         "--header-timeout",

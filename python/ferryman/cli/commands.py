@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -81,7 +82,7 @@ async def cmd_channels_create(args: argparse.Namespace) -> int:
 
 async def cmd_cohorts_create(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        co = await c.create_cohort(m.CohortCreate(name=args.name, channel_id=args.channel))
+        co = await c.create_cohort(m.CohortCreate(name=args.name, channel_id=args.channel, region=args.region))
     out(args, co, co.id)
     return 0
 
@@ -97,7 +98,7 @@ async def cmd_releases_create(args: argparse.Namespace) -> int:
     body = m.ReleaseCreate(
         name=args.name, bundle_id=args.bundle, required=args.required, disabled=args.disabled, version=args.version,
         version_requirement=args.requirement, schedule_at=args.schedule_at, next_release_id=args.next,
-        previous_release_id=args.previous, phase=phase,
+        previous_release_id=args.previous, phase=phase, require_replicated=args.require_replicated,
     )  # fmt: skip
     async with _client(args) as c:
         r = await c.create_release(args.channel, body)
@@ -106,7 +107,9 @@ async def cmd_releases_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_devices_create(args: argparse.Namespace) -> int:
-    body = m.DeviceCreate(identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [])
+    body = m.DeviceCreate(
+        identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [], region=args.region
+    )
     async with _client(args) as c:
         d = await c.create_device(body)
     out(args, d, f"{d.id} token {d.token}")
@@ -204,4 +207,70 @@ async def cmd_download(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     out(args, {"path": str(dest), "sha256": b.sha256, "size": b.size}, f"{dest} sha256 {b.sha256} verified")
+    return 0
+
+
+def _binary_lines(b: m.Binary) -> str:
+    lines = [
+        f"{b.id}  {b.state}",
+        f"  artifact {b.artifact_id}  version {b.version_id}  target {b.target}",
+        f"  size {b.size}  sha256 {b.sha256}  parts {b.part_count} of {b.part_size}",
+    ]
+    if b.error:
+        lines.append(f"  error: {b.error}")
+    for r in b.replicas:
+        extra = f"  attempts {r.attempts}  next {r.next_attempt_at}" if r.state in ("failed", "pending") else ""
+        lines.append(f"  region {r.region:<12} {r.state:<9} {r.verified_at or '-'}{extra}" + (f"  {r.error}" if r.error else ""))
+    return "\n".join(lines)
+
+
+async def cmd_binaries_show(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        b = await c.get_binary(args.binary_id)
+    out(args, b, _binary_lines(b))
+    return 0
+
+
+def _status_lines(s: m.ReplicationStatus) -> str:
+    states = ("verified", "checking", "pending", "copying", "failed", "deleting")
+    head = f"{'REGION':<12} {'HEALTH':<9} " + " ".join(f"{x.upper():>9}" for x in states) + f" {'LAG':>9}"
+    lines = [head]
+    for r in s.regions:
+        name = r.region + (" *" if r.primary else "")
+        counts = " ".join(f"{r.copies.get(x, 0):>9}" for x in states)
+        lines.append(f"{name:<12} {'ok' if r.healthy else 'FAILING':<9} {counts} {r.lag_seconds:>8.1f}s")
+    lines.append(f"queued {s.queued}, failed {s.failed}, lag {s.lag_seconds:.1f}s  (* primary)")
+    for r in s.regions:
+        for f in r.failures:
+            lines.append(f"  {r.region}: {f.binary_id} attempt {f.attempts}, next {f.next_attempt_at}: {f.error}")
+    return "\n".join(lines)
+
+
+async def cmd_replication_status(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        s = await c.replication_status()
+    out(args, s, _status_lines(s))
+    return 0
+
+
+async def cmd_replication_verify(args: argparse.Namespace) -> int:
+    """Queues the checks; with --wait, follows them until none is left and reports what was
+    found (copies found missing or different are being copied again)."""
+    async with _client(args) as c:
+        q = await c.verify_replicas(args.region)
+        s = await c.replication_status()
+        if args.wait:
+            deadline = asyncio.get_running_loop().time() + args.wait
+            while any(r.copies.get("checking", 0) for r in s.regions):
+                if asyncio.get_running_loop().time() > deadline:
+                    print("ferryman: error: checks still running after --wait seconds", file=sys.stderr)
+                    return 1
+                await asyncio.sleep(0.5)
+                s = await c.replication_status()
+    if args.json:
+        print(json.dumps({"queued": q.queued, "status": msgspec.to_builtins(s)}, indent=2))
+    elif not args.quiet:
+        print(f"{q.queued} copies queued to be read back and checked")
+        if args.wait:
+            print(_status_lines(s))
     return 0

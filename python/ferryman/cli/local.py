@@ -37,14 +37,21 @@ def cmd_hash(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ferryman.config import Config
+    from ferryman.config import Config, regions_from
     from ferryman.server import serve
     from ferryman.server.checks import preflight
 
     if args.signature_threshold < 1:
         print("ferryman: error: --signature-threshold must be at least 1", file=sys.stderr)
         return 2
+    regions, primary, cdn = regions_from(args.region, args.cdn_base_url, Path(args.regions_file) if args.regions_file else None)
     config = Config(
+        regions=regions,
+        primary_region=args.primary_region or primary,
+        cdn_base_url=cdn,
+        region_check_interval=args.region_check_interval,
+        replication_retry_max=args.replication_retry_max,
+        replication_concurrency=args.replication_concurrency,
         host=args.host,
         port=args.port,
         data_dir=Path(args.data),
@@ -67,8 +74,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problems:
         return 1
     if args.check:
-        store = (config.store or str(config.content_dir)).split("?", 1)[0]  # the query may hold credentials
-        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, store {store}")
+        # A store URL's query may hold credentials: never shown.
+        where = {r.name: (r.store or str(config.store_dir(r))).split("?", 1)[0] for r in config.region_list}
+        stores = f"store {where.popitem()[1]}" if len(where) == 1 else "stores " + ", ".join(f"{n} {u}" for n, u in where.items())
+        print(f"ferryman: ok: catalog {_shown(config.catalog_url)}, {stores}")
         return 0
     if config.workers > 1:
         from ferryman.server.workers import serve_workers

@@ -158,6 +158,14 @@ class Client(Transport):
     async def create_override(self, body: m.OverrideCreate) -> m.Override:
         return await self._typed("POST", paths.OVERRIDES, body, m.Override)
 
+    # Replication --------------------------------------------------------------------------------
+
+    async def replication_status(self) -> m.ReplicationStatus:
+        return await self._typed("GET", paths.REPLICATION, None, m.ReplicationStatus)
+
+    async def verify_replicas(self, region: str | None = None) -> m.VerifyQueued:
+        return await self._typed("POST", paths.REPLICATION_VERIFY, m.VerifyRequest(region=region), m.VerifyQueued)
+
     # As a device --------------------------------------------------------------------------------
 
     async def check_in(self, device_token: str, reported: Reported | None = None) -> m.UpdateManifest:

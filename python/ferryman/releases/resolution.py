@@ -61,6 +61,8 @@ class Release:
     disabled: bool = False
     schedule_at: dt.datetime | None = None
     phase: Phase | None = None
+    # Whether the bundle must be verified in every region first (None: the default, yes).
+    require_replicated: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -150,10 +152,13 @@ def resolve(
     now: dt.datetime,
     servable: Callable[[str], bool],
     claimed: frozenset[str] = frozenset(),
+    replicated: Callable[[str], bool] = lambda _: True,
 ) -> Decision:
     """The update decision for ``device`` (see the module doc). ``releases`` is its cohort's
     channel (None when it has none); ``servable(bundle_id)`` says whether every binary of the
-    bundle is signed; ``claimed`` holds the count-phase releases this device already claimed."""
+    bundle is signed; ``claimed`` holds the count-phase releases this device already claimed;
+    ``replicated(bundle_id)`` whether every binary of the bundle is verified in every region
+    (always, with one region), which a release requires unless it waives it."""
     if device.quarantined:
         return Decision("quarantined", "quarantined")
 
@@ -219,10 +224,13 @@ def resolve(
     if chosen is None:
         return Decision("no_update", "none_selectable", "release", path=trail)
 
-    # 5. Serve it only if its bundle differs from the device's and is fully signed.
+    # 5. Serve it only if its bundle differs from the device's, is fully signed and (unless the
+    # release waives it) verified in every region.
     claim = chosen.id if isinstance(chosen.phase, CountPhase) and chosen.id not in claimed else None
     if chosen.bundle_id == reported.bundle_id:
         return Decision("no_update", "current", "release", chosen, chosen.bundle_id, path=trail)
     if not servable(chosen.bundle_id):
         return Decision("no_update", "bundle_not_servable", "release", chosen, chosen.bundle_id, path=trail)
+    if chosen.require_replicated is not False and not replicated(chosen.bundle_id):
+        return Decision("no_update", "bundle_not_replicated", "release", chosen, chosen.bundle_id, path=trail)
     return Decision("update", "release", "release", chosen, chosen.bundle_id, claim=claim, path=trail)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ferryman.blobs import open_blob_store
+from ferryman.blobs.regions import Regions
 from ferryman.catalog import Catalog, open_catalog
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
@@ -18,11 +19,23 @@ from ferryman.config import Config
 from ferryman.grants import load_secret
 from ferryman.server.answers import AnswerCache
 from ferryman.server.handlers.api_keys import new_token
-from ferryman.server.keys import ANSWERS, BLOBS, CATALOG, CHECKINS, CONFIG, SIGNATURES, UPLOADS, URL_SECRET
+from ferryman.server.keys import (
+    ANSWERS,
+    BLOBS,
+    CATALOG,
+    CHECKINS,
+    CONFIG,
+    REGIONS,
+    REPLICATION,
+    SIGNATURES,
+    UPLOADS,
+    URL_SECRET,
+)  # fmt: skip
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
 from ferryman.server.runner import start_site
 from ferryman.services.checkins import CheckIns
+from ferryman.services.replication import Replication
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads
 
@@ -32,14 +45,19 @@ log = logging.getLogger("ferryman.server")
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """Opens the catalog and the blob store, bootstraps the first admin key, resumes
-    interrupted hashing; on shutdown stops background work, flushes check-ins and closes."""
+    """Opens the catalog and the regions' stores, bootstraps the first admin key, resumes
+    interrupted hashing and replication; on shutdown stops background work, flushes check-ins
+    and closes."""
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = app[CATALOG] = await open_catalog(config)
     blobs = app[BLOBS] = open_blob_store(config)
-    uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease)
-    checkins = app[CHECKINS] = CheckIns(catalog)
+    regions = app[REGIONS] = Regions.open(config, blobs)
+    replication = app[REPLICATION] = Replication(
+        catalog, regions, config.job_lease, config.replication_concurrency, config.replication_retry_max
+    )
+    uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease, replication.queue)
+    checkins = app[CHECKINS] = CheckIns(catalog, regions.names)
     app[SIGNATURES] = Signatures(catalog)
     app[ANSWERS] = AnswerCache()
     app[URL_SECRET] = await grant_secret(catalog, config)
@@ -47,8 +65,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # Leases of earlier processes end at start only where no other process can hold one: the
     # embedded catalog with one worker (``serve --workers`` ends them before starting its own).
     await uploads.start(release_leases=config.embedded_catalog and config.workers == 1)
+    await replication.start()
     checkins.start()
     yield
+    await replication.stop()
     await uploads.stop()
     await checkins.close()
     await catalog.close()

@@ -50,20 +50,28 @@ def _data_dir(config: Config) -> str | None:
     return None
 
 
-async def _store(config: Config) -> str | None:
-    from ferryman.blobs import open_blob_store
+async def _stores(config: Config) -> list[str]:
+    """Every region's store: its URL valid, and an object store reachable with its bucket."""
+    from ferryman.blobs import open_store
     from ferryman.blobs.objects import ObjectBlobStore
 
-    try:
-        store = open_blob_store(config)
-    except (ValueError, OSError) as e:
-        return f"store: {e}"
-    if isinstance(store, ObjectBlobStore):
+    problems = []
+    several = len(config.region_list) > 1
+    for region in config.region_list:
+        label = f"region {region.name}: store" if several else "store"
+        if region.store is None and region.name == config.primary.name:
+            continue  # the data directory's, checked with it
         try:
-            await store.check()
-        except Exception as e:  # unreachable, credentials refused, no such bucket: obstore's words
-            return f"store {store.where}: cannot use it: {reason(e)}"
-    return None
+            store = open_store(region.store, config.store_dir(region))
+        except (ValueError, OSError) as e:
+            problems.append(f"{label}: {e}")
+            continue
+        if isinstance(store, ObjectBlobStore):
+            try:
+                await store.check()
+            except Exception as e:  # unreachable, credentials refused, no such bucket: obstore's words
+                problems.append(f"{label} {store.where}: cannot use it: {reason(e)}")
+    return problems
 
 
 async def preflight(config: Config) -> list[str]:
@@ -71,5 +79,4 @@ async def preflight(config: Config) -> list[str]:
     data = _data_dir(config)
     # The embedded catalog lives in the data directory: no use opening it if that failed.
     catalog = None if data and config.catalog is None else await _catalog(config)
-    store = None if data and config.store is None else await _store(config)
-    return [p for p in (data, catalog, store) if p]
+    return [p for p in (data, catalog) if p] + await _stores(config)

@@ -5,22 +5,27 @@ from __future__ import annotations
 from aiohttp import web
 
 from ferryman.blobs import BlobStore
+from ferryman.blobs.regions import Regions
 from ferryman.catalog import Catalog
 from ferryman.config import Config
 from ferryman.server.answers import AnswerCache
 from ferryman.services.checkins import CheckIns
+from ferryman.services.replication import Replication
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads
 
 __all__ = [
-    "ANSWERS", "BLOBS", "CATALOG", "CHECKINS", "CONFIG", "DEVICE_TOKEN", "PRINCIPAL", "ROUTE_ROLES", "SIGNATURES",
-    "UPLOADS", "URL_SECRET",
+    "ANSWERS", "BLOBS", "CATALOG", "CHECKINS", "CONFIG", "DEVICE_TOKEN", "PRINCIPAL", "REGIONS", "REPLICATION",
+    "ROUTE_ROLES", "SIGNATURES", "UPLOADS", "URL_SECRET",
 ]  # fmt: skip
 
 CONFIG = web.AppKey("config", Config)
 CATALOG = web.AppKey("catalog", Catalog)
 BLOBS = web.AppKey("blobs", BlobStore)
 UPLOADS = web.AppKey("uploads", Uploads)
+# The regions' stores (the primary's is BLOBS) and the work of copying between them.
+REGIONS = web.AppKey("regions", Regions)
+REPLICATION = web.AppKey("replication", Replication)
 CHECKINS = web.AppKey("checkins", CheckIns)
 SIGNATURES = web.AppKey("signatures", Signatures)
 # Encoded update answers (see handlers/updates.py).

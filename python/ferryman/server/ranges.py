@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import email.utils
 import itertools
+import logging
 import secrets
 import socket
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ MAX_DIGITS = 30
 LARGE = 16 << 20
 SEND_BUFFER = 4 << 20
 PART_TYPE = "application/octet-stream"
+
+log = logging.getLogger("ferryman.downloads")
 
 
 @dataclass
@@ -223,13 +226,23 @@ async def respond(
     resp.content_length = p.length
     writer = await resp.prepare(request)
     if request.method != "HEAD" and writer is not None:
-        if p.boundary is None:
-            for a, b in p.spans:
-                await _send(request, writer, content, a, b - a + 1)
-        else:
-            for prefix, a, b in p.parts:
-                await writer.write(prefix)
-                await _send(request, writer, content, a, b - a + 1)
-            await writer.write(p.trailer)
+        try:
+            if p.boundary is None:
+                for a, b in p.spans:
+                    await _send(request, writer, content, a, b - a + 1)
+            else:
+                for prefix, a, b in p.parts:
+                    await writer.write(prefix)
+                    await _send(request, writer, content, a, b - a + 1)
+                await writer.write(p.trailer)
+        except ConnectionError:
+            raise
+        except Exception as e:
+            # The status line is out: no other answer can follow. A connection cut short of
+            # its Content-Length is how HTTP says the body failed (the client retries the rest).
+            log.warning("reading the content failed mid-response (%s); closing the connection", e)
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("the content could not be read") from None
     await resp.write_eof()
     return resp

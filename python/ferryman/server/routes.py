@@ -11,7 +11,18 @@ from aiohttp import web
 
 from ferryman import paths
 from ferryman.catalog import models as m
-from ferryman.server.handlers import api_keys, artifacts, binaries, downloads, events, fleet, meta, signing, updates
+from ferryman.server.handlers import (
+    api_keys,
+    artifacts,
+    binaries,
+    downloads,
+    events,
+    fleet,
+    meta,
+    replication,
+    signing,
+    updates,
+)  # fmt: skip
 from ferryman.server.keys import ROUTE_ROLES
 from ferryman.server.middlewares import DEVICE, PUBLIC
 
@@ -82,6 +93,9 @@ ROUTES: list[Route] = [
     Route("GET", paths.GRANT, downloads.grant, PUBLIC, "Download through a signed, expiring grant (RFC 9110 ranges)",
           raw_body=True),
     Route("HEAD", paths.GRANT, downloads.grant, PUBLIC, "Headers of a grant download", raw_body=True),
+    Route("GET", paths.REGION_GRANT, downloads.grant, PUBLIC,
+          "Download through a grant from a region's verified copy (else the nearest)", raw_body=True),
+    Route("HEAD", paths.REGION_GRANT, downloads.grant, PUBLIC, "Headers of a region's grant download", raw_body=True),
     Route("POST", paths.SIGNATURES, signing.create_signature, SIGN,
           "Submit a signature (verified; bad ones are refused; a repeat answers 200)", m.SignatureCreate, m.Signature, 201,
           also=(200,)),
@@ -147,6 +161,11 @@ ROUTES: list[Route] = [
           response=m.UpdateManifest),
     Route("POST", paths.REPORT, updates.device_report, DEVICE, "Report an installation result",
           m.DeviceReport, m.ReportRecorded),
+    Route("GET", paths.REPLICATION, replication.status, READ,
+          "Replication by region: copies by state, queue, lag, recent failures", response=m.ReplicationStatus),
+    Route("POST", paths.REPLICATION_VERIFY, replication.verify, ADMIN,
+          "Queue every verified copy (of one region) to be read back; missing or differing ones are copied again",
+          m.VerifyRequest, m.VerifyQueued, 202),
     Route("GET", paths.EVENTS, events.list_, READ,
           "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
 ]  # fmt: skip

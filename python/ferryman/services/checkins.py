@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ from ferryman.catalog import models as m
 from ferryman.catalog.rules import now, to_time
 from ferryman.errors import Unauthenticated
 from ferryman.releases import CountPhase, Decision, Device, Override, Reported, resolve
+from ferryman.replication import verified_regions
 
 __all__ = ["CheckIn", "CheckIns"]
 
@@ -48,6 +50,7 @@ class CheckIn(NamedTuple):
     device: m.Device
     entries: list[ServedBinary]  # the manifest: the bundle's entries for the device's target
     generation: int  # of the snapshot it was resolved against: equal generations, equal catalogs
+    region: str | None = None  # where the device downloads from: its own region, else its cohort's
 
 
 def _event(decision: Decision, reported: Reported, actor: str) -> dict[str, Any]:
@@ -65,8 +68,10 @@ def _event(decision: Decision, reported: Reported, actor: str) -> dict[str, Any]
 class CheckIns:
     """See the module doc. ``start`` runs the flush timer; ``close`` flushes what is left."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, regions: Sequence[str] = ("default",)) -> None:
         self.catalog = catalog
+        self.regions = tuple(regions)  # primary first
+        self._replicated: tuple[FleetSnapshot | None, dict[str, bool]] = (None, {})
         self._snapshot: FleetSnapshot | None = None
         self._built_at_changes = -1  # catalog.local_changes() when the snapshot was read
         self._confirmed = 0.0  # when the snapshot's generation was last confirmed current
@@ -179,7 +184,8 @@ class CheckIns:
         claimed = await self.catalog.claims_of(dev.id) if channel in snap.counted else frozenset()
         subject = Device(dev.id, dev.target, frozenset(dev.tags), dev.quarantined)
         for _ in range(64):
-            decision = resolve(subject, reported, releases, overrides, when, snap.servable, claimed)
+            decision = resolve(subject, reported, releases, overrides, when, snap.servable, claimed,
+                               lambda bundle_id: self.replicated(snap, bundle_id))  # fmt: skip
             if not (write and decision.claim) or releases is None:
                 break
             rel = releases[decision.claim]
@@ -194,7 +200,24 @@ class CheckIns:
         entries = []
         if decision.status == "update" and decision.bundle_id:
             entries = [e for e in snap.entries.get(decision.bundle_id, []) if e.target in (dev.target, "any")]
-        return CheckIn(decision, dev, entries, snap.generation)
+        region = dev.region or (snap.cohort_region.get(dev.cohort_id) if dev.cohort_id else None)
+        return CheckIn(decision, dev, entries, snap.generation, region)
+
+    def replicated(self, snap: FleetSnapshot, bundle_id: str) -> bool:
+        """Whether every binary of a bundle has a verified copy in every region (kept per
+        snapshot: copies becoming verified change the generation)."""
+        if len(self.regions) == 1:
+            return True
+        held, known = self._replicated
+        if held is not snap:
+            known = {}
+            self._replicated = (snap, known)
+        if bundle_id not in known:
+            everywhere = frozenset(self.regions)
+            known[bundle_id] = all(
+                verified_regions(e.replicas, self.regions[0]) >= everywhere for e in snap.entries.get(bundle_id, [])
+            )
+        return known[bundle_id]
 
     # The buffer --------------------------------------------------------------------------------
 

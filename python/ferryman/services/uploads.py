@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ferryman.blobs import BlobStore, Received
 from ferryman.catalog import Catalog
@@ -61,8 +61,11 @@ def part_length(binary: m.Binary, index: int) -> int:
 class Uploads:
     """See the module doc. ``lease`` is the in-flight lease of a part upload, in seconds."""
 
-    def __init__(self, catalog: Catalog, blobs: BlobStore, lease: float, job_lease: float = HASHING_LEASE) -> None:
+    def __init__(self, catalog: Catalog, blobs: BlobStore, lease: float, job_lease: float = HASHING_LEASE,
+                 on_content: Callable[[str], Awaitable[None]] | None = None) -> None:  # fmt: skip
         self.catalog = catalog
+        # Told of each binary whose content this process verified (replication queues it).
+        self.on_content = on_content
         self.blobs = blobs
         self.lease = lease
         self.job_lease = job_lease
@@ -278,6 +281,12 @@ class Uploads:
                     target = State.HASHABLE
                 await self.catalog.change_binary(SERVER, binary_id, no_fields, target, by_server=True, expect=State.HASHING,
                                                  error=error)  # fmt: skip
+                if target is State.SIGNABLE and self.on_content is not None:
+                    # Best effort: replication's own pass queues what this misses.
+                    try:
+                        await self.on_content(binary_id)
+                    except Exception as e:
+                        log.warning("binary %s: could not queue its replication now (%s); it is queued later", binary_id, e)
                 return
             except Conflict:
                 # Destroyed (or otherwise moved) while hashing: its own change cleaned up.

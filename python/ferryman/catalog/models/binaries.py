@@ -14,6 +14,7 @@ from ferryman.catalog.models.common import (
     Id,
     Metadata,
     Name,
+    RegionName,
     Role,
     Sha256Hex,
     Target,
@@ -119,6 +120,20 @@ class Binary(Struct, kw_only=True):
     custom_metadata: Metadata
     created_at: str
     updated_at: str
+    # Its copy in each region (see ferryman.replication), once it has content.
+    replicas: list[Replica] = []
+
+
+class Replica(Struct, kw_only=True):
+    """A binary's copy in one region."""
+
+    region: str
+    state: str  # pending | copying | verified | checking | failed | deleting
+    attempts: int  # failed attempts since it last succeeded
+    error: str | None
+    next_attempt_at: str  # when a queued or failed copy is tried (again)
+    verified_at: str | None
+    updated_at: str
 
 
 class Part(Struct, kw_only=True):
@@ -216,3 +231,42 @@ class Event(Struct, kw_only=True):
     resource_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+class RegionReplication(Struct, kw_only=True):
+    """One region's side of replication."""
+
+    region: str
+    primary: bool
+    healthy: bool  # its store passed its last check (as this server sees it)
+    cdn_base_url: str | None
+    copies: dict[str, int]  # state → how many copies are in it
+    queued: int  # copies not verified yet (pending, copying, failed)
+    lag_seconds: float  # how long the oldest of those has waited; 0 when none
+    failures: list[ReplicaFailure]  # the most recent failed copies (up to 20)
+
+
+class ReplicaFailure(Struct, kw_only=True):
+    binary_id: str
+    attempts: int
+    error: str | None
+    next_attempt_at: str
+
+
+class ReplicationStatus(Struct, kw_only=True):
+    """``GET /api/v1/replication``."""
+
+    regions: list[RegionReplication]
+    queued: int
+    lag_seconds: float
+    failed: int
+
+
+class VerifyRequest(_In):
+    region: RegionName | None = None  # None: every region
+
+
+class VerifyQueued(Struct, kw_only=True):
+    """Copies queued to be read back and checked."""
+
+    queued: int

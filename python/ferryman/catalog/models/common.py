@@ -25,6 +25,7 @@ __all__ = [
     "Metadata",
     "Name",
     "Page",
+    "RegionName",
     "Role",
     "Sha256Hex",
     "Tag",
@@ -103,3 +104,5 @@ def check_metadata(value: Metadata, field: str = "custom_metadata") -> None:
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 Time = Annotated[str, Meta(max_length=64, pattern=TIME_PATTERN)]
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))]
+# A configured region's name (see config.REGION_NAME).
+RegionName = Annotated[str, Meta(min_length=1, max_length=32, pattern=full(r"[a-z][a-z0-9-]*"))]

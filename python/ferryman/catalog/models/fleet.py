@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from ferryman.catalog.models.common import Id, Metadata, Name, Tag, Target, Text, Time, VersionText, _In, full
+from ferryman.catalog.models.common import Id, Metadata, Name, RegionName, Tag, Target, Text, Time, VersionText, _In, full
 
 __all__ = [
     "Bundle",
@@ -105,12 +105,14 @@ class CohortCreate(_In):
     name: Name
     channel_id: Id | None = None
     description: Text | None = None
+    region: RegionName | None = None
 
 
 class CohortPatch(_In):
     name: Name | UnsetType = UNSET
     channel_id: Id | UnsetType | None = UNSET
     description: Text | UnsetType | None = UNSET
+    region: RegionName | UnsetType | None = UNSET
 
 
 class Cohort(Struct, kw_only=True):
@@ -118,6 +120,7 @@ class Cohort(Struct, kw_only=True):
     name: str
     channel_id: str | None
     description: str | None
+    region: str | None = None  # where its devices download from (a device's own region wins)
     created_at: str
     updated_at: str
 
@@ -139,6 +142,9 @@ class ReleaseCreate(_In):
     disabled: bool = False
     schedule_at: Time | None = None
     phase: PhaseIn | None = None
+    # Offer the bundle only once every binary is verified in every region (None: yes when
+    # there are several regions).
+    require_replicated: bool | None = None
 
 
 class ReleasePatch(_In):
@@ -149,6 +155,7 @@ class ReleasePatch(_In):
     disabled: bool | UnsetType = UNSET
     schedule_at: Time | UnsetType | None = UNSET
     phase: PhaseIn | UnsetType | None = UNSET
+    require_replicated: bool | UnsetType | None = UNSET
 
 
 class Release(Struct, kw_only=True):
@@ -166,6 +173,7 @@ class Release(Struct, kw_only=True):
     claimed: int
     created_at: str
     updated_at: str
+    require_replicated: bool | None = None
 
 
 class DeviceCreate(_In):
@@ -173,6 +181,7 @@ class DeviceCreate(_In):
     target: Target
     cohort_id: Id | None = None
     tags: Annotated[list[Tag], Meta(max_length=64)] = []
+    region: RegionName | None = None
 
 
 class DevicePatch(_In):
@@ -180,6 +189,7 @@ class DevicePatch(_In):
     cohort_id: Id | UnsetType | None = UNSET
     tags: Annotated[list[Tag], Meta(max_length=64)] | UnsetType = UNSET
     quarantined: bool | UnsetType = UNSET
+    region: RegionName | UnsetType | None = UNSET
 
 
 class Device(Struct, kw_only=True, omit_defaults=True):
@@ -197,6 +207,7 @@ class Device(Struct, kw_only=True, omit_defaults=True):
     last_seen_at: str | None
     created_at: str
     updated_at: str
+    region: str | None = None  # where it downloads from (else its cohort's, else the primary)
     token: str | None = None
 
 

@@ -17,11 +17,12 @@ from ferryman.catalog.sql.engines import Engine, PostgresEngine, SqliteEngine, e
 from ferryman.catalog.sql.events import Events
 from ferryman.catalog.sql.keys import ApiKeys, SigningKeys
 from ferryman.catalog.sql.migrate import check_schema, migrate
+from ferryman.catalog.sql.replicas import Replicas
 
 __all__ = ["SqlCatalog"]
 
 
-class SqlCatalog(ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events):
+class SqlCatalog(ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events, Replicas):
     """The ``Catalog`` on SQL. Each base holds the operations of one group of resources and
     shares nothing but ``db`` and ``threshold``."""
 

@@ -10,6 +10,7 @@ import msgspec
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, later, now
 from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, loads_fields, page_of, to, update_logged
+from ferryman.catalog.sql.replicas import mark_deleting, replicas_of
 from ferryman.errors import Conflict, Invalid
 from ferryman.ids import new_id
 from ferryman.lifecycle import State, check_client_transition, check_server_transition
@@ -56,6 +57,7 @@ def move(tx: Tx, row: Row, target: State, error: str | None) -> Row:
         raise Conflict("the binary changed state meanwhile; retry")
     if target in (State.UPLOADABLE, State.DESTROYED):
         tx.run("DELETE FROM parts WHERE binary_id = ?", [row["id"]])
+        mark_deleting(tx, row["id"])
     after = binary_view(tx, get_or_404(tx, "binaries", row["id"], "binary"))
     tx.event(f"state:{target}", "binary", row["id"], before, after)
     return after
@@ -140,7 +142,13 @@ class Binaries:
 
     async def get_binary(self, binary_id: str) -> m.Binary:
         check_id(binary_id, "binary", "binary")
-        return to(m.Binary, await self.db.read(lambda tx: binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary"))))
+
+        def run(tx: Tx) -> Row:
+            view = binary_view(tx, get_or_404(tx, "binaries", binary_id, "binary"))
+            view["replicas"] = replicas_of(tx, [binary_id])[binary_id]
+            return view
+
+        return to(m.Binary, await self.db.read(run))
 
     async def list_binaries(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Binary]:
         equal: dict[str, str] = {c: filters[c] for c in ("version_id", "target", "state", "sha256") if c in filters}
@@ -149,7 +157,8 @@ class Binaries:
 
         def run(tx: Tx) -> m.Page[Row]:
             page = tx.page("binaries", limit, cursor, equal=equal)
-            page.items = [binary_view(tx, r) for r in page.items]
+            copies = replicas_of(tx, [r["id"] for r in page.items])
+            page.items = [{**binary_view(tx, r), "replicas": copies[r["id"]]} for r in page.items]
             return page
 
         return page_of(m.Binary, await self.db.read(run))
@@ -197,7 +206,10 @@ class Binaries:
                 after = move(tx, get_or_404(tx, "binaries", binary_id, "binary"), State.HASHING, None)
             return after
 
-        return to(m.Binary, await self.db.tx(actor, run))
+        def with_replicas(tx: Tx) -> Row:
+            return {**run(tx), "replicas": replicas_of(tx, [binary_id])[binary_id]}
+
+        return to(m.Binary, await self.db.tx(actor, with_replicas))
 
     # Parts ------------------------------------------------------------------------------------
 
@@ -234,6 +246,7 @@ class Binaries:
         def run(tx: Tx) -> None:
             tx.run("DELETE FROM uploads_in_flight")
             tx.run("UPDATE binaries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+            tx.run("UPDATE replicas SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
 
         await self.db.tx("", run, changes_answers=False)
 

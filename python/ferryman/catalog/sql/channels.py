@@ -35,13 +35,19 @@ def to_release(row: Row) -> Release:
         id=row["id"], bundle_id=row["bundle_id"], created_at=row["created_at"], version=row["version"],
         version_requirement=row["version_requirement"], next_id=row["next_release_id"], required=bool(row["required"]),
         disabled=bool(row["disabled"]), schedule_at=to_time(row["schedule_at"]), phase=phase,
+        require_replicated=_flag(row.get("require_replicated")),
     )  # fmt: skip
+
+
+def _flag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def release_view(row: Row) -> Row:
     out = dict(row)
     out["required"] = bool(out["required"])
     out["disabled"] = bool(out["disabled"])
+    out["require_replicated"] = _flag(out.get("require_replicated"))
     out["phase"] = json.loads(out["phase"]) if out["phase"] else None
     return out
 
@@ -116,7 +122,8 @@ class Channels:
                 raise Conflict(f"a cohort named {body.name!r} exists", {"name": ["already taken"]})
             t = now()
             row: Row = {"id": new_id("cohort"), "name": body.name, "channel_id": body.channel_id,
-                        "description": body.description, "created_at": t, "updated_at": t}  # fmt: skip
+                        "description": body.description, "region": body.region, "created_at": t,
+                        "updated_at": t}  # fmt: skip
             tx.insert("cohorts", row)
             tx.event("create", "cohort", row["id"], None, row)
             return row
@@ -163,6 +170,7 @@ class Channels:
                 "version": body.version, "version_requirement": requirement, "next_release_id": body.next_release_id,
                 "required": int(body.required), "disabled": int(body.disabled), "schedule_at": schedule_at,
                 "phase": json.dumps(phase) if phase else None, "claimed": 0, "created_at": t, "updated_at": t,
+                "require_replicated": None if body.require_replicated is None else int(body.require_replicated),
             }  # fmt: skip
             graph = _graph(tx, channel_id)
             after = insert_release(graph, to_release(row), dt.datetime.now(dt.UTC), previous_id=body.previous_release_id)
@@ -209,6 +217,8 @@ class Channels:
         if body.phase is not msgspec.UNSET:
             p = rules.phase(body.phase)
             changes["phase"] = json.dumps(p) if p else None
+        if body.require_replicated is not msgspec.UNSET:
+            changes["require_replicated"] = None if body.require_replicated is None else int(body.require_replicated)
 
         def run(tx: Tx) -> Row:
             before = get_or_404(tx, "releases", release_id, "release")

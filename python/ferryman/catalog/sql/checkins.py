@@ -31,6 +31,7 @@ _SIGNATURES = (
     "SELECT s.binary_id, k.keyid, k.algorithm, s.signature, k.public_key FROM signatures s "
     "JOIN signing_keys k ON k.id = s.signing_key_id WHERE k.state = 'active' ORDER BY s.created_at, s.id"
 )
+_COPIES = "SELECT r.binary_id, r.region, r.state FROM replicas r JOIN bundle_entries e ON e.binary_id = r.binary_id"
 _OVERRIDES = (
     "SELECT o.* FROM override_devices d JOIN bundle_overrides o ON o.id = d.override_id "
     "WHERE d.device_id = ? AND o.starts_at <= ? AND (o.ends_at IS NULL OR o.ends_at > ?)"
@@ -42,7 +43,8 @@ def _snapshot(tx: Tx) -> FleetSnapshot:
     graphs: dict[str, dict[str, Release]] = {}
     for r in tx.all("SELECT * FROM releases"):
         graphs.setdefault(r["channel_id"], {})[r["id"]] = to_release(r)
-    cohorts = {r["id"]: r["channel_id"] for r in tx.all("SELECT id, channel_id FROM cohorts")}
+    cohort_rows = tx.all("SELECT id, channel_id, region FROM cohorts")
+    cohorts = {r["id"]: r["channel_id"] for r in cohort_rows}
     unsigned = {
         r["bundle_id"]
         for r in tx.all(
@@ -52,14 +54,19 @@ def _snapshot(tx: Tx) -> FleetSnapshot:
     sigs: dict[str, list[m.ManifestSignature]] = {}
     for r in tx.all(_SIGNATURES):
         sigs.setdefault(r.pop("binary_id"), []).append(to(m.ManifestSignature, r))
+    copies: dict[str, dict[str, str]] = {}
+    for r in tx.all(_COPIES):
+        copies.setdefault(r["binary_id"], {})[r["region"]] = r["state"]
     entries: dict[str, list[ServedBinary]] = {}
     for e in tx.all(_SERVED):
         e["custom_metadata"] = json.loads(e["custom_metadata"])
         e["signatures"] = sigs.get(e["binary_id"], [])
+        e["replicas"] = copies.get(e["binary_id"], {})
         entries.setdefault(e.pop("bundle_id"), []).append(to(ServedBinary, e))
     overridden = {r["device_id"] for r in tx.all("SELECT DISTINCT device_id FROM override_devices")}
     counted = {cid for cid, g in graphs.items() if any(isinstance(r.phase, CountPhase) for r in g.values())}
-    return FleetSnapshot(generation, graphs, cohorts, unsigned, entries, overridden, counted)
+    regions = {r["id"]: r["region"] for r in cohort_rows}
+    return FleetSnapshot(generation, graphs, cohorts, unsigned, entries, overridden, counted, cohort_region=regions)
 
 
 class Checkins:

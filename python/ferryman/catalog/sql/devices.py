@@ -85,7 +85,7 @@ class Devices:
                 "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
                 "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None,
                 "reported_version": None, "last_status": None, "last_detail": None, "last_seen_at": None,
-                "created_at": t, "updated_at": t,
+                "created_at": t, "updated_at": t, "region": body.region,
             }  # fmt: skip
             tx.insert("devices", row)
             view = device_view(row)
@@ -122,6 +122,8 @@ class Devices:
             changes["tags"] = json.dumps(sorted(set(body.tags)))
         if body.quarantined is not msgspec.UNSET:
             changes["quarantined"] = int(body.quarantined)
+        if body.region is not msgspec.UNSET:
+            changes["region"] = body.region
 
         def run(tx: Tx) -> Row:
             before = device_view(get_or_404(tx, "devices", device_id, "device"))

@@ -10,6 +10,7 @@ from aiohttp import web
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
 from ferryman.server.handlers.common import actor
+from ferryman.server.handlers.replication import check_region
 from ferryman.server.http import decode, json_response, page_params
 from ferryman.server.keys import CATALOG
 
@@ -63,6 +64,7 @@ async def patch_channel(request: web.Request) -> web.Response:
 
 async def create_cohort(request: web.Request) -> web.Response:
     body = await decode(request, m.CohortCreate)
+    check_region(request, body.region)
     return json_response(await request.app[CATALOG].create_cohort(actor(request), body), 201)
 
 
@@ -77,6 +79,7 @@ async def get_cohort(request: web.Request) -> web.Response:
 
 async def patch_cohort(request: web.Request) -> web.Response:
     body = await decode(request, m.CohortPatch)
+    check_region(request, body.region)
     row = await request.app[CATALOG].patch_cohort(actor(request), request.match_info["cohort_id"], body)
     return json_response(row)
 
@@ -108,6 +111,7 @@ async def patch_release(request: web.Request) -> web.Response:
 
 async def create_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DeviceCreate)
+    check_region(request, body.region)
     token = new_device_token()
     device = await request.app[CATALOG].create_device(actor(request), body, hash_token(token))
     device.token = token
@@ -126,6 +130,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 async def patch_device(request: web.Request) -> web.Response:
     body = await decode(request, m.DevicePatch)
+    check_region(request, body.region)
     row = await request.app[CATALOG].patch_device(actor(request), request.match_info["device_id"], body)
     return json_response(row)
 

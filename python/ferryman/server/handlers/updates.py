@@ -10,12 +10,14 @@ import time
 from aiohttp import web
 
 from ferryman import grants
+from ferryman.catalog import ServedBinary
 from ferryman.catalog import models as m
 from ferryman.errors import Invalid
 from ferryman.releases import Reported
+from ferryman.replication import serve_from, verified_regions
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import ENCODER, decode, json_response
-from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, URL_SECRET
+from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, REGIONS, URL_SECRET
 from ferryman.services.checkins import CheckIn
 
 __all__ = ["check_in", "check_in_for_device", "device_report"]
@@ -44,9 +46,19 @@ def _origin(request: web.Request) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _url(request: web.Request, answer: CheckIn, entry: ServedBinary, token: str) -> str:
+    """Where a device downloads a binary: a verified copy in its region (else the nearest
+    healthy one), through that region's CDN if it has one, else from this service."""
+    regions = request.app[REGIONS]
+    if not regions.several:
+        return f"{regions.cdn.get(regions.primary) or _origin(request)}/dl/{token}"
+    verified = verified_regions(entry.replicas, regions.primary)
+    region = serve_from(answer.region, regions.names, verified, regions.healthy) or regions.primary
+    return f"{regions.cdn.get(region) or _origin(request)}/dl/{region}/{token}"
+
+
 def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateManifest:
     decision = answer.decision
-    origin = _origin(request)
     secret = request.app[URL_SECRET]
     release = None
     if decision.release is not None:
@@ -60,7 +72,7 @@ def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateMa
             size=e.size,
             sha256=e.sha256,
             custom_metadata=e.custom_metadata,
-            url=f"{origin}/dl/{grants.issue(secret, e.binary_id, expires)}",
+            url=_url(request, answer, e, grants.issue(secret, e.binary_id, expires)),
             signatures=e.signatures,
         )
         for e in answer.entries
@@ -75,7 +87,7 @@ def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
     d = answer.decision
     # Everything the body is made of (the manifest is the bundle's entries for the target).
     key = (_origin(request), answer.device.target, d.status, d.source, d.reason,
-           d.release.id if d.release else None, d.bundle_id)  # fmt: skip
+           d.release.id if d.release else None, d.bundle_id, answer.region, request.app[REGIONS].epoch)  # fmt: skip
 
     def encode() -> bytes:
         return ENCODER.encode(_manifest(request, answer, expires))
