@@ -181,6 +181,8 @@ def test_a_release_waits_for_its_bundle_to_be_replicated_unless_it_waives_it(req
     g = chain(LINEAR, d={"require_replicated": require})
     d = decide(g, Reported(release_id="c", bundle_id="Bc"), replicated=lambda b: replicated or b != "Bd")
     assert (d.status, d.reason, d.release.id, d.bundle_id) == (*want, "d", "Bd")
+    # Without a say on copies (one region), nothing waits for them.
+    assert resolve(DEV, Reported(release_id="c", bundle_id="Bc"), g, [], NOW, lambda b: True).reason == "release"
     # Only the chosen release's bundle is asked about; an override never waits.
     assert decide(g, overrides=[Override("ovr_1", "Bx", NOW - HOUR)], replicated=lambda b: False).status == "update"
 

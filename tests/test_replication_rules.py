@@ -55,9 +55,12 @@ def test_source_for_a_copy_is_another_healthy_verified_region():
     assert source_for("ap", ORDER, frozenset({"ap", "us"}), healthy_but()) == "us"
     assert source_for("ap", ORDER, frozenset({"ap"}), healthy_but()) is None
     assert source_for("ap", ORDER, frozenset({"eu", "us"}), healthy_but("eu", "us")) is None
+    # A target named by an equal string that is not the same object (as read from a row).
+    assert source_for("".join(["a", "p"]), ("ap", "eu"), frozenset({"ap", "eu"}), healthy_but()) == "eu"
 
 
 def test_retry_delay_doubles_with_jitter_up_to_its_cap():
+    assert (RETRY_BASE, RETRY_MAX) == (2.0, 600.0)  # the documented 2 s and 10 minutes
     assert retry_delay(1, 0.0) == RETRY_BASE / 2
     assert retry_delay(1, 0.999999) == pytest.approx(RETRY_BASE)
     assert retry_delay(0, 0.5) == retry_delay(1, 0.5) == 0.75 * RETRY_BASE
@@ -67,3 +70,4 @@ def test_retry_delay_doubles_with_jitter_up_to_its_cap():
     assert retry_delay(10, 0.0) == RETRY_MAX / 2  # 1024 s, capped
     assert retry_delay(5, 0.999999, cap=1.0) == pytest.approx(1.0)
     assert retry_delay(10_000, 0.5) == 0.75 * RETRY_MAX  # no overflow however many attempts
+    assert retry_delay(10_000, 0.5, cap=1e12) == 0.75 * RETRY_BASE * 2**16  # doubling stops at 2^16

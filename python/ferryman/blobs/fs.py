@@ -51,6 +51,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+async def _sink(path: Path, offset: int, limit: int, stream: AsyncIterator[bytes]) -> SinkResult:
+    """Streams into ``path`` from ``offset`` through the native sink (written, hashed and
+    fsynced on a native thread); SizeLimitExceeded past ``limit`` bytes. Stopped early (a
+    refused, stalled or dropped stream), the writer is stopped and the bytes written stay,
+    for the next attempt to overwrite."""
+    sink = await _off_loop(lambda: Sink(path, offset=offset, limit=limit))
+    closed = False
+    try:
+        async for chunk in stream:
+            await write(sink, chunk)
+        result = await _off_loop(sink.close)
+        closed = True
+        return result
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
+        raise
+    finally:
+        if not closed:
+            await asyncio.shield(_off_loop(sink.abort))
+
+
 class FileContent:
     """A published file opened for reading."""
 
@@ -99,26 +121,10 @@ class FsBlobStore:
     async def receive_part(self, binary_id: str, stream: AsyncIterator[bytes], offset: int, size: int) -> SinkResult:
         """Streams one part into its byte range of the upload file through the native sink
         (written, hashed and fsynced on a native thread)."""
-        path = self._upload(binary_id)
-        sink = await _off_loop(lambda: Sink(path, offset=offset, limit=size))
-        closed = False
         try:
-            async for chunk in stream:
-                await write(sink, chunk)
-            result = await _off_loop(sink.close)
-            closed = True
-            return result
+            return await _sink(self._upload(binary_id), offset, size, stream)
         except SizeLimitExceeded:
             raise TooLarge(f"the part has more than its {size} bytes") from None
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(f"the server is out of disk space ({e.strerror})") from None
-            raise
-        finally:
-            if not closed:
-                # Stopped early (a refused, stalled or dropped part): stop the writer; the bytes
-                # stay in the part's own range, for its next upload to overwrite.
-                await asyncio.shield(_off_loop(sink.abort))
 
     def _digest(self, binary_id: str, part_size: int | None) -> FileDigest:
         path = self._upload(binary_id)
@@ -180,22 +186,10 @@ class FsBlobStore:
         thread) under copies/, and renames it into content/ only if it matches."""
         path = self._copy(binary_id)
         await _off_loop(lambda: path.unlink(missing_ok=True))  # a crashed attempt's bytes
-        sink = await _off_loop(lambda: Sink(path, offset=0, limit=size))
-        closed = False
         try:
-            async for chunk in stream:
-                await write(sink, chunk)
-            result = await _off_loop(sink.close)
-            closed = True
+            result = await _sink(path, 0, size, stream)
         except SizeLimitExceeded:
             raise Mismatch(f"the copy has more than {size} bytes") from None
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(f"the store is out of disk space ({e.strerror})") from None
-            raise
-        finally:
-            if not closed:
-                await asyncio.shield(_off_loop(sink.abort))
         if (result.size, result.sha256) != (size, sha256):
             await _off_loop(lambda: path.unlink(missing_ok=True))
             raise Mismatch(f"the copy has {result.size} bytes with SHA-256 {result.sha256}; expected {size} bytes, {sha256}")
