@@ -8,7 +8,8 @@ The S3 servers are ``rclone serve s3`` on loopback (Go, files on disk), one per 
 - **Copy**: one binary store to store (S3 to S3) the way replication copies it
   (``write_content`` of the source's ``read``: streamed, hashed on a thread beside the transfer,
   checked before it counts) vs obstore's own streamed copy of the same object between the
-  same servers (GET stream into a multipart PUT, same chunk size), 1 GiB.
+  same servers (GET stream into a multipart PUT, same chunk size), 1 GiB, in pairs (each side
+  first in every other pair); the ratio is the median of the pairs' ratios.
 - **Fan-out**: 100 binaries of 16 MiB uploaded to a server with one region, which then starts
   with three (the primary's file store and two S3 servers): the time from its start to every
   copy verified, vs copying the same files with obstore in a loop (each file to each S3 server,
@@ -53,7 +54,7 @@ async def _replication_copy(src: ObjectBlobStore, dst: ObjectBlobStore, size: in
     return time.perf_counter() - t
 
 
-def copy(tmp: Path, smoke: bool, repeat: int) -> tuple[float, float, int]:
+def copy(tmp: Path, smoke: bool, repeat: int) -> tuple[float, float, float, int]:
     size = (32 if smoke else 1024) * MIB
     path = make_file(tmp / "copy.bin", size)
     sha = hash_file(path).sha256
@@ -76,7 +77,9 @@ def copy(tmp: Path, smoke: bool, repeat: int) -> tuple[float, float, int]:
     finally:
         a.stop()
         b.stop()
-    return median(ours), median(base), size
+    # Both sides write 1 GiB to the same disk: the page cache's writeback lands on whichever
+    # copy runs at the time, so each pair's ratio is taken and the median of those reported.
+    return median(ours), median(base), median([b / o for b, o in zip(base, ours, strict=True)]), size
 
 
 def _status(base: str) -> dict:
@@ -134,15 +137,14 @@ def fan_out(tmp: Path, smoke: bool) -> tuple[float, float, int, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--repeat", type=int, default=4)
+    p.add_argument("--repeat", type=int, default=6)
     args = p.parse_args(argv)
     repeat = 1 if args.smoke else args.repeat
     judge = (lambda ok: "") if args.smoke else (lambda ok: "met" if ok else "MISSED")
     with tempfile.TemporaryDirectory(prefix="ferryman-replication-") as d:
         tmp = Path(d)
-        ours, base, size = copy(tmp, args.smoke, repeat)
+        ours, base, ratio, size = copy(tmp, args.smoke, repeat)
         print(f"{'replication':34} {'ours s':>8} {'base s':>8} {'ratio':>7}  target")
-        ratio = base / ours
         print(f"{f'copy {size // MIB} MiB S3 -> S3':34} {ours:8.2f} {base:8.2f} {ratio:6.2f}x  >= 0.9x {judge(ratio >= 0.9)}")
         ours, base, count, size = fan_out(tmp, args.smoke)
         ratio = base / ours
