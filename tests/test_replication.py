@@ -330,3 +330,16 @@ def test_two_servers_on_one_catalog_copy_each_binary_once(tmp_path: Path, postgr
     finally:
         other.stop()
         r.stop()
+
+
+def test_a_reset_binary_uploaded_again_is_copied_again(regions: Regions):
+    api = regions.start()
+    data = os.urandom(4096)
+    b = one_binary(api, data)
+    wait_replicas(api, b["id"], EVERYWHERE)
+    api.ok("PATCH", f"{API}/binaries/{b['id']}", {"state": "uploadable"})
+    assert {r["state"] for r in replicas(api, b["id"]).values()} <= {"deleting"}
+    assert api.put(f"{API}/binaries/{b['id']}/content", data).status == 200
+    api.wait_state(b["id"], {"signable"})
+    wait_replicas(api, b["id"], EVERYWHERE, timeout=30)
+    assert regions.copies(b["id"]) == {"eu": data, "ap": data, "us": data}

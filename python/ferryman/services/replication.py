@@ -157,7 +157,10 @@ class Replication:
                         job.attempts + 1, error)  # fmt: skip
         delay = retry_delay(job.attempts + 1, random.random(), self.retry_max)
         try:
-            await self.catalog.finish_replica(job, self.worker, outcome, error, delay)
+            settled = await self.catalog.finish_replica(job, self.worker, outcome, error, delay)
+            if settled and outcome == "deleted":
+                # A binary reset and uploaded again meanwhile needs its copies back.
+                await self.catalog.queue_replicas(self.regions.names, job.binary_id)
         except Exception:
             log.exception("could not record the replication of %s in %s; its lease runs out", job.binary_id, job.region)
 
