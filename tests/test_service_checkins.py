@@ -16,6 +16,7 @@ from apiclient import Api
 from services import catalog_for
 from test_server_fleet import API, Fleet
 
+from ferryman.catalog import FleetSnapshot, ServedBinary
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import hash_token
 from ferryman.catalog.sql import SqlCatalog
@@ -458,3 +459,23 @@ def test_with_one_region_every_bundle_counts_as_replicated(fleet: Fleet, rollout
         assert (await checkins.check_in(Reported(), token_hash=token)).decision.reason == "release"
 
     with_checkins(tmp_path, scenario)
+
+
+def _snapshot(*copies: dict[str, str]) -> FleetSnapshot:
+    fields = {"artifact": "a", "version": "1", "target": "any", "size": 1, "sha256": "0" * 64, "custom_metadata": {}}
+    entries = [ServedBinary(binary_id=f"bin_{i}", signatures=[], replicas=c, **fields) for i, c in enumerate(copies)]
+    return FleetSnapshot(1, {}, {}, set(), {"bnd_1": entries}, set(), set())
+
+
+@pytest.mark.parametrize(("regions", "copies", "want"), [
+    (("eu", "ap"), [{"ap": "verified"}], True),  # the primary's row not written yet: hashing verified it
+    (("eu", "ap"), [{"ap": "verified"}, {"ap": "copying"}], False),
+    (("eu", "ap"), [{"eu": "pending", "ap": "verified"}], False),  # the primary's copy is broken
+    (("eu", "ap"), [{"ap": "verified", "old": "verified"}], True),  # a region no longer configured
+    (("eu",), [{"eu": "pending"}], True),  # one region: rows left by an earlier configuration do not count
+])  # fmt: skip
+def test_replicated_means_verified_in_every_configured_region(regions, copies, want):
+    checkins = CheckIns(None, regions)  # type: ignore[arg-type]
+    snap = _snapshot(*copies)
+    assert checkins.replicated(snap, "bnd_1") is want
+    assert checkins.replicated(snap, "bnd_1") is want  # kept for the snapshot
