@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from apiclient import free_port
 from services import grant_secret
-from test_replication import EVERYWHERE, TARGET, Regions, wait_replicas
-from test_server_fleet import API, Fleet, check
+from test_replication import EVERYWHERE, TARGET, Regions, released_in_asia, wait_replicas
+from test_server_fleet import Fleet, check
 
 from conftest import _missing
 from ferryman import grants
@@ -109,14 +109,8 @@ def cdn(tmp_path: Path) -> Iterator[tuple[Regions, Cdn]]:
 def test_a_cdn_in_front_serves_one_cached_copy_with_ranges(cdn: tuple[Regions, Cdn]):
     regions, c = cdn
     api = regions.start()
-    fleet = Fleet(api)
-    bundle = fleet.bundle("1.0.0", targets=[TARGET])
-    channel = fleet.channel("stable")
-    fleet.release(channel, "v1", bundle)
-    cohort = api.ok("POST", f"{API}/cohorts", {"name": "asia", "channel_id": channel["id"], "region": "ap"})
-    binary_id = bundle["entries"][0]["binary_id"]
+    fleet, cohort, binary_id = released_in_asia(api)
     data = fleet.content[binary_id]
-    wait_replicas(api, binary_id, EVERYWHERE)
     one, two = fleet.device("d1", TARGET, cohort)[1], fleet.device("d2", TARGET, cohort)[1]
     url = check(one)["binaries"][0]["url"]
     assert url.startswith(f"{c.base}/dl/ap/")

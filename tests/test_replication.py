@@ -114,6 +114,19 @@ def one_binary(api: Api, data: bytes) -> dict:
     return api.wait_state(b["id"], {"signable"})
 
 
+def released_in_asia(api: Api) -> tuple[Fleet, dict, str]:
+    """A one-binary bundle released on a channel, copied everywhere, and a cohort on the channel
+    whose devices download from region ap: the fleet, the cohort and the binary's ID."""
+    fleet = Fleet(api)
+    bundle = fleet.bundle("1.0.0", targets=[TARGET])
+    channel = fleet.channel("stable")
+    fleet.release(channel, "v1", bundle)
+    cohort = api.ok("POST", f"{API}/cohorts", {"name": "asia", "channel_id": channel["id"], "region": "ap"})
+    binary_id = bundle["entries"][0]["binary_id"]
+    wait_replicas(api, binary_id, EVERYWHERE)
+    return fleet, cohort, binary_id
+
+
 def test_an_upload_is_verified_in_three_regions_with_identical_bytes(regions: Regions):
     api = regions.start()
     data = os.urandom(3 * 1024 * 1024 + 17)
@@ -133,13 +146,7 @@ def test_devices_download_from_their_own_region_or_its_cdn(tmp_path: Path):
     r = Regions(tmp_path, "--cdn-base-url", "ap=https://cdn-ap.example.net/fm")
     try:
         api = r.start()
-        fleet = Fleet(api)
-        bundle = fleet.bundle("1.0.0", targets=[TARGET])
-        channel = fleet.channel("stable")
-        fleet.release(channel, "v1", bundle)
-        cohort = api.ok("POST", f"{API}/cohorts", {"name": "asia", "channel_id": channel["id"], "region": "ap"})
-        binary_id = bundle["entries"][0]["binary_id"]
-        wait_replicas(api, binary_id, EVERYWHERE)
+        fleet, cohort, binary_id = released_in_asia(api)
         devices: dict[str, Api] = {}
         urls = {}
         for region in ("eu", "us"):
