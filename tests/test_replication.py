@@ -328,12 +328,13 @@ def test_two_servers_on_one_catalog_copy_each_binary_once(tmp_path: Path, postgr
     other = r._server()
     try:
         api, api2 = r.start(), other.start()
-        made = [one_binary((api, api2)[i % 2], os.urandom(300_000 + i)) for i in range(6)]
-        for b in made:
+        contents = [os.urandom(300_000 + i) for i in range(6)]
+        made = [one_binary((api, api2)[i % 2], data) for i, data in enumerate(contents)]
+        for b, data in zip(made, contents, strict=True):
             wait_replicas(api2, b["id"], EVERYWHERE)
             events = api.ok("GET", f"{API}/events?resource_id={b['id']}&action=replica:verified")["items"]
             assert sorted(e["after"]["region"] for e in events) == ["ap", "us"]
-            assert set(r.copies(b["id"]).values()) == {r.copies(b["id"])["eu"]}
+            assert r.copies(b["id"]) == {"eu": data, "ap": data, "us": data}
     finally:
         other.stop()
         r.stop()

@@ -20,6 +20,9 @@ __all__ = ["Replicas", "replicas_of"]
 _WITH_CONTENT = "('signable', 'signed')"
 _FIELDS = "binary_id, region, state, attempts, error, next_attempt_at, verified_at, updated_at"
 FAILURES_SHOWN = 20
+# The state a row is in while a worker holds each kind of job (``ReplicaJob.kind``).
+_HELD = {"copy": "copying", "check": "checking", "delete": "deleting"}
+_KIND = {state: kind for kind, state in _HELD.items()}
 
 
 def replicas_of(tx: Tx, binary_ids: Sequence[str]) -> dict[str, list[Row]]:
@@ -95,8 +98,7 @@ class Replicas:
                     continue
                 b = tx.one("SELECT size, sha256 FROM binaries WHERE id = ?", [r["binary_id"]])
                 assert b is not None
-                kind = {"copying": "copy", "checking": "check", "deleting": "delete"}[state]
-                jobs.append(ReplicaJob(r["binary_id"], r["region"], kind, b["size"], b["sha256"], r["attempts"]))
+                jobs.append(ReplicaJob(r["binary_id"], r["region"], _KIND[state], b["size"], b["sha256"], r["attempts"]))
             return jobs
 
         return await self.db.tx("", run, changes_answers=False, durable=False)
@@ -113,7 +115,7 @@ class Replicas:
         or different: copied again at once) or ``deleted`` (the row goes). Only if the row is
         still in the state the job left it in (a binary reset meanwhile has moved it to
         ``deleting``); the lease ends either way. Returns whether it was settled."""
-        held = {"copy": "copying", "check": "checking", "delete": "deleting"}[job.kind]
+        held = _HELD[job.kind]
 
         def run(tx: Tx) -> bool:
             t = now()
