@@ -132,7 +132,12 @@ class ThreadServer:
             assert self._runner is not None
             await self._runner.cleanup()
 
-        asyncio.run_coroutine_threadsafe(down(), self._loop).result(30)
+        try:
+            asyncio.run_coroutine_threadsafe(down(), self._loop).result(30)
+        except TimeoutError:
+            for task in asyncio.all_tasks(self._loop):  # what the shutdown waits on
+                task.print_stack(file=sys.stderr)
+            raise
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
         self._loop.close()

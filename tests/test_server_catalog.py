@@ -55,6 +55,8 @@ def _path_for(path: str) -> str:
         "{cohort_id}": "coh_" + "0" * 26,
         "{device_id}": "dev_" + "0" * 26,
         "{override_id}": "ovr_" + "0" * 26,
+        "{webhook_id}": "whk_" + "0" * 26,
+        "{delivery_id}": "msg_" + "0" * 26,
         "{index}": "1",
     }
     for k, v in ids.items():

@@ -163,6 +163,41 @@ def test_check_in_records_last_seen_and_only_changed_decisions(tmp_path: Path, f
     with_checkins(tmp_path, scenario)
 
 
+def test_check_in_an_offer_starts_the_device_outcome_once(tmp_path: Path, fleet: Fleet, rollout):
+    d1, t1 = device_token(fleet, rollout, "d1")
+    d2, t2 = device_token(fleet, rollout, "d2")
+    release = rollout["release"]["id"]
+    current = Reported(release_id=release, bundle_id=rollout["bundle"]["id"])
+
+    async def scenario(c: CheckIns) -> None:
+        async def offered() -> int:
+            await c.flush()
+            return (await c.catalog.release_stats(release)).outcomes.offered
+
+        await c.check_in(current, token_hash=t1)  # no_update (current): no offer
+        assert await offered() == 0
+        await c.check_in(Reported(), token_hash=t1)
+        assert await offered() == 1
+        await c.check_in(Reported(), token_hash=t1)  # the same answer again
+        await c.check_in(current, token_hash=t1)
+        await c.check_in(Reported(), token_hash=t1)  # offered again: still one device
+        assert await offered() == 1
+        device = await c.catalog.get_device(d2["id"])
+        await c.check_in(Reported(), token_hash=t2, write=False)  # a dry run
+        await c.check_in(Reported(), device=device, actor="key_ops")  # an operator's check
+        assert await offered() == 1
+        await c.check_in(Reported(), token_hash=t2)
+        assert await offered() == 2
+        stats = await c.catalog.release_stats(release)
+        assert stats.devices == 2 and stats.outcomes.installed == 0
+        # Each device's first check-in was its first sighting, logged once.
+        for d in (d1, d2):
+            page = await c.catalog.list_events(10, None, {"resource_id": d["id"], "action": "first_seen"})
+            assert len(page.items) == 1
+
+    with_checkins(tmp_path, scenario)
+
+
 def test_check_in_a_fleet_at_once_is_looked_up_in_batches(tmp_path: Path, fleet: Fleet, rollout, monkeypatch):
     tokens = [device_token(fleet, rollout, f"d{i}")[1] for i in range(6)]
 
@@ -319,20 +354,21 @@ def test_check_in_a_failed_write_keeps_every_check_in_for_the_next(tmp_path: Pat
         real = c.catalog.record_check_ins
         attempts = []
 
-        async def failing_once(last_seen, events):
-            attempts.append(len(events))
+        async def failing_once(last_seen, events, offers):
+            attempts.append((len(events), len(offers)))
             if len(attempts) == 1:
                 for _, token in devices[1:]:  # buffered meanwhile
                     await c.check_in(Reported(), token_hash=token)
                 raise RuntimeError("the disk is busy")
-            return await real(last_seen, events)
+            return await real(last_seen, events, offers)
 
         monkeypatch.setattr(c.catalog, "record_check_ins", failing_once)
         await c.check_in(Reported(), token_hash=devices[0][1])
         with pytest.raises(RuntimeError):
             await c.flush()
         await c.flush()
-        assert attempts == [1, 3]
+        assert attempts == [(1, 1), (3, 3)]
+        assert (await c.catalog.release_stats(rollout["release"]["id"])).outcomes.offered == 3
         for dev, _ in devices:
             assert (await c.catalog.get_device(dev["id"])).last_seen_at is not None
             events = await c.catalog.list_events(10, None, {"resource_id": dev["id"], "action": "resolve"})

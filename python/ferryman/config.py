@@ -142,6 +142,20 @@ class Config:
     replication_concurrency: int = 4
     # The longest wait before a failed replication job is tried again (the backoff's cap).
     replication_retry_max: float = 600.0
+    # Prometheus metrics at /metrics (any API role may read them).
+    metrics: bool = True
+    # Webhooks may target loopback, private and other non-public addresses (off by default:
+    # whoever can create a webhook could otherwise make the server call internal services).
+    webhook_allow_private: bool = False
+    # A delivery attempt ends after this many seconds without a complete answer.
+    webhook_timeout: float = 10.0
+    # Attempts before a delivery is given up (it can be redelivered by hand).
+    webhook_max_attempts: int = 10
+    # The wait before the first retry of a failed delivery; it doubles up to the maximum.
+    webhook_retry_base: float = 5.0
+    webhook_retry_max: float = 3600.0
+    # How often scheduled phase steps of releases are looked for.
+    rollout_check_interval: float = 10.0
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
@@ -154,6 +168,10 @@ class Config:
             "header_timeout",
             "region_check_interval",
             "replication_retry_max",
+            "webhook_timeout",
+            "webhook_retry_base",
+            "webhook_retry_max",
+            "rollout_check_interval",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
@@ -168,6 +186,8 @@ class Config:
             raise ValueError("workers must be at least 1")
         if self.replication_concurrency < 1:
             raise ValueError("replication_concurrency must be at least 1")
+        if self.webhook_max_attempts < 1:
+            raise ValueError("webhook_max_attempts must be at least 1")
 
     def _check_regions(self) -> None:
         names = [r.name for r in self.regions]

@@ -23,6 +23,8 @@ PREFIXES = {
     "device": "dev",
     "override": "ovr",
     "webhook": "whk",
+    # A webhook delivery (Standard Webhooks calls its ID the message ID).
+    "delivery": "msg",
     "event": "evt",
     "api_key": "apk",
     # Internal: an upload in flight (a lease), never seen in the API.

@@ -3,10 +3,10 @@ the seam every layer above uses; ``sql`` implements it on SQLite (embedded) and 
 
 from __future__ import annotations
 
-from ferryman.catalog.protocol import Catalog, FleetSnapshot, ReplicaJob, ServedBinary
+from ferryman.catalog.protocol import Catalog, DeliveryJob, DeliveryOutcome, FleetSnapshot, ReplicaJob, ServedBinary
 from ferryman.config import Config
 
-__all__ = ["Catalog", "FleetSnapshot", "ReplicaJob", "ServedBinary", "open_catalog"]
+__all__ = ["Catalog", "DeliveryJob", "DeliveryOutcome", "FleetSnapshot", "ReplicaJob", "ServedBinary", "open_catalog"]
 
 
 async def open_catalog(config: Config) -> Catalog:

@@ -13,17 +13,18 @@ other processes notice it by reading it (``services.checkins`` does, in the back
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
 from ferryman.catalog import models as m
+from ferryman.errors import DomainError
 from ferryman.lifecycle import State
 from ferryman.releases import Override, Release
 
-__all__ = ["Catalog", "FleetSnapshot", "ReplicaJob", "ServedBinary"]
+__all__ = ["Catalog", "DeliveryJob", "DeliveryOutcome", "FleetSnapshot", "ReplicaJob", "ServedBinary"]
 
 
 class ServedBinary(m.BundleEntry, kw_only=True):
@@ -45,6 +46,32 @@ class ReplicaJob:
     size: int
     sha256: str
     attempts: int  # failed attempts so far
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """A webhook delivery a worker holds: send ``body`` to ``url`` signed with ``secret``."""
+
+    id: str  # the webhook-id
+    webhook_id: str
+    url: str
+    secret: str
+    body: bytes
+    attempts: int  # attempts so far
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """One attempt's result: ``retry_at`` (when the next attempt is due) None when it was
+    delivered or is given up."""
+
+    id: str
+    at: str
+    delivered: bool
+    status: int | None
+    error: str | None
+    seconds: float
+    retry_at: str | None
 
 
 @dataclass
@@ -273,8 +300,26 @@ class Catalog(Protocol):
     async def device_for_token(self, token_hash: str) -> m.Device:
         """The device with this token; raises Unauthenticated."""
 
-    async def report(self, token_hash: str, body: m.DeviceReport) -> m.Device:
-        """Records a device's installation report (bookkeeping: answers do not depend on it)."""
+    async def report_many(self, reports: Sequence[tuple[str, m.DeviceReport]]) -> list[m.Device | DomainError]:
+        """Records device reports ``(token hash, report)`` in one transaction: each gets its device or the error
+        that refused it (a refused report changes nothing). A failure that breaks its release's halt rule halts
+        the release in the same transaction (``release.halted``)."""
+
+    async def device_reports(self, device_id: str, limit: int) -> list[m.ReportEntry]:
+        """A device's last ``limit`` reports, newest first."""
+
+    # Rollout stats and scheduled steps (see catalog/sql/rollouts.py and ferryman.rollouts) -------
+
+    async def release_stats(self, release_id: str) -> m.RolloutStats: ...
+
+    async def group_stats(self, scope: str, group_id: str) -> m.RolloutStats:
+        """Stats over a ``cohort``'s devices or a ``channel``'s releases, with each release's share."""
+
+    async def rollout_gauges(self) -> list[tuple[str, str, bool, dict[str, int]]]:
+        """Per release with outcomes: (release ID, channel ID, halted, devices by outcome)."""
+
+    async def advance_rollouts(self) -> list[str]:
+        """Applies the scheduled phase steps that are due on releases that are not halted."""
 
     async def create_override(self, actor: str, body: m.OverrideCreate) -> m.Override: ...
 
@@ -308,9 +353,40 @@ class Catalog(Protocol):
         """Claims one place of a count phase for a device, atomically: true if the device has one now (a claim
         it held already counts), false if the phase was full."""
 
-    async def record_check_ins(self, last_seen: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, Any]]) -> None:
+    async def record_check_ins(self, last_seen: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, Any]],
+                               offers: Sequence[tuple[str, str, str | None, str]] = ()) -> None:  # fmt: skip
         """Writes buffered check-ins in one transaction (bookkeeping): devices' last-seen times ``(device_id,
-        at)`` and ``resolve`` events ``(device_id, at, decision)``."""
+        at)``, ``resolve`` events ``(device_id, at, decision)`` and releases offered ``(device_id, release_id,
+        cohort_id, at)``; a device seen for the first time gets a ``first_seen`` event."""
+
+    # Webhooks and their outbox (see catalog/sql/webhooks.py and ferryman.webhooks) ----------
+
+    def on_webhook_queued(self, wake: Callable[[], None]) -> None:
+        """Calls ``wake`` after each commit of this process's that queued webhook deliveries."""
+
+    async def create_webhook(self, actor: str, body: m.WebhookCreate, secret: str) -> m.Webhook: ...
+
+    async def get_webhook(self, webhook_id: str) -> m.Webhook: ...
+
+    async def list_webhooks(self, limit: int, cursor: str | None) -> m.Page[m.Webhook]: ...
+
+    async def patch_webhook(self, actor: str, webhook_id: str, body: m.WebhookPatch) -> m.Webhook: ...
+
+    async def delete_webhook(self, actor: str, webhook_id: str) -> None: ...
+
+    async def list_deliveries(self, webhook_id: str, limit: int, cursor: str | None,
+                              state: str | None) -> m.Page[m.WebhookDelivery]: ...  # fmt: skip
+
+    async def redeliver(self, actor: str, webhook_id: str, delivery_id: str) -> m.WebhookDelivery:
+        """Queues a delivery again at once (with the same ``webhook-id``), whatever its state."""
+
+    async def claim_deliveries(self, worker: str, lease: float, busy: Mapping[str, int], per_webhook: int,
+                               limit: int) -> list[DeliveryJob]:  # fmt: skip
+        """Takes due deliveries for ``worker``: at most ``limit``, and of each webhook at most ``per_webhook``
+        less those ``busy`` in flight in this process already."""
+
+    async def finish_deliveries(self, worker: str, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Settles attempts of held deliveries: delivered, retried later, or failed for good."""
 
     # The audit log -------------------------------------------------------------------------------
 

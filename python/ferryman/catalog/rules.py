@@ -92,6 +92,30 @@ def phase(body: m.PhaseIn | None) -> dict[str, Any] | None:
     return {"mode": "tags", "tags": sorted(set(body.tags))}
 
 
+def halt(body: m.HaltIn | None) -> dict[str, Any] | None:
+    """A release's halt rule as stored (``ferryman.rollouts.HaltRule``): at least one bound;
+    ``min_reports`` only with a failure rate."""
+    if body is None:
+        return None
+    if body.max_failure_rate is None and body.max_failures is None:
+        raise Invalid("a halt rule needs max_failure_rate or max_failures", {"halt": ["no bound given"]})
+    if body.min_reports is not None and body.max_failure_rate is None:
+        raise Invalid("min_reports applies to max_failure_rate", {"halt.min_reports": ["needs max_failure_rate"]})
+    return {k: v for k, v in (("max_failure_rate", body.max_failure_rate), ("min_reports", body.min_reports),
+                              ("max_failures", body.max_failures)) if v is not None}  # fmt: skip
+
+
+def advance(steps: list[m.AdvanceStep] | None) -> list[dict[str, Any]] | None:
+    """Scheduled phase steps as stored, in time order (each time once)."""
+    if not steps:
+        return None
+    out = sorted(({"at": parse_time(s.at, "advance.at") or "", "phase": phase(s.phase)} for s in steps),
+                 key=lambda s: str(s["at"]))  # fmt: skip
+    if len({s["at"] for s in out}) != len(out):
+        raise Invalid("two advance steps at one time", {"advance": ["times must differ"]})
+    return out
+
+
 def requirement(text: str | None) -> str | None:
     """A SemVer requirement (``>=1.2.0,<2.0.0``), normalised; 422 if it does not parse."""
     if text is None:

@@ -18,6 +18,7 @@ from typing import Any
 from ferryman import __version__
 from ferryman.cli import commands as api
 from ferryman.cli import local
+from ferryman.cli import operations as ops
 from ferryman.cli.output import parse_size
 from ferryman.errors import FerrymanError
 
@@ -114,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--channel", metavar="CHANNEL_ID")
     co.add_argument("--region", metavar="NAME", help="region its devices download from")
 
-    rc = cmd(group("releases", "releases"), "create", "add a release to a channel", api.cmd_releases_create)
+    releases = group("releases", "releases")
+    rc = cmd(releases, "create", "add a release to a channel", api.cmd_releases_create)
     rc.add_argument("--channel", required=True, metavar="CHANNEL_ID")
     rc.add_argument("--name", required=True)
     rc.add_argument("--bundle", required=True, metavar="BUNDLE_ID")
@@ -135,6 +137,54 @@ def _parser() -> argparse.ArgumentParser:
     phase.add_argument("--percent", type=float, metavar="FRACTION", help="phase: share of devices, 0..1")
     phase.add_argument("--count", type=int, metavar="N", help="phase: first N devices")
     phase.add_argument("--tags", metavar="T1,T2", help="phase: devices with any of these tags")
+    rc.add_argument(
+        "--halt-failure-rate",
+        type=float,
+        metavar="FRACTION",
+        help="halt the release when more than this share of reporting devices failed (0..1)",
+    )
+    rc.add_argument(
+        "--halt-min-reports",
+        type=int,
+        metavar="N",
+        help="devices that must have reported an end before the rate applies (default 10)",
+    )
+    rc.add_argument("--halt-max-failures", type=int, metavar="N", help="halt the release when more than N devices failed")
+    for name, help_, func in (
+        ("stats", "a release's rollout: devices by outcome, success rate, install times, halt", ops.cmd_releases_stats),
+        ("hold", "stop offering a release to more devices (devices on it keep it)", ops.cmd_releases_hold),
+        ("resume", "offer a halted or held release again", ops.cmd_releases_resume),
+    ):
+        cmd(releases, name, help_, func).add_argument("release_id", metavar="RELEASE_ID")
+
+    rw = cmd(
+        group("rollout", "rollouts"),
+        "watch",
+        "follow a release's rollout until done (exit 0) or halted (exit 1)",
+        ops.cmd_rollout_watch,
+    )
+    rw.add_argument("release_id", metavar="RELEASE_ID")
+    rw.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="between updates (default 2)")
+    rw.add_argument("--timeout", type=float, metavar="SECONDS", help="give up (exit 1) after this long")
+
+    webhooks = group("webhooks", "webhooks: event notifications to your services")
+    wc = cmd(webhooks, "create", "register a webhook (prints its secret once)", ops.cmd_webhooks_create)
+    wc.add_argument("url_", metavar="URL")
+    wc.add_argument(
+        "--event",
+        action="append",
+        required=True,
+        metavar="TYPE",
+        help="an event type (release.halted), a group (release.*) or * (repeatable)",
+    )
+    wc.add_argument("--description")
+    cmd(webhooks, "list", "list webhooks", ops.cmd_webhooks_list)
+    wd = cmd(webhooks, "deliveries", "a webhook's deliveries and their attempts", ops.cmd_webhooks_deliveries)
+    wd.add_argument("webhook_id", metavar="WEBHOOK_ID")
+    wd.add_argument("--state", choices=("pending", "delivered", "failed"))
+    wr = cmd(webhooks, "redeliver", "send a delivery again (same webhook-id)", ops.cmd_webhooks_redeliver)
+    wr.add_argument("webhook_id", metavar="WEBHOOK_ID")
+    wr.add_argument("delivery_id", metavar="DELIVERY_ID")
 
     devices = group("devices", "devices")
     dc = cmd(devices, "create", "register a device (prints its token once)", api.cmd_devices_create)
@@ -316,6 +366,44 @@ def _parser() -> argparse.ArgumentParser:
         default=1024,
         metavar="N",
         help="answer 503 to connections beyond N open ones (default 1024)",
+    )
+    s.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Prometheus metrics at /metrics, readable with any API key (default on)",
+    )
+    s.add_argument(
+        "--webhook-allow-private",
+        action="store_true",
+        help="let webhooks reach loopback, private and other non-public addresses (default: refused)",
+    )
+    s.add_argument(
+        "--webhook-timeout", type=float, default=10.0, metavar="SECONDS", help="end a delivery attempt after this (default 10)"
+    )
+    s.add_argument(
+        "--webhook-max-attempts",
+        type=int,
+        default=10,
+        metavar="N",
+        help="attempts before a delivery is given up; it can be redelivered (default 10)",
+    )
+    s.add_argument(
+        "--webhook-retry-base",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="wait before a failed delivery's first retry; doubles each time, with jitter (default 5)",
+    )
+    s.add_argument(
+        "--webhook-retry-max", type=float, default=3600.0, metavar="SECONDS", help="longest wait between retries (default 3600)"
+    )
+    s.add_argument(
+        "--rollout-check-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often releases' scheduled phase steps are looked for (default 10)",
     )
     s.set_defaults(func=local.cmd_serve)
 

@@ -100,6 +100,9 @@ async def cmd_releases_create(args: argparse.Namespace) -> int:
         version_requirement=args.requirement, schedule_at=args.schedule_at, next_release_id=args.next,
         previous_release_id=args.previous, phase=phase, require_replicated=args.require_replicated,
     )  # fmt: skip
+    bounds = (args.halt_failure_rate, args.halt_min_reports, args.halt_max_failures)
+    if any(b is not None for b in bounds):
+        body.halt = m.HaltIn(max_failure_rate=bounds[0], min_reports=bounds[1], max_failures=bounds[2])
     async with _client(args) as c:
         r = await c.create_release(args.channel, body)
     out(args, r, r.id)

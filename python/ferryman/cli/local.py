@@ -67,6 +67,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
         workers=args.workers,
+        metrics=args.metrics,
+        webhook_allow_private=args.webhook_allow_private,
+        webhook_timeout=args.webhook_timeout,
+        webhook_max_attempts=args.webhook_max_attempts,
+        webhook_retry_base=args.webhook_retry_base,
+        webhook_retry_max=args.webhook_retry_max,
+        rollout_check_interval=args.rollout_check_interval,
     )
     problems = asyncio.run(preflight(config))
     for problem in problems:

@@ -158,6 +158,43 @@ class Client(Transport):
     async def create_override(self, body: m.OverrideCreate) -> m.Override:
         return await self._typed("POST", paths.OVERRIDES, body, m.Override)
 
+    async def get_release(self, release_id: str) -> m.Release:
+        return await self._typed("GET", at(paths.RELEASE, release_id=release_id), None, m.Release)
+
+    # Rollouts and webhooks ----------------------------------------------------------------------
+
+    async def release_stats(self, release_id: str) -> m.RolloutStats:
+        return await self._typed("GET", at(paths.RELEASE_STATS, release_id=release_id), None, m.RolloutStats)
+
+    async def cohort_stats(self, cohort_id: str) -> m.RolloutStats:
+        return await self._typed("GET", at(paths.COHORT_STATS, cohort_id=cohort_id), None, m.RolloutStats)
+
+    async def channel_stats(self, channel_id: str) -> m.RolloutStats:
+        return await self._typed("GET", at(paths.CHANNEL_STATS, channel_id=channel_id), None, m.RolloutStats)
+
+    async def device_reports(self, device_id: str) -> list[m.ReportEntry]:
+        page = await self._typed("GET", at(paths.DEVICE_REPORTS, device_id=device_id), None, m.Page[m.ReportEntry],
+                                 limit="100")  # fmt: skip
+        return page.items
+
+    async def create_webhook(self, body: m.WebhookCreate) -> m.Webhook:
+        return await self._typed("POST", paths.WEBHOOKS, body, m.Webhook)
+
+    async def patch_webhook(self, webhook_id: str, body: m.WebhookPatch) -> m.Webhook:
+        return await self._typed("PATCH", at(paths.WEBHOOK, webhook_id=webhook_id), body, m.Webhook)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self.request("DELETE", at(paths.WEBHOOK, webhook_id=webhook_id))
+
+    def deliveries(self, webhook_id: str, state: str | None = None) -> AsyncIterator[m.WebhookDelivery]:
+        """Every delivery of a webhook, oldest first (``state``: only those)."""
+        params = {"state": state} if state else {}
+        return self.each(at(paths.DELIVERIES, webhook_id=webhook_id), m.WebhookDelivery, **params)
+
+    async def redeliver(self, webhook_id: str, delivery_id: str) -> m.WebhookDelivery:
+        path = at(paths.REDELIVER, webhook_id=webhook_id, delivery_id=delivery_id)
+        return await self._typed("POST", path, None, m.WebhookDelivery)
+
     # Replication --------------------------------------------------------------------------------
 
     async def replication_status(self) -> m.ReplicationStatus:

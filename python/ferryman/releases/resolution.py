@@ -63,6 +63,8 @@ class Release:
     phase: Phase | None = None
     # Whether the bundle must be verified in every region first (None: the default, yes).
     require_replicated: bool | None = None
+    # Halted by its failure threshold (or held by hand): offered to no device from now on.
+    halted: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def _latest(releases: Mapping[str, Release]) -> Release:
 
 
 def _selectable(r: Release, device: Device, reported: Reported, now: dt.datetime, claimed: frozenset[str]) -> bool:
-    if r.disabled or (r.schedule_at is not None and r.schedule_at > now):
+    if r.disabled or r.halted or (r.schedule_at is not None and r.schedule_at > now):
         return False
     if not _satisfies(reported.version, r.version_requirement):
         return False
@@ -222,7 +224,9 @@ def resolve(
                 break
     trail = tuple(r.id for r in path)
     if chosen is None:
-        return Decision("no_update", "none_selectable", "release", path=trail)
+        # Say so when a halted release is on the way the device would have gone.
+        reason = "release_halted" if any(r.halted for r in path) else "none_selectable"
+        return Decision("no_update", reason, "release", path=trail)
 
     # 5. Serve it only if its bundle differs from the device's, is fully signed and (unless the
     # release waives it) verified in every region.

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from ferryman import metrics
 from ferryman.blobs import open_blob_store
 from ferryman.blobs.regions import Regions
 from ferryman.catalog import Catalog, open_catalog
@@ -27,17 +28,22 @@ from ferryman.server.keys import (
     CONFIG,
     REGIONS,
     REPLICATION,
+    ROLLOUTS,
     SIGNATURES,
     UPLOADS,
     URL_SECRET,
+    WEBHOOKS,
 )  # fmt: skip
+from ferryman.server.metrics import metrics_middleware
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
 from ferryman.server.runner import start_site
 from ferryman.services.checkins import CheckIns
 from ferryman.services.replication import Replication
+from ferryman.services.rollouts import Rollouts
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads
+from ferryman.services.webhooks import Webhooks
 
 __all__ = ["bootstrap", "create_app", "grant_secret", "serve"]
 
@@ -46,8 +52,8 @@ log = logging.getLogger("ferryman.server")
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Opens the catalog and the regions' stores, bootstraps the first admin key, resumes
-    interrupted hashing and replication; on shutdown stops background work, flushes check-ins
-    and closes."""
+    interrupted hashing and replication, starts the rollout scheduler and webhook deliveries;
+    on shutdown stops background work, flushes check-ins and closes."""
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = app[CATALOG] = await open_catalog(config)
@@ -58,6 +64,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease, replication.queue)
     checkins = app[CHECKINS] = CheckIns(catalog, regions.names)
+    rollouts = app[ROLLOUTS] = Rollouts(catalog, config.rollout_check_interval)
+    webhooks = app[WEBHOOKS] = Webhooks(
+        catalog, allow_private=config.webhook_allow_private, timeout=config.webhook_timeout,
+        max_attempts=config.webhook_max_attempts, retry_base=config.webhook_retry_base, retry_max=config.webhook_retry_max,
+        lease=config.job_lease,
+    )  # fmt: skip
     app[SIGNATURES] = Signatures(catalog)
     app[ANSWERS] = AnswerCache()
     app[URL_SECRET] = await grant_secret(catalog, config)
@@ -67,7 +79,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await uploads.start(release_leases=config.embedded_catalog and config.workers == 1)
     await replication.start()
     checkins.start()
+    rollouts.start()
+    webhooks.start()
     yield
+    await webhooks.stop()
+    await rollouts.stop()
     await replication.stop()
     await uploads.stop()
     await checkins.close()
@@ -93,7 +109,9 @@ async def grant_secret(catalog: Catalog, config: Config) -> bytes:
 def create_app(config: Config | None = None) -> web.Application:
     """Builds the service for ``config`` (default: the embedded defaults)."""
     config = config or Config()
-    app = web.Application(middlewares=[problem_middleware, auth_middleware], client_max_size=config.max_json_bytes)
+    metrics.enabled = config.metrics
+    middlewares = [metrics_middleware, problem_middleware, auth_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_json_bytes)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     add_routes(app)

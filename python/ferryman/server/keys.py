@@ -11,12 +11,14 @@ from ferryman.config import Config
 from ferryman.server.answers import AnswerCache
 from ferryman.services.checkins import CheckIns
 from ferryman.services.replication import Replication
+from ferryman.services.rollouts import Rollouts
 from ferryman.services.signatures import Signatures
 from ferryman.services.uploads import Uploads
+from ferryman.services.webhooks import Webhooks
 
 __all__ = [
     "ANSWERS", "BLOBS", "CATALOG", "CHECKINS", "CONFIG", "DEVICE_TOKEN", "PRINCIPAL", "REGIONS", "REPLICATION",
-    "ROUTE_ROLES", "SIGNATURES", "UPLOADS", "URL_SECRET",
+    "ROLLOUTS", "ROUTE_ROLES", "SIGNATURES", "UPLOADS", "URL_SECRET", "WEBHOOKS",
 ]  # fmt: skip
 
 CONFIG = web.AppKey("config", Config)
@@ -28,6 +30,9 @@ REGIONS = web.AppKey("regions", Regions)
 REPLICATION = web.AppKey("replication", Replication)
 CHECKINS = web.AppKey("checkins", CheckIns)
 SIGNATURES = web.AppKey("signatures", Signatures)
+# Device reports (written in groups) and scheduled rollout steps.
+ROLLOUTS = web.AppKey("rollouts", Rollouts)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 # Encoded update answers (see handlers/updates.py).
 ANSWERS = web.AppKey("answers", AnswerCache)
 # HMAC key of download grants.

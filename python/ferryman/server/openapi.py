@@ -144,6 +144,8 @@ def _responses(r: Route, refs: dict[Any, Any], problem: dict[str, Any]) -> dict[
         ok["content"] = {"application/json": {"schema": page}}
     elif r.response is not None:
         ok["content"] = {"application/json": {"schema": refs[r.response]}}
+    elif r.text:
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(status): ok for status in (r.status, *r.also)}
     if r.raw_body and r.method in ("GET", "HEAD"):
         body = {"application/octet-stream": {"schema": BINARY}} if r.method == "GET" else None

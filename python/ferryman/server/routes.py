@@ -20,8 +20,10 @@ from ferryman.server.handlers import (
     fleet,
     meta,
     replication,
+    rollouts,
     signing,
     updates,
+    webhooks,
 )  # fmt: skip
 from ferryman.server.keys import ROUTE_ROLES
 from ferryman.server.middlewares import DEVICE, PUBLIC
@@ -49,11 +51,14 @@ class Route:
     raw_body: bool = False
     # Other success statuses the route answers with (e.g. 200 for a repeated create).
     also: tuple[int, ...] = ()
+    # The answer is text/plain (the Prometheus format) rather than JSON.
+    text: bool = False
 
 
 ROUTES: list[Route] = [
     Route("GET", paths.HEALTHZ, meta.healthz, PUBLIC, "Liveness"),
     Route("GET", paths.OPENAPI, meta.openapi, PUBLIC, "This API's OpenAPI 3.1 document"),
+    Route("GET", paths.METRICS, meta.metrics, READ, "Prometheus metrics (text format)", text=True),
     Route("POST", paths.API_KEYS, api_keys.create, ADMIN, "Create an API key (token shown once)",
           m.ApiKeyCreate, m.ApiKey, 201),
     Route("GET", paths.API_KEYS, api_keys.list_, ADMIN, "List API keys", response=list[m.ApiKey]),
@@ -159,13 +164,34 @@ ROUTES: list[Route] = [
     Route("GET", paths.CHECK_IN, updates.check_in, DEVICE,
           "Update check (headers Ferryman-Release-Id, Ferryman-Bundle-Id, Ferryman-Release-Version)",
           response=m.UpdateManifest),
-    Route("POST", paths.REPORT, updates.device_report, DEVICE, "Report an installation result",
+    Route("POST", paths.REPORT, updates.device_report, DEVICE,
+          "Report progress with an update (downloading, installing, installed, failed, rolled_back)",
           m.DeviceReport, m.ReportRecorded),
     Route("GET", paths.REPLICATION, replication.status, READ,
           "Replication by region: copies by state, queue, lag, recent failures", response=m.ReplicationStatus),
     Route("POST", paths.REPLICATION_VERIFY, replication.verify, ADMIN,
           "Queue every verified copy (of one region) to be read back; missing or differing ones are copied again",
           m.VerifyRequest, m.VerifyQueued, 202),
+    Route("GET", paths.RELEASE_STATS, rollouts.release_stats, READ,
+          "A release's rollout: devices by outcome, success rate, offer-to-install times, halt state",
+          response=m.RolloutStats),
+    Route("GET", paths.COHORT_STATS, rollouts.cohort_stats, READ,
+          "Rollout outcomes of a cohort's devices, in all and per release", response=m.RolloutStats),
+    Route("GET", paths.CHANNEL_STATS, rollouts.channel_stats, READ,
+          "Rollout outcomes of a channel's releases, in all and per release", response=m.RolloutStats),
+    Route("GET", paths.DEVICE_REPORTS, rollouts.device_reports, READ,
+          "A device's last reports, newest first", response=list[m.ReportEntry]),
+    Route("POST", paths.WEBHOOKS, webhooks.create, ADMIN, "Register a webhook (its secret is shown once)",
+          m.WebhookCreate, m.Webhook, 201),
+    Route("GET", paths.WEBHOOKS, webhooks.list_, ADMIN, "List webhooks", response=list[m.Webhook]),
+    Route("GET", paths.WEBHOOK, webhooks.get, ADMIN, "Get a webhook", response=m.Webhook),
+    Route("PATCH", paths.WEBHOOK, webhooks.patch, ADMIN, "Change a webhook (URL, events, description, disabled)",
+          m.WebhookPatch, m.Webhook),
+    Route("DELETE", paths.WEBHOOK, webhooks.delete, ADMIN, "Delete a webhook and its deliveries", status=204),
+    Route("GET", paths.DELIVERIES, webhooks.deliveries, ADMIN,
+          "A webhook's deliveries, oldest first, with their attempts (?state=)", response=list[m.WebhookDelivery]),
+    Route("POST", paths.REDELIVER, webhooks.redeliver, ADMIN,
+          "Send a delivery again (same webhook-id)", response=m.WebhookDelivery, status=202),
     Route("GET", paths.EVENTS, events.list_, READ,
           "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
 ]  # fmt: skip

@@ -19,6 +19,8 @@ import asyncio
 import dataclasses
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import time
 from multiprocessing.process import BaseProcess
@@ -54,6 +56,13 @@ async def _prepare(config: Config) -> None:
 def serve_workers(config: Config) -> None:
     """Runs ``config.workers`` server processes until SIGINT or SIGTERM."""
     asyncio.run(_prepare(config))
+    if config.metrics:
+        # Each worker records its metrics in files here; a scrape of any worker sums them all
+        # (prometheus_client's multiprocess mode, chosen when a worker first imports it).
+        shared = config.data_dir / "metrics"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared.resolve())
     # A fresh interpreter per worker: nothing of this process (threads, event loop) is forked.
     ctx = multiprocessing.get_context("spawn")
     stopping = False

@@ -78,6 +78,8 @@ class CheckIns:
         self._confirming: asyncio.Task[None] | None = None
         self._refresh = asyncio.Lock()
         self._pending: list[tuple[str, str, dict[str, Any] | None]] = []
+        self._offers: list[tuple[str, str, str | None, str]] = []  # (device, release, cohort, at)
+        self._offered: dict[str, str] = {}  # the release last offered, per device
         self._last_decision: dict[str, tuple[str | None, ...]] = {}  # last one logged, per device
         self._last_seen_written: dict[str, float] = {}
         self._flushing: asyncio.Task[None] | None = None
@@ -125,6 +127,11 @@ class CheckIns:
             self._confirmed = time.monotonic()
         finally:
             self._confirming = None
+
+    async def device(self, token_hash: str) -> m.Device:
+        """The device with this token (from the snapshot's cache when it is there); raises
+        Unauthenticated."""
+        return await self._device(await self.snapshot(), token_hash)
 
     async def _device(self, snap: FleetSnapshot, token_hash: str) -> m.Device:
         dev = snap.devices.get(token_hash)
@@ -196,7 +203,7 @@ class CheckIns:
             full = CountPhase(rel.phase.value, rel.phase.value)
             releases = {**releases, rel.id: replace(rel, phase=full)}
         if write:
-            self._record(dev.id, t, _event(decision, reported, actor))
+            self._record(dev.id, t, _event(decision, reported, actor), dev.cohort_id)
         entries = []
         if decision.status == "update" and decision.bundle_id:
             entries = [e for e in snap.entries.get(decision.bundle_id, []) if e.target in (dev.target, "any")]
@@ -221,14 +228,20 @@ class CheckIns:
 
     # The buffer --------------------------------------------------------------------------------
 
-    def _record(self, device_id: str, at: str, event: dict[str, Any]) -> None:
+    def _record(self, device_id: str, at: str, event: dict[str, Any], cohort_id: str | None) -> None:
         """Buffers a check-in: its last-seen time always, and a ``resolve`` event in the audit log
         when the decision differs from the last one recorded for the device (a fleet polling
-        every few minutes would otherwise fill the log with identical answers)."""
+        every few minutes would otherwise fill the log with identical answers). A device's own
+        check that offers it a release it was not offered last is an offer (its rollout outcome
+        starts there; the catalog keeps the first)."""
         key = (event["status"], event["reason"], event["release_id"], event["bundle_id"])
         changed = self._last_decision.get(device_id) != key or "by" in event
         if changed:
             self._last_decision[device_id] = key
+        offer = event["status"] == "update" and event["source"] == "release" and "by" not in event
+        if offer and self._offered.get(device_id) != event["release_id"]:
+            self._offered[device_id] = event["release_id"]
+            self._offers.append((device_id, event["release_id"], cohort_id, at))
         self._pending.append((device_id, at, event if changed else None))
         if len(self._pending) >= FLUSH_BATCH and self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -245,6 +258,7 @@ class CheckIns:
         """Writes buffered check-ins now. last_seen_at is kept to the minute: one write per
         device per LAST_SEEN_RESOLUTION."""
         pending, self._pending = self._pending, []
+        offers, self._offers = self._offers, []
         if not pending:
             return
         last_seen: dict[str, str] = {}
@@ -255,9 +269,10 @@ class CheckIns:
                 last_seen[d] = t
         events = [(d, t, ev) for d, t, ev in pending if ev is not None]
         try:
-            await self.catalog.record_check_ins(list(last_seen.items()), events)
+            await self.catalog.record_check_ins(list(last_seen.items()), events, offers)
         except BaseException:
             self._pending[:0] = pending  # kept for the next attempt
+            self._offers[:0] = offers
             raise
         for d in last_seen:
             self._last_seen_written[d] = clock

@@ -113,8 +113,11 @@ class Replication:
             except Exception:
                 log.exception("looking for replication jobs failed; retrying")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a cancel that
+            # comes as the wake does (and stop() would wait forever).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(POLL, self.lease / 3))
+                async with asyncio.timeout(min(POLL, self.lease / 3)):
+                    await self._wake.wait()
 
     async def take(self) -> None:
         """Takes due jobs up to the free places and runs them."""

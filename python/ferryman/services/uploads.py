@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ferryman import metrics
 from ferryman.blobs import BlobStore, Received
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
@@ -108,7 +110,9 @@ class Uploads:
                     f"part {index} SHA-256 is {result.sha256}; Content-Digest said {declared}",
                     {"content-digest": ["does not match the body"]},
                 )
-            return await self.catalog.record_part(actor, token, binary_id, index, result.size, result.sha256)
+            part = await self.catalog.record_part(actor, token, binary_id, index, result.size, result.sha256)
+            metrics.uploaded(result.size)
+            return part
         except BaseException:
             await asyncio.shield(self.catalog.end_part(token))
             raise
@@ -258,6 +262,7 @@ class Uploads:
     async def hash_binary(self, binary_id: str) -> None:
         binary = await self.catalog.get_binary(binary_id)
         error = None
+        started = time.perf_counter()
         try:
             d = await self.blobs.digest(binary_id, keep=True)
         except Unavailable:
@@ -267,6 +272,7 @@ class Uploads:
         except OSError as e:
             error = f"cannot read the uploaded content: {e.strerror or e}"
         else:
+            metrics.hashed(d.size, started)
             if d.size != binary.size:
                 error = await self._explain(binary, f"content has {d.size} bytes, {binary.size} were declared")
             elif d.sha256 != binary.sha256:

@@ -9,6 +9,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from ferryman.catalog.models.common import Id, Metadata, Name, RegionName, Tag, Target, Text, Time, VersionText, _In, full
 
 __all__ = [
+    "AdvanceStep",
     "Bundle",
     "BundleCreate",
     "BundleEntry",
@@ -24,6 +25,7 @@ __all__ = [
     "DeviceCreate",
     "DevicePatch",
     "DeviceReport",
+    "HaltIn",
     "ManifestBinary",
     "ManifestBundle",
     "ManifestRelease",
@@ -36,6 +38,7 @@ __all__ = [
     "ReleaseCreate",
     "ReleasePatch",
     "ReportRecorded",
+    "ReportStatus",
     "UpdateManifest",
     "UpdateRequest",
 ]
@@ -131,6 +134,21 @@ class PhaseIn(_In):
     tags: list[Tag] | None = None
 
 
+class HaltIn(_In):
+    """When a release halts itself (see ``ferryman.rollouts``): at least one bound."""
+
+    max_failure_rate: Annotated[float, Meta(ge=0, le=1)] | None = None
+    min_reports: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    max_failures: Annotated[int, Meta(ge=0, le=10_000_000)] | None = None
+
+
+class AdvanceStep(_In):
+    """A scheduled phase change, applied at ``at`` only while the release is not halted."""
+
+    at: Time
+    phase: PhaseIn | None
+
+
 class ReleaseCreate(_In):
     name: Name
     bundle_id: Id
@@ -145,6 +163,8 @@ class ReleaseCreate(_In):
     # Offer the bundle only once every binary is verified in every region (None: yes when
     # there are several regions).
     require_replicated: bool | None = None
+    halt: HaltIn | None = None
+    advance: Annotated[list[AdvanceStep], Meta(max_length=32)] | None = None
 
 
 class ReleasePatch(_In):
@@ -156,6 +176,10 @@ class ReleasePatch(_In):
     schedule_at: Time | UnsetType | None = UNSET
     phase: PhaseIn | UnsetType | None = UNSET
     require_replicated: bool | UnsetType | None = UNSET
+    halt: HaltIn | UnsetType | None = UNSET
+    # true holds the release by hand; false resumes a halted (or held) one.
+    halted: bool | UnsetType = UNSET
+    advance: Annotated[list[AdvanceStep], Meta(max_length=32)] | UnsetType | None = UNSET
 
 
 class Release(Struct, kw_only=True):
@@ -174,6 +198,11 @@ class Release(Struct, kw_only=True):
     created_at: str
     updated_at: str
     require_replicated: bool | None = None
+    halt: dict[str, Any] | None = None
+    halted: bool = False
+    halted_reason: str | None = None
+    halted_at: str | None = None
+    advance: list[dict[str, Any]] | None = None
 
 
 class DeviceCreate(_In):
@@ -218,11 +247,18 @@ class UpdateRequest(_In):
     write: bool = False
 
 
+ReportStatus = Literal["downloading", "installing", "installed", "failed", "rolled_back"]
+
+
 class DeviceReport(_In):
+    """A device's progress with an update: ``reason`` is a short machine-readable cause of a
+    failure or roll-back (``checksum_mismatch``), ``detail`` free text."""
+
     bundle_id: Id
-    status: Literal["installed", "failed"]
+    status: ReportStatus
     release_id: Id | None = None
     version: VersionText | None = None
+    reason: Annotated[str, Meta(min_length=1, max_length=128, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))] | None = None
     detail: Text | None = None
 
 

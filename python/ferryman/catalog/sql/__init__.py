@@ -18,11 +18,15 @@ from ferryman.catalog.sql.events import Events
 from ferryman.catalog.sql.keys import ApiKeys, SigningKeys
 from ferryman.catalog.sql.migrate import check_schema, migrate
 from ferryman.catalog.sql.replicas import Replicas
+from ferryman.catalog.sql.rollouts import Rollouts
+from ferryman.catalog.sql.webhooks import Webhooks
 
 __all__ = ["SqlCatalog"]
 
 
-class SqlCatalog(ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events, Replicas):
+class SqlCatalog(
+    ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events, Replicas, Rollouts, Webhooks
+):
     """The ``Catalog`` on SQL. Each base holds the operations of one group of resources and
     shares nothing but ``db`` and ``threshold``."""
 

@@ -247,6 +247,7 @@ class Binaries:
             tx.run("DELETE FROM uploads_in_flight")
             tx.run("UPDATE binaries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
             tx.run("UPDATE replicas SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+            tx.run("UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
 
         await self.db.tx("", run, changes_answers=False)
 

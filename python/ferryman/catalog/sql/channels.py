@@ -35,7 +35,7 @@ def to_release(row: Row) -> Release:
         id=row["id"], bundle_id=row["bundle_id"], created_at=row["created_at"], version=row["version"],
         version_requirement=row["version_requirement"], next_id=row["next_release_id"], required=bool(row["required"]),
         disabled=bool(row["disabled"]), schedule_at=to_time(row["schedule_at"]), phase=phase,
-        require_replicated=_flag(row.get("require_replicated")),
+        require_replicated=_flag(row.get("require_replicated")), halted=bool(row.get("halted")),
     )  # fmt: skip
 
 
@@ -49,6 +49,9 @@ def release_view(row: Row) -> Row:
     out["disabled"] = bool(out["disabled"])
     out["require_replicated"] = _flag(out.get("require_replicated"))
     out["phase"] = json.loads(out["phase"]) if out["phase"] else None
+    out["halted"] = bool(out.get("halted"))
+    for f in ("halt", "advance"):
+        out[f] = json.loads(out[f]) if out.get(f) else None
     return out
 
 
@@ -157,6 +160,7 @@ class Channels:
         requirement = rules.requirement(body.version_requirement)
         phase = rules.phase(body.phase)
         schedule_at = parse_time(body.schedule_at, "schedule_at")
+        halt, advance = rules.halt(body.halt), rules.advance(body.advance)
 
         def run(tx: Tx) -> Row:
             get_or_404(tx, "channels", channel_id, "channel")
@@ -171,6 +175,8 @@ class Channels:
                 "required": int(body.required), "disabled": int(body.disabled), "schedule_at": schedule_at,
                 "phase": json.dumps(phase) if phase else None, "claimed": 0, "created_at": t, "updated_at": t,
                 "require_replicated": None if body.require_replicated is None else int(body.require_replicated),
+                "halt": json.dumps(halt) if halt else None, "halted": 0, "halted_reason": None, "halted_at": None,
+                "advance": json.dumps(advance) if advance else None,
             }  # fmt: skip
             graph = _graph(tx, channel_id)
             after = insert_release(graph, to_release(row), dt.datetime.now(dt.UTC), previous_id=body.previous_release_id)
@@ -219,6 +225,17 @@ class Channels:
             changes["phase"] = json.dumps(p) if p else None
         if body.require_replicated is not msgspec.UNSET:
             changes["require_replicated"] = None if body.require_replicated is None else int(body.require_replicated)
+        if body.halt is not msgspec.UNSET:
+            h = rules.halt(body.halt)
+            changes["halt"] = json.dumps(h) if h else None
+        if body.advance is not msgspec.UNSET:
+            a = rules.advance(body.advance)
+            changes["advance"] = json.dumps(a) if a else None
+        action = "update"
+        if body.halted is not msgspec.UNSET:
+            # By hand: a hold (logged as a halt) or a resume; a resumed release halts again
+            # at the next failure that breaks its rule.
+            action = "halt" if body.halted else "resume"
 
         def run(tx: Tx) -> Row:
             before = get_or_404(tx, "releases", release_id, "release")
@@ -229,6 +246,10 @@ class Channels:
             graph = _graph(tx, before["channel_id"])
             graph[release_id] = to_release({**before, **changes})
             check_graph(graph)
-            return update_logged(tx, "releases", release_id, "release", changes, release_view(before), release_view)
+            if body.halted is not msgspec.UNSET:
+                t = now()
+                held = {"halted": 1, "halted_reason": f"held by {tx.actor}", "halted_at": t} if body.halted else {}
+                changes.update(held or {"halted": 0, "halted_reason": None, "halted_at": None})
+            return update_logged(tx, "releases", release_id, "release", changes, release_view(before), release_view, action)
 
         return to(m.Release, await self.db.tx(actor, run))

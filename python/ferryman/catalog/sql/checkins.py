@@ -120,12 +120,23 @@ class Checkins:
 
         return await self.db.tx(device_id, run)
 
-    async def record_check_ins(self, last_seen: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, Any]]) -> None:
+    async def record_check_ins(self, last_seen: Sequence[tuple[str, str]], events: Sequence[tuple[str, str, Any]],
+                               offers: Sequence[tuple[str, str, str | None, str]] = ()) -> None:  # fmt: skip
         """Writes buffered check-ins in one transaction (bookkeeping): devices' last-seen times
-        ``(device_id, at)`` and ``resolve`` events ``(device_id, at, decision)``."""
+        ``(device_id, at)``, ``resolve`` events ``(device_id, at, decision)``, and releases
+        offered ``(device_id, release_id, cohort_id, at)`` (a device's first offer of a
+        release starts its outcome there). A device seen for the first time gets a
+        ``first_seen`` event."""
         encode = msgspec.json.encode
 
         def run(tx: Tx) -> None:
+            ids = [d for d, _ in last_seen]
+            for at in range(0, len(ids), 500):
+                batch = ids[at : at + 500]
+                marks = ",".join("?" * len(batch))
+                for row in tx.all(f"SELECT * FROM devices WHERE last_seen_at IS NULL AND id IN ({marks})", batch):
+                    tx.actor = row["id"]
+                    tx.event("first_seen", "device", row["id"], None, device_view(row))
             tx.run_many("UPDATE devices SET last_seen_at = ? WHERE id = ?", [(t, d) for d, t in last_seen])
             tx.run_many(
                 "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
@@ -133,6 +144,12 @@ class Checkins:
                     (eid, t, d, "resolve", "device", d, None, encode(ev).decode())
                     for eid, (d, t, ev) in zip(new_ids("event", len(events)), events, strict=True)
                 ],
+            )
+            tx.run_many(
+                "INSERT INTO rollouts (release_id, device_id, channel_id, cohort_id, status, offered_at, updated_at) "
+                "SELECT id, ?, channel_id, ?, 'offered', ?, ? FROM releases WHERE id = ? "
+                "ON CONFLICT (release_id, device_id) DO NOTHING",
+                [(d, cohort, t, t, rid) for d, rid, cohort, t in offers],
             )
 
         await self.db.tx("", run, durable=False)

@@ -1,7 +1,10 @@
 """One transaction's view of the catalog database, the same on SQLite and PostgreSQL: ``Tx``
-runs the resource modules' SQL (written once, in the subset both dialects speak, through
-SQLAlchemy's ``text``) on one connection of an ``Engine`` (``engines.py``), and records the
-audit log.
+runs the resource modules' SQL (written once, with ``?`` marks, in the subset both dialects
+speak) on one connection of an ``Engine`` (``engines.py``), and records the audit log and the
+webhook outbox. Statements go to the driver as written, in its own parameter style: SQLAlchemy
+provides the connections, pools, transactions and error mapping, but compiling and processing
+each statement's parameters cost more than SQLite's own work on the short statements the
+catalog runs by the thousand (device reports, check-ins).
 
 ``Database.tx`` runs one operation as one transaction. State changes are conditional updates
 (``... WHERE state = ?``) checked by row count, and the engines serialise transactions (SQLite:
@@ -14,13 +17,15 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection
 
+from ferryman import webhooks
 from ferryman.catalog.models import Page
 from ferryman.catalog.rules import now
 from ferryman.catalog.sql.engines import Engine
@@ -38,26 +43,28 @@ _MARK = re.compile(r"\?")
 
 
 @functools.lru_cache(maxsize=2048)
-def _text(sql: str) -> TextClause:
-    """The statement for SQL written with ``?`` marks (as every query here is: the marks are
-    never inside a literal), as named binds ``:p0, :p1…`` that each dialect renders its own way.
-    Statements are cached, so SQLAlchemy compiles each once per dialect."""
-    count = iter(range(1 << 30))
-    return text(_MARK.sub(lambda _: f":p{next(count)}", sql))
+def _driver_sql(sql: str, dialect: str) -> str:
+    """SQL written with ``?`` marks (as every query here is: the marks are never inside a
+    literal) in the driver's own parameter style: SQLite's is ``?`` already, asyncpg's is
+    ``$1, $2…``."""
+    if dialect == "sqlite":
+        return sql
+    count = iter(range(1, 1 << 30))
+    return _MARK.sub(lambda _: f"${next(count)}", sql)
 
 
-def _binds(args: Sequence[Any]) -> dict[str, Any]:
-    # Booleans are stored as integers on both dialects (PostgreSQL refuses a bool for an
-    # integer column). PostgreSQL's text cannot hold U+0000, so no catalog text may, on either
-    # dialect: such a value is refused before it reaches the database.
-    binds = {}
-    for i, a in enumerate(args):
+def _values(args: Sequence[Any]) -> tuple[Any, ...]:
+    """A statement's parameters. Booleans are stored as integers on both dialects (PostgreSQL
+    refuses a bool for an integer column). PostgreSQL's text cannot hold U+0000, so no catalog
+    text may, on either dialect: such a value is refused before it reaches the database."""
+    out = []
+    for a in args:
         if a is True or a is False:
             a = int(a)
         elif isinstance(a, str) and "\x00" in a:
             raise Invalid("text must not contain the character U+0000 (NUL)")
-        binds[f"p{i}"] = a
-    return binds
+        out.append(a)
+    return tuple(out)
 
 
 def _encode_cursor(key: Sequence[Any]) -> str:
@@ -81,20 +88,33 @@ class Tx:
         self.conn = conn
         self.actor = actor
         self.dialect = dialect
+        # Set by a change that turned out to change update checks' answers (a release halted
+        # by a report): the transaction then bumps the generation as a durable change does.
+        self.changes_answers = False
+        self.queued = 0  # webhook deliveries this transaction wrote to the outbox
+        self._webhooks: list[tuple[str, list[str]]] | None = None
+        # Audit events and deliveries, written together when the transaction's work is done
+        # (nothing reads them back within it): one statement each for a whole group of reports.
+        self._events: list[tuple[Any, ...]] = []
+        self._deliveries: list[tuple[Any, ...]] = []
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        row = self.conn.execute(_text(sql), _binds(args)).mappings().first()
-        return None if row is None else dict(row)
+        result = self.conn.exec_driver_sql(_driver_sql(sql, self.dialect), _values(args))
+        row = result.fetchone()
+        return None if row is None else dict(zip(result.keys(), row, strict=True))
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self.conn.execute(_text(sql), _binds(args)).mappings()]
+        result = self.conn.exec_driver_sql(_driver_sql(sql, self.dialect), _values(args))
+        keys = list(result.keys())
+        return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
-        return self.conn.execute(_text(sql), _binds(args)).rowcount
+        return self.conn.exec_driver_sql(_driver_sql(sql, self.dialect), _values(args)).rowcount
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row, in one round."""
         if rows:
-            self.conn.execute(_text(sql), [_binds(r) for r in rows])
+            self.conn.exec_driver_sql(_driver_sql(sql, self.dialect), [_values(r) for r in rows])
 
     def insert(self, table: str, row: Row) -> None:
         cols = ", ".join(f'"{c}"' for c in row)
@@ -151,19 +171,43 @@ class Tx:
         return Page(rows, next_cursor)
 
     def event(self, action: str, resource_type: str, resource_id: str, before: Row | None, after: Row | None) -> None:
-        self.insert(
-            "events",
-            {
-                "id": new_ids("event", 1)[0],
-                "at": now(),
-                "actor": self.actor,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "before": None if before is None else msgspec.json.encode(before).decode(),
-                "after": None if after is None else msgspec.json.encode(after).decode(),
-            },
+        """Records an audit event and, in the same transaction, a delivery of it in the
+        outbox of every webhook subscribed to the webhook event it is (if any)."""
+        event_id, at = new_ids("event", 1)[0], now()
+        encode = msgspec.json.encode
+        self._events.append((event_id, at, self.actor, action, resource_type, resource_id,
+                             None if before is None else encode(before).decode(),
+                             None if after is None else encode(after).decode()))  # fmt: skip
+        status = (after or {}).get("report", {}).get("status") if action == "report" else None
+        kind = webhooks.event_type(action, resource_type, status)
+        if kind is not None:
+            self._to_outbox(kind, event_id, at, (self.actor, action, resource_type, resource_id), after or before)
+
+    def _to_outbox(self, kind: str, event_id: str, at: str, what: tuple[str, str, str, str], state: Row | None) -> None:
+        if self._webhooks is None:
+            rows = self.all("SELECT id, events FROM webhooks WHERE disabled = 0")
+            self._webhooks = [(r["id"], json.loads(r["events"])) for r in rows]
+        targets = [wid for wid, events in self._webhooks if webhooks.subscribed(events, kind)]
+        if not targets:
+            return
+        data = dict(zip(("actor", "action", "resource_type", "resource_id"), what, strict=True))
+        body = msgspec.json.encode(webhooks.payload(kind, at, {"event_id": event_id, **data, "object": state})).decode()
+        for mid, wid in zip(new_ids("delivery", len(targets)), targets, strict=True):
+            self._deliveries.append((mid, wid, event_id, kind, body, "pending", 0, at, "[]", at, at))
+        self.queued += len(targets)
+
+    def write_log(self) -> None:
+        """Writes the events and deliveries recorded so far."""
+        self.run_many(
+            "INSERT INTO events (id, at, actor, action, resource_type, resource_id, before, after) VALUES (?,?,?,?,?,?,?,?)",
+            self._events,
         )
+        self.run_many(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_id, type, payload, state, attempts, next_attempt_at, "
+            "log, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            self._deliveries,
+        )
+        self._events, self._deliveries = [], []
 
 
 class Database:
@@ -173,6 +217,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.changes = 0
+        # Called after a commit that queued webhook deliveries (the deliverer wakes at once).
+        self.on_queued: list[Callable[[], None]] = []
 
     async def close(self) -> None:
         await self.engine.close()
@@ -201,15 +247,23 @@ class Database:
         bump = write and (durable if changes_answers is None else changes_answers)
         dialect = self.engine.dialect
 
+        seen: list[Tx] = []
+
         def run(conn: Connection) -> T:
-            out = fn(Tx(conn, actor, dialect))
-            if bump:
-                conn.execute(_text("UPDATE meta SET value = value + 1 WHERE key = 'generation'"))
+            tx = Tx(conn, actor, dialect)
+            seen[:] = [tx]
+            out = fn(tx)
+            tx.write_log()
+            if bump or tx.changes_answers:
+                conn.exec_driver_sql("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
             return out
 
         out = await self.engine.run(run, write=write, durable=durable)
-        if bump:
+        if seen and (bump or seen[0].changes_answers):
             self.changes += 1
+        if seen and seen[0].queued:
+            for wake in self.on_queued:
+                wake()
         return out
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
@@ -223,13 +277,14 @@ def get_or_404(tx: Tx, table: str, id_: str, what: str) -> Row:
     return row
 
 
-def update_logged(tx: Tx, table: str, id_: str, kind: str, changes: Row, before: Row, view: Callable[[Row], Row]) -> Row:
-    """Writes ``changes`` to a row (with a new ``updated_at``), logs an ``update`` event from
+def update_logged(tx: Tx, table: str, id_: str, kind: str, changes: Row, before: Row, view: Callable[[Row], Row],
+                  action: str = "update") -> Row:  # fmt: skip
+    """Writes ``changes`` to a row (with a new ``updated_at``), logs an ``action`` event from
     ``before`` to the row's view after, and returns that view."""
     if changes:
         tx.update(table, id_, {**changes, "updated_at": now()})
     after = view(get_or_404(tx, table, id_, kind))
-    tx.event("update", kind, id_, before, after)
+    tx.event(action, kind, id_, before, after)
     return after
 
 

@@ -17,7 +17,7 @@ __all__ = ["Devices", "device_view"]
 
 
 def device_view(row: Row) -> Row:
-    out = {k: v for k, v in row.items() if k != "token_hash"}
+    out = {k: v for k, v in row.items() if k not in ("token_hash", "reports")}
     out["tags"] = json.loads(out["tags"])
     out["quarantined"] = bool(out["quarantined"])
     return out
@@ -31,41 +31,6 @@ def _override_view(tx: Tx, row: Row) -> Row:
 def _cohort_exists(tx: Tx, cohort_id: str | None) -> None:
     if cohort_id is not None and not tx.one("SELECT id FROM cohorts WHERE id = ?", [cohort_id]):
         raise Invalid(f"no cohort {cohort_id}", {"cohort_id": ["unknown cohort"]})
-
-
-def _check_report(tx: Tx, device: Row, body: m.DeviceReport) -> None:
-    """A report must name a bundle (and release) that exist and agree, and an ``installed``
-    report a bundle this device could have been given: one a release of its cohort's channel
-    serves, one an override names it for, or the one it reports already."""
-    if not tx.one("SELECT id FROM bundles WHERE id = ?", [body.bundle_id]):
-        raise Invalid(f"no bundle {body.bundle_id}", {"bundle_id": ["unknown bundle"]})
-    if body.release_id is not None:
-        release = tx.one("SELECT bundle_id, version FROM releases WHERE id = ?", [body.release_id])
-        if release is None:
-            raise Invalid(f"no release {body.release_id}", {"release_id": ["unknown release"]})
-        if release["bundle_id"] != body.bundle_id:
-            raise Invalid(
-                f"release {body.release_id} serves bundle {release['bundle_id']}, not {body.bundle_id}",
-                {"bundle_id": ["not the release's bundle"]},
-            )
-        if body.version is not None and release["version"] is not None and body.version != release["version"]:
-            raise Invalid(
-                f"release {body.release_id} is version {release['version']}, not {body.version}",
-                {"version": ["not the release's version"]},
-            )
-    if body.status != "installed" or body.bundle_id == device["reported_bundle_id"]:
-        return
-    offered = tx.one(
-        "SELECT 1 FROM releases r JOIN cohorts c ON c.channel_id = r.channel_id WHERE c.id = ? AND r.bundle_id = ? "
-        "UNION ALL SELECT 1 FROM bundle_overrides o JOIN override_devices d ON d.override_id = o.id "
-        "WHERE d.device_id = ? AND o.bundle_id = ? LIMIT 1",
-        [device["cohort_id"], body.bundle_id, device["id"], body.bundle_id],
-    )
-    if offered is None:
-        raise Invalid(
-            f"bundle {body.bundle_id} is not served to this device by its channel or an override",
-            {"bundle_id": ["not offered to this device"]},
-        )
 
 
 class Devices:
@@ -84,7 +49,7 @@ class Devices:
                 "id": new_id("device"), "identifier": body.identifier, "target": body.target,
                 "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
                 "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None,
-                "reported_version": None, "last_status": None, "last_detail": None, "last_seen_at": None,
+                "reported_version": None, "reports": 0, "last_status": None, "last_detail": None, "last_seen_at": None,
                 "created_at": t, "updated_at": t, "region": body.region,
             }  # fmt: skip
             tx.insert("devices", row)
@@ -165,28 +130,6 @@ class Devices:
         if row is None:
             raise Unauthenticated("the device token is not valid")
         return to(m.Device, device_view(row))
-
-    async def report(self, token_hash: str, body: m.DeviceReport) -> m.Device:
-        """Records a device's installation report (bookkeeping: answers do not depend on it)."""
-
-        def run(tx: Tx) -> Row:
-            found = tx.one("SELECT * FROM devices WHERE token_hash = ?", [token_hash])
-            if found is None:
-                raise Unauthenticated("the device token is not valid")
-            before = device_view(found)
-            device_id = before["id"]
-            tx.actor = device_id
-            _check_report(tx, found, body)
-            changes: Row = {"last_status": body.status, "last_detail": body.detail, "last_seen_at": now()}
-            if body.status == "installed":
-                changes |= {"reported_release_id": body.release_id, "reported_bundle_id": body.bundle_id,
-                            "reported_version": body.version}  # fmt: skip
-            tx.update("devices", device_id, changes)
-            after = device_view(get_or_404(tx, "devices", device_id, "device"))
-            tx.event("report", "device", device_id, before, {**after, "report": msgspec.to_builtins(body)})
-            return after
-
-        return to(m.Device, await self.db.tx("device", run, durable=False))
 
     # Overrides ---------------------------------------------------------------------------------
 

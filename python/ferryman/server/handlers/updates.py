@@ -9,7 +9,7 @@ import time
 
 from aiohttp import web
 
-from ferryman import grants
+from ferryman import grants, metrics
 from ferryman.catalog import ServedBinary
 from ferryman.catalog import models as m
 from ferryman.errors import Invalid
@@ -17,7 +17,7 @@ from ferryman.releases import Reported
 from ferryman.replication import serve_from, verified_regions
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import ENCODER, decode, json_response
-from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, REGIONS, URL_SECRET
+from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, REGIONS, ROLLOUTS, URL_SECRET
 from ferryman.services.checkins import CheckIn
 
 __all__ = ["check_in", "check_in_for_device", "device_report"]
@@ -114,13 +114,14 @@ async def check_in(request: web.Request) -> web.Response:
     """A device's update check."""
     reported = _reported(request)
     answer = await request.app[CHECKINS].check_in(reported, token_hash=request[DEVICE_TOKEN])
+    metrics.checked(answer.decision.status, answer.decision.reason)
     return web.Response(body=_answer_body(request, answer), content_type="application/json")
 
 
 async def device_report(request: web.Request) -> web.Response:
-    await request.app[CATALOG].device_for_token(request[DEVICE_TOKEN])  # 401 before any body error
+    await request.app[CHECKINS].device(request[DEVICE_TOKEN])  # 401 before any body error
     body = await decode(request, m.DeviceReport)
-    device = await request.app[CATALOG].report(request[DEVICE_TOKEN], body)
+    device = await request.app[ROLLOUTS].report(request[DEVICE_TOKEN], body)
     return json_response(m.ReportRecorded(status="recorded", last_seen_at=device.last_seen_at or ""))
 
 
