@@ -3,6 +3,7 @@ scheduled phase steps, and what resolution does with a halted release."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -24,11 +25,13 @@ def counts(**n: int) -> dict[str, int]:
         (HaltRule(max_failures=2), counts(failed=2, rolled_back=1), True),
         (HaltRule(max_failures=0), counts(rolled_back=1), True),
         (HaltRule(max_failures=0), counts(installed=5, offered=9, downloading=3, installing=2), False),
+        (HaltRule(max_failures=5), counts(failed=1), False),
         # A rate needs min_reports ended devices (installed, failed, rolled back) first.
         (HaltRule(max_failure_rate=0.2, min_reports=10), counts(failed=5, installed=4, offered=50), False),
         (HaltRule(max_failure_rate=0.2, min_reports=10), counts(failed=5, installed=5), True),
         # Above the rate halts; exactly at it does not.
         (HaltRule(max_failure_rate=0.2, min_reports=10), counts(failed=2, installed=8), False),
+        (HaltRule(max_failure_rate=0.5, min_reports=2), counts(failed=1, installed=9), False),
         (HaltRule(max_failure_rate=0.2, min_reports=10), counts(failed=1, rolled_back=2, installed=8), True),
         (HaltRule(max_failure_rate=0.0, min_reports=1), counts(failed=1), True),
         (HaltRule(max_failure_rate=0.0, min_reports=1), counts(installed=1, downloading=4), False),
@@ -44,6 +47,27 @@ def counts(**n: int) -> dict[str, int]:
 def test_a_release_halts_exactly_when_its_rule_is_broken(rule: HaltRule, outcomes: dict[str, int], halts: bool):
     reason = halt_reason(rule, outcomes)
     assert (reason is not None) is halts
+
+
+@pytest.mark.parametrize(
+    ("rule", "sparse", "halts"),
+    [
+        (HaltRule(max_failures=1), {"failed": 2}, True),
+        (HaltRule(max_failures=1), {"rolled_back": 2}, True),
+        (HaltRule(max_failures=1), {"failed": 1}, False),
+        (HaltRule(max_failure_rate=0.5, min_reports=2), {"failed": 2}, True),
+        (HaltRule(max_failure_rate=0.5, min_reports=3), {"failed": 2}, False),
+        (HaltRule(max_failure_rate=0.5, min_reports=2), {"installed": 2}, False),
+        (HaltRule(max_failure_rate=0.1, min_reports=2), {"installed": 1, "failed": 1}, True),
+    ],
+)
+def test_counts_may_leave_out_statuses_no_device_has(rule: HaltRule, sparse: dict[str, int], halts: bool):
+    assert (halt_reason(rule, sparse) is not None) is halts
+
+
+def test_a_rule_is_a_value():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        HaltRule(max_failures=1).max_failures = 2  # type: ignore[misc]
 
 
 def test_the_halt_reason_says_what_was_exceeded():
@@ -69,6 +93,10 @@ def test_a_rate_rule_waits_for_ten_reports_by_default():
         (counts(installed=3, failed=1), 0.75),
         (counts(installed=1, failed=1, rolled_back=2), 0.25),
         (counts(failed=1), 0.0),
+        ({"installed": 1}, 1.0),
+        ({"installed": 1, "rolled_back": 3}, 0.25),
+        ({"failed": 2}, 0.0),
+        ({"offered": 2}, None),
     ],
 )
 def test_success_rate_is_installed_among_ended(outcomes: dict[str, int], rate: float | None):
@@ -89,6 +117,9 @@ def test_success_rate_is_installed_among_ended(outcomes: dict[str, int], rate: f
         ([float(i) for i in range(1, 101)], 95, 95.0),
         ([float(i) for i in range(1, 101)], 100, 100.0),
         ([float(i) for i in range(1, 21)], 95, 19.0),
+        ([float(i) for i in range(1, 1001)], 50, 500.0),
+        ([float(i) for i in range(1, 1001)], 99, 990.0),
+        ([1.0, 2.0, 3.0], 0, 1.0),
     ],
 )
 def test_percentiles_are_nearest_rank(values: list[float], q: float, expected: float | None):
@@ -96,8 +127,8 @@ def test_percentiles_are_nearest_rank(values: list[float], q: float, expected: f
 
 
 def test_counts_have_every_status_and_add_up_rows():
-    rows = [{"status": "failed", "n": 2}, {"status": "installed", "n": "3"}, {"status": "failed", "n": 1}]
-    assert counts_of(rows) == counts(failed=3, installed=3)
+    rows = [{"status": "failed", "n": 2}, {"status": "installed", "n": "3"}, {"status": "failed", "n": 3}]
+    assert counts_of(rows) == counts(failed=5, installed=3)
     assert list(counts_of([])) == list(STATUSES)
 
 

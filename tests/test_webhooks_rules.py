@@ -122,6 +122,17 @@ def test_retry_delays_double_with_jitter_up_to_the_cap(attempts: int, jitter: fl
     assert retry_delay(attempts, jitter) == pytest.approx(expected)
 
 
+def test_retries_start_after_five_seconds_and_wait_at_most_an_hour():
+    assert (RETRY_BASE, RETRY_MAX) == (5.0, 3600.0)  # as the README and serve --help say
+    assert retry_delay(1, 1.0) == pytest.approx(5.0) and retry_delay(100, 1.0) == pytest.approx(3600.0)
+
+
+def test_the_doubling_stops_at_two_to_the_thirtieth():
+    assert retry_delay(31, 1.0, base=1e-9, cap=1e9) == pytest.approx(1e-9 * 2.0**30)
+    assert retry_delay(40, 1.0, base=1e-9, cap=1e9) == pytest.approx(1e-9 * 2.0**30)
+    assert retry_delay(30, 1.0, base=1e-9, cap=1e9) == pytest.approx(1e-9 * 2.0**29)
+
+
 def test_retry_delays_take_their_base_and_cap():
     assert retry_delay(1, 1.0, base=0.2, cap=100) == pytest.approx(0.2)
     assert retry_delay(4, 1.0, base=0.2, cap=1.0) == pytest.approx(1.0)
@@ -163,6 +174,8 @@ def test_only_public_unicast_addresses_are_allowed(address: str, allowed: bool):
     ("url", "error"),
     [
         ("https://hooks.example.com/ferryman", None),
+        ("https://zeta.example.com/", None),
+        ("https://mail.localhost.example.com/", None),
         ("http://93.184.216.34:8080/x?y=1", None),
         ("ftp://hooks.example.com/", "http:// or https://"),
         ("https:///nohost", "http:// or https://"),

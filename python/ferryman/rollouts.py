@@ -73,7 +73,8 @@ def success_rate(counts: Mapping[str, int]) -> float | None:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank ``q``-th percentile (0 < q <= 100) of sorted ``values``; None if empty."""
+    """The nearest-rank ``q``-th percentile (0 <= q <= 100; 0 is the least) of sorted
+    ``values``; None if empty."""
     if not values:
         return None
     return values[max(0, math.ceil(q / 100 * len(values)) - 1)]
@@ -96,5 +97,5 @@ def counts_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Outcome counts from ``(status, n)`` rows, every status present."""
     counts = dict.fromkeys(STATUSES, 0)
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + int(r["n"])
+        counts[r["status"]] += int(r["n"])
     return counts

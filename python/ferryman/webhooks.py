@@ -71,7 +71,7 @@ def event_type(action: str, resource_type: str, status: str | None = None) -> st
 
 def subscribed(events: Iterable[str], kind: str) -> bool:
     """Whether a webhook listening to ``events`` (types, ``group.*`` or ``*``) gets ``kind``."""
-    group = kind.split(".", 1)[0]
+    group = kind.partition(".")[0]
     return any(e in ("*", kind, f"{group}.*") for e in events)
 
 
@@ -94,7 +94,7 @@ def address_allowed(address: str) -> bool:
     """Whether a delivery may connect to an IP address: only globally routable unicast ones
     (no loopback, private, link-local, shared, reserved or multicast range, also when written
     as an IPv4-mapped IPv6 address)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    ip = ipaddress.ip_address(address)  # an IPv6 zone (fe80::1%eth0) is parsed too
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast

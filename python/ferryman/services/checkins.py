@@ -238,7 +238,8 @@ class CheckIns:
         changed = self._last_decision.get(device_id) != key or "by" in event
         if changed:
             self._last_decision[device_id] = key
-        offer = event["status"] == "update" and event["source"] == "release" and "by" not in event
+        # An update from a release (an override's names none).
+        offer = event["status"] == "update" and event["release_id"] is not None and "by" not in event
         if offer and self._offered.get(device_id) != event["release_id"]:
             self._offered[device_id] = event["release_id"]
             self._offers.append((device_id, event["release_id"], cohort_id, at))
