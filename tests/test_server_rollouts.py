@@ -64,7 +64,7 @@ class Rollout:
         return self.api.ok("GET", f"{API}/releases/{(release or self.r2)['id']}/stats")
 
 
-def wait_for(fn, timeout: float = 10.0):
+def wait_for(fn, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while True:
         got = fn()

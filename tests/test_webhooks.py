@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from apiclient import ADMIN, Api, ProcessServer, ThreadServer
 from standardwebhooks import Webhook
 from test_server_binaries import problem
 from test_server_fleet import API, Fleet, check
+from test_server_rollouts import wait_for
 
 from ferryman.config import Config
 
@@ -116,15 +118,6 @@ def hook(api: Api, receiver: Receiver, path: str, events=("*",), **behaviour: ob
     return w
 
 
-def wait_for(fn, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
-
-
 def deliveries(api: Api, webhook: dict, state: str | None = None) -> list[dict]:
     query = f"?limit=500&state={state}" if state else "?limit=500"
     return api.ok("GET", f"{API}/webhooks/{webhook['id']}/deliveries{query}")["items"]
@@ -181,7 +174,6 @@ def test_every_kind_of_event_is_delivered_signed(hooked: Api, receiver: Receiver
     # The other webhook got only the release events, the same events under its own IDs.
     assert wait_for(lambda: len(receiver.of("/releases")) == by_type["release.created"] + by_type["release.changed"] + 1)
     assert {r.type for r in receiver.of("/releases")} == {"release.created", "release.changed", "release.halted"}
-    log = deliveries(hooked, releases_only)
     assert wait_for(lambda: all(d["state"] == "delivered" for d in deliveries(hooked, releases_only)))
     log = deliveries(hooked, releases_only)
     assert all(d["attempts"] == 1 and d["last_status"] == 204 and d["log"][0]["status"] == 204 for d in log)
@@ -324,3 +316,23 @@ def test_deliveries_survive_a_sigkill_none_lost_none_invented(tmp_path: Path, re
                 assert delivered_at[i] < killed_at, i
     finally:
         server.stop()
+
+
+def test_the_cli_creates_lists_and_shows_webhook_deliveries(hooked: Api, receiver: Receiver, capsys):
+    from ferryman.cli import main
+
+    base = ["--url", f"http://{hooked.host}:{hooked.port}", "--token", ADMIN]
+    assert main(["webhooks", "create", receiver.url("/cli"), "--event", "bundle.created", "--json", *base]) == 0
+    w = json.loads(capsys.readouterr().out)
+    receiver.secrets["/cli"] = w["secret"]
+    assert main(["webhooks", "list", *base]) == 0
+    assert capsys.readouterr().out.split()[:2] == [w["id"], receiver.url("/cli")]
+    Fleet(hooked).bundle("1.0.0", targets=[TARGET])
+    assert wait_for(lambda: deliveries(hooked, w, "delivered"))
+    assert main(["webhooks", "deliveries", w["id"], "--state", "delivered", *base]) == 0
+    line = capsys.readouterr().out.split()
+    assert line[1:3] == ["bundle.created", "delivered"]
+    assert main(["webhooks", "redeliver", w["id"], line[0], *base]) == 0
+    assert capsys.readouterr().out == f"{line[0]} queued again\n"
+    assert main(["webhooks", "create", "ftp://x/", "--event", "*", *base]) == 1
+    assert "webhook URL must be an http:// or https:// URL" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import time
 
 import msgspec
 
+from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.cli.output import out
 from ferryman.client import Client
@@ -148,7 +149,7 @@ async def cmd_webhooks_create(args: argparse.Namespace) -> int:
 
 async def cmd_webhooks_list(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        hooks = [w async for w in c.each("/api/v1/webhooks", m.Webhook)]
+        hooks = [w async for w in c.each(paths.WEBHOOKS, m.Webhook)]
     lines = [f"{w.id} {'disabled ' if w.disabled else ''}{w.url} {','.join(w.events)}" for w in hooks]
     out(args, hooks, "\n".join(lines) or "no webhooks")
     return 0
