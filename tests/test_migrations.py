@@ -51,15 +51,20 @@ def test_a_catalog_from_before_versioned_migrations_is_taken_over_with_its_data(
     asyncio.run(fill())
     # What the hand-kept migrations left (revision 0001's schema, PRAGMA user_version 6, no
     # Alembic table), rebuilt from this catalog: revision 0002 on added only indexes, 0003 to
-    # 0005 columns and tables.
+    # 0006 columns and tables.
     with sqlite3.connect(path) as db:
         for index in [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_created'")]:
             db.execute(f"DROP INDEX {index}")
         db.execute("DROP INDEX events_at")
-        for table in ("settings", "replicas", "rollouts", "device_reports", "webhook_deliveries", "webhooks"):
+        db.execute("DROP INDEX devices_auth_keyid")
+        db.execute("DROP INDEX devices_admission")
+        tables = ("settings", "replicas", "rollouts", "device_reports", "webhook_deliveries", "webhooks", "device_actions")
+        for table in tables:
             db.execute(f"DROP TABLE {table}")
         dropped = [("devices", "region"), ("cohorts", "region"), ("releases", "require_replicated"), ("devices", "reports")]
         dropped += [("releases", c) for c in ("halt", "halted", "halted_reason", "halted_at", "advance")]
+        dropped += [("binaries", c) for c in ("filename", "sha1", "md5", "mender")]
+        dropped += [("devices", c) for c in ("attributes", "admission", "auth_key", "auth_keyid", "identity", "config_at")]
         for table, column in dropped:
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("ALTER TABLE binaries DROP COLUMN lease_owner")

@@ -16,6 +16,7 @@ __all__ = [
     "Part",
     "PartDigest",
     "PublicKey",
+    "Sha1Md5",
     "Sha256",
     "Sink",
     "SinkResult",
@@ -32,6 +33,12 @@ __all__ = [
 ]
 
 _Path = str | PathLike[str]
+
+@final
+class Sha1Md5:
+    def __new__(cls) -> Self: ...
+    def update(self, data: Buffer, /) -> None: ...
+    def hexdigests(self) -> tuple[str, str]: ...
 
 @final
 class Sha256:
@@ -138,6 +145,10 @@ class FileDigest:
     def chunks(self) -> list[Chunk] | None: ...
     @property
     def blake3(self) -> str | None: ...
+    @property
+    def sha1(self) -> str | None: ...
+    @property
+    def md5(self) -> str | None: ...
 
 @final
 class SinkResult:
@@ -208,6 +219,7 @@ def hash_file(
     part_size: int | None = None,
     chunking: bool | ChunkParams | None = None,
     blake3: bool = False,
+    legacy: bool = False,
     progress: Callable[[int], object] | None = None,
 ) -> FileDigest: ...
 def hash_files(
@@ -218,6 +230,7 @@ def hash_files(
     part_size: int | None = None,
     chunking: bool | ChunkParams | None = None,
     blake3: bool = False,
+    legacy: bool = False,
 ) -> list[FileDigest]: ...
 def set_threads(threads: int, /) -> None: ...
 def get_threads() -> int: ...

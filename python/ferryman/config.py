@@ -156,6 +156,12 @@ class Config:
     webhook_retry_max: float = 3600.0
     # How often scheduled phase steps of releases are looked for.
     rollout_check_interval: float = 10.0
+    # hawkBit DDI: the one tenant its paths name (compared without case, as hawkBit does), a key
+    # that authenticates as any of its devices (``GatewayToken``; never stored), and the
+    # polling interval agents are told.
+    ddi_tenant: str = "default"
+    ddi_gateway_token: str | None = field(default_factory=lambda: os.environ.get("FERRYMAN_DDI_GATEWAY_TOKEN") or None)
+    agent_poll_interval: float = 300.0
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
@@ -172,6 +178,7 @@ class Config:
             "webhook_retry_base",
             "webhook_retry_max",
             "rollout_check_interval",
+            "agent_poll_interval",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")

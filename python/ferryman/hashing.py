@@ -2,7 +2,8 @@
 
 ``hash_file`` reads a file once and computes the whole-file SHA-256 plus, when asked, the
 SHA-256 of every ``part_size`` piece (as the upload API numbers parts), FastCDC chunks with
-their BLAKE3 digests, and the whole-file BLAKE3. ``hash_files`` does the same for many files
+their BLAKE3 digests, the whole-file BLAKE3, and (``legacy``) the SHA-1 and MD5 that hawkBit's
+DDI lists. ``Sha1Md5`` streams those two for stores read as streams. ``hash_files`` does the same for many files
 on one process-wide thread pool.
 """
 
@@ -12,6 +13,7 @@ from ferryman._native import (
     Blake3,
     FileDigest,
     PartDigest,
+    Sha1Md5,
     Sha256,
     get_threads,
     hash_file,
@@ -23,6 +25,7 @@ __all__ = [
     "Blake3",
     "FileDigest",
     "PartDigest",
+    "Sha1Md5",
     "Sha256",
     "blake3",
     "get_threads",

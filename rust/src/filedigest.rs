@@ -1,5 +1,5 @@
 //! One-pass file digests: whole-file SHA-256 plus, on request, per-part SHA-256, FastCDC chunks
-//! and BLAKE3, all from a single read of the file.
+//! BLAKE3, and SHA-1 with MD5 (`legacy`), all from a single read of the file.
 //!
 //! [`hash_file`] runs two lanes on two threads. The calling thread reads fixed-size blocks into
 //! a small ring of recycled buffers and hands each block (shared, not copied) to the first lane,
@@ -19,7 +19,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::chunking::{Chunk, ChunkHasher, ChunkParams, Cutter};
 use crate::error::{Error, Result};
-use crate::hashing::{Blake3, Digest, PartDigest, PartHasher, PartShare, Sha256, WholeAndParts};
+use crate::hashing::{
+    Blake3, Digest, Md5, PartDigest, PartHasher, PartShare, Sha1, Sha256, WholeAndParts,
+};
 use crate::pool;
 
 /// Read size. 1 MiB blocks stay in L2/L3 between the reader and the hashing threads.
@@ -50,6 +52,8 @@ pub struct DigestOptions {
     pub part_size: Option<u64>,
     pub chunking: Option<ChunkParams>,
     pub blake3: bool,
+    /// SHA-1 and MD5 of the whole file (hawkBit's DDI lists them besides SHA-256).
+    pub legacy: bool,
 }
 
 impl DigestOptions {
@@ -75,22 +79,32 @@ pub struct FileDigest {
     pub chunking: Option<ChunkParams>,
     pub chunks: Option<Vec<Chunk>>,
     pub blake3: Option<Digest>,
+    pub sha1: Option<[u8; 20]>,
+    pub md5: Option<[u8; 16]>,
 }
 
 /// The first lane of a file's work: the whole-file SHA-256, with the parts' in the same pass
 /// where it takes parts (about the cost of the whole-file digest alone on CPUs where the
-/// pair is cheap).
-enum Front {
+/// pair is cheap), and the SHA-1 if asked: with the SHA extensions SHA-1 costs about what
+/// SHA-256 does, while MD5 has no hardware help, so MD5 goes to the second lane and the two
+/// lanes come out about even.
+struct Front {
+    sha: FrontSha,
+    sha1: Option<Sha1>,
+}
+
+enum FrontSha {
     Whole(Sha256),
     Pair(WholeAndParts),
 }
 
-/// The rest, on the second lane: a share of the parts, the chunk cuts, the chunks' BLAKE3 and
-/// the whole file's.
+/// The rest, on the second lane: a share of the parts, the chunk cuts, the chunks' BLAKE3,
+/// the whole file's, and its MD5.
 struct Back {
     parts: Option<PartHasher>,
     chunks: Option<(Cutter, ChunkHasher)>,
     blake3: Option<Blake3>,
+    md5: Option<Md5>,
     cuts: Vec<u64>,
 }
 
@@ -100,14 +114,14 @@ impl Front {
     /// larger than [`SHARE_MAX_PART`] are not shared: with nothing else to do, the second lane
     /// takes them all, otherwise none.
     fn plan(opts: &DigestOptions, two_threads: bool) -> Result<(Front, Option<Back>)> {
-        let alone = two_threads && opts.chunking.is_none() && !opts.blake3;
-        let (front, parts) = match opts.part_size {
+        let alone = two_threads && opts.chunking.is_none() && !opts.blake3 && !opts.legacy;
+        let (sha, parts) = match opts.part_size {
             Some(ps) if alone && ps > SHARE_MAX_PART => {
-                (Front::Whole(Sha256::new()), Some(PartHasher::new(ps)?))
+                (FrontSha::Whole(Sha256::new()), Some(PartHasher::new(ps)?))
             }
             Some(ps) => {
                 let mut sha = WholeAndParts::new(ps)?;
-                let share = back_share(opts.chunking.is_some(), opts.blake3)
+                let share = back_share(opts.chunking.is_some(), opts.blake3 || opts.legacy)
                     .filter(|_| two_threads && ps <= SHARE_MAX_PART);
                 let shared = match share {
                     Some(share) => {
@@ -116,9 +130,13 @@ impl Front {
                     }
                     None => None,
                 };
-                (Front::Pair(sha), shared)
+                (FrontSha::Pair(sha), shared)
             }
-            None => (Front::Whole(Sha256::new()), None),
+            None => (FrontSha::Whole(Sha256::new()), None),
+        };
+        let front = Front {
+            sha,
+            sha1: opts.legacy.then(Sha1::new),
         };
         let back = Back {
             parts,
@@ -127,26 +145,34 @@ impl Front {
                 None => None,
             },
             blake3: opts.blake3.then(Blake3::new),
+            md5: opts.legacy.then(Md5::new),
             cuts: Vec::new(),
         };
-        let busy = back.parts.is_some() || back.chunks.is_some() || back.blake3.is_some();
+        let busy = back.parts.is_some()
+            || back.chunks.is_some()
+            || back.blake3.is_some()
+            || back.md5.is_some();
         Ok((front, busy.then_some(back)))
     }
 
     fn update(&mut self, data: &[u8]) {
-        match self {
-            Front::Whole(h) => h.update(data),
-            Front::Pair(h) => h.update(data),
+        match &mut self.sha {
+            FrontSha::Whole(h) => h.update(data),
+            FrontSha::Pair(h) => h.update(data),
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
         }
     }
 
-    /// The whole-file digest, and the parts if this lane has them.
-    fn finish(self, opts: &DigestOptions) -> (Digest, Option<Vec<PartDigest>>) {
-        match self {
-            Front::Whole(h) => (h.finalize(), None),
-            Front::Pair(h) => {
+    /// The whole-file digest, the parts if this lane has them, and the SHA-1 if asked.
+    fn finish(self, opts: &DigestOptions) -> (Digest, Option<Vec<PartDigest>>, Option<[u8; 20]>) {
+        let sha1 = self.sha1.map(|h| h.digest());
+        match self.sha {
+            FrontSha::Whole(h) => (h.finalize(), None, sha1),
+            FrontSha::Pair(h) => {
                 let (whole, parts) = h.finish();
-                (whole, opts.part_size.map(|_| parts))
+                (whole, opts.part_size.map(|_| parts), sha1)
             }
         }
     }
@@ -165,13 +191,25 @@ impl Back {
         if let Some(h) = &mut self.blake3 {
             h.update(data);
         }
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
     }
 
-    fn finish(self) -> (Option<Vec<PartDigest>>, Option<Vec<Chunk>>, Option<Digest>) {
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        self,
+    ) -> (
+        Option<Vec<PartDigest>>,
+        Option<Vec<Chunk>>,
+        Option<Digest>,
+        Option<[u8; 16]>,
+    ) {
         (
             self.parts.map(PartHasher::finish),
             self.chunks.map(|(_, hasher)| hasher.finish()),
             self.blake3.map(|h| h.digest()),
+            self.md5.map(|h| h.digest()),
         )
     }
 }
@@ -183,8 +221,8 @@ fn assemble(
     front: Front,
     back: Option<Back>,
 ) -> FileDigest {
-    let (sha256, paired) = front.finish(opts);
-    let (parts, chunks, blake3) = back.map_or((None, None, None), Back::finish);
+    let (sha256, paired, sha1) = front.finish(opts);
+    let (parts, chunks, blake3, md5) = back.map_or((None, None, None, None), Back::finish);
     let parts = match (paired, parts) {
         (Some(mut paired), Some(shared)) => {
             paired.extend(shared);
@@ -202,6 +240,8 @@ fn assemble(
         chunking: opts.chunking,
         chunks,
         blake3,
+        sha1,
+        md5,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Streaming SHA-256 and BLAKE3.
+//! Streaming SHA-256, BLAKE3, and the SHA-1 and MD5 that hawkBit's DDI API asks of artifacts.
 //!
 //! SHA-256 comes from the `sha2` crate, which picks the x86 SHA extensions (or the ARMv8 SHA2
 //! instructions) at run time, so one build is fast on every CPU without `target-cpu=native`.
@@ -73,6 +73,44 @@ impl Blake3 {
 /// BLAKE3 of one buffer.
 pub fn blake3(data: &[u8]) -> Digest {
     blake3::hash(data).into()
+}
+
+/// Incremental SHA-1 (20-byte digest), for protocols that still name it (hawkBit's DDI): never
+/// a security decision here, which SHA-256 makes. The `sha1` crate uses the x86 SHA extensions
+/// when present, as `sha2` does.
+#[derive(Clone, Debug, Default)]
+pub struct Sha1(sha1::Sha1);
+
+impl Sha1 {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        sha1::Digest::update(&mut self.0, data);
+    }
+
+    pub fn digest(&self) -> [u8; 20] {
+        sha1::Digest::finalize(self.0.clone()).into()
+    }
+}
+
+/// Incremental MD5 (16-byte digest), for the same protocols as [`Sha1`].
+#[derive(Clone, Debug, Default)]
+pub struct Md5(md5::Md5);
+
+impl Md5 {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(&mut self.0, data);
+    }
+
+    pub fn digest(&self) -> [u8; 16] {
+        md5::Digest::finalize(self.0.clone()).into()
+    }
 }
 
 /// The SHA-256 of one part of a multipart upload.

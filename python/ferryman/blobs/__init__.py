@@ -51,6 +51,10 @@ class Digest(Protocol):
     def sha256(self) -> str: ...
     @property
     def parts(self) -> Sequence[PartDigest] | None: ...
+    @property
+    def sha1(self) -> str | None: ...  # with ``legacy``
+    @property
+    def md5(self) -> str | None: ...  # with ``legacy``
 
 
 class Content(Protocol):
@@ -74,11 +78,16 @@ class BlobStore(Protocol):
         raises TooLarge past ``size`` bytes, InsufficientStorage when the store is full,
         Unavailable when it cannot be reached."""
 
-    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> Digest:
+    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False, legacy: bool = False) -> Digest:
         """The SHA-256 (and with ``part_size``, each part's) of the uploaded (or already
         published) bytes; OSError if they cannot be read, Unavailable if the store cannot.
         ``keep``: the bytes are about to be published if they match (a store that must copy
-        them to publish may do it in this same pass)."""
+        them to publish may do it in this same pass). ``legacy``: their SHA-1 and MD5 too, in
+        the same pass."""
+
+    async def first_bytes(self, binary_id: str, count: int) -> bytes:
+        """Up to ``count`` (at most ``MIN_PART``) first bytes of the uploaded (or already
+        published) bytes: what ``digest`` hashes. Errors as ``digest``'s."""
 
     async def publish(self, binary_id: str) -> None:
         """Makes verified bytes visible to ``open``, atomically and durably."""

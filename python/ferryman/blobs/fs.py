@@ -126,15 +126,24 @@ class FsBlobStore:
         except SizeLimitExceeded:
             raise TooLarge(f"the part has more than its {size} bytes") from None
 
-    def _digest(self, binary_id: str, part_size: int | None) -> FileDigest:
+    def _hashed_path(self, binary_id: str) -> Path:
         path = self._upload(binary_id)
         if not path.exists():  # a crash after the rename: hash the published copy
             path = self._content(binary_id)
-        return hash_file(path, part_size=part_size)
+        return path
 
-    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> FileDigest:
+    async def digest(
+        self, binary_id: str, part_size: int | None = None, *, keep: bool = False, legacy: bool = False
+    ) -> FileDigest:
         # ``keep`` needs nothing here: publishing is a rename.
-        return await _off_loop(self._digest, binary_id, part_size)
+        return await _off_loop(lambda: hash_file(self._hashed_path(binary_id), part_size=part_size, legacy=legacy))
+
+    def _first_bytes(self, binary_id: str, count: int) -> bytes:
+        with open(self._hashed_path(binary_id), "rb") as f:
+            return f.read(count)
+
+    async def first_bytes(self, binary_id: str, count: int) -> bytes:
+        return await _off_loop(self._first_bytes, binary_id, count)
 
     def _publish(self, binary_id: str) -> None:
         upload = self._upload(binary_id)

@@ -43,7 +43,7 @@ from obstore.store import ObjectStore, from_url
 
 from ferryman.blobs import Mismatch
 from ferryman.errors import NotFound, TooLarge, Unavailable
-from ferryman.hashing import Sha256
+from ferryman.hashing import Sha1Md5, Sha256
 from ferryman.ids import is_id
 
 __all__ = ["Hashed", "ObjectBlobStore", "PartSum", "Sums", "open_object_store"]
@@ -80,6 +80,8 @@ class Sums:
     size: int
     sha256: str
     parts: list[PartSum] | None
+    sha1: str | None = None
+    md5: str | None = None
 
 
 def open_object_store(url: str) -> ObjectStore:
@@ -220,12 +222,13 @@ class ObjectBlobStore:
         async for chunk in got.stream(min_chunk_size=READ_CHUNK):
             yield bytes(chunk)
 
-    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False) -> Sums:
+    async def digest(self, binary_id: str, part_size: int | None = None, *, keep: bool = False, legacy: bool = False) -> Sums:
         """Reads the parts back in order (or, after a crash that published them, the content),
         hashing the whole natively and, with ``part_size``, each part. With ``keep``, what is
         read is also written, in the same pass, to the content object: it is served only once
         the catalog says the binary is verified, and ``publish`` then only drops the parts."""
         whole, size, parts = Sha256(), 0, []
+        others = Sha1Md5() if legacy else None
 
         async def read(keys: list[str]) -> AsyncIterator[bytes]:
             nonlocal size
@@ -233,6 +236,8 @@ class ObjectBlobStore:
                 part, n = Sha256(), 0
                 async for chunk in self._stream(key):
                     whole.update(chunk)
+                    if others is not None:
+                        others.update(chunk)
                     if part_size:
                         part.update(chunk)
                     n += len(chunk)
@@ -254,7 +259,24 @@ class ObjectBlobStore:
             raise FileNotFoundError(f"no uploaded content for {binary_id}") from None
         except Exception as e:
             raise _unavailable(e) from None
-        return Sums(size, whole.hexdigest(), parts if part_size else None)
+        sha1, md5 = others.hexdigests() if others is not None else (None, None)
+        return Sums(size, whole.hexdigest(), parts if part_size else None, sha1, md5)
+
+    async def first_bytes(self, binary_id: str, count: int) -> bytes:
+        """From the first part (every part but the last holds at least ``MIN_PART`` bytes) or
+        the content; read as a stream and cut, since some servers ignore ranges."""
+        got = bytearray()
+        try:
+            keys = [key for _, key in await self._parts(binary_id)][:1] or [self._content(binary_id)]
+            async for chunk in self._stream(keys[0]):
+                got += chunk[: count - len(got)]
+                if len(got) >= count:
+                    break
+        except _MISSING:
+            raise FileNotFoundError(f"no uploaded content for {binary_id}") from None
+        except Exception as e:
+            raise _unavailable(e) from None
+        return bytes(got)
 
     async def publish(self, binary_id: str) -> None:
         """Drops the parts once ``digest(keep=True)`` has written the content; assembles the

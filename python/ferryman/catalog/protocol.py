@@ -33,6 +33,11 @@ class ServedBinary(m.BundleEntry, kw_only=True):
 
     signatures: list[m.ManifestSignature]
     replicas: dict[str, str] = msgspec.field(default_factory=dict)
+    # For the agent protocols: the file name, SHA-1 and MD5 (DDI), a Mender artifact's header.
+    filename: str | None = None
+    sha1: str | None = None
+    md5: str | None = None
+    mender: m.MenderHeader | None = None
 
 
 @dataclass(frozen=True)
@@ -159,12 +164,13 @@ class Catalog(Protocol):
         by_server: bool = False,
         expect: State | None = None,
         error: str | None = None,
+        content: m.ContentFacts | None = None,
     ) -> m.Binary:
         """Changes a binary's fields and, with ``target``, moves it there if the lifecycle allows it from its
         current state (with ``expect``, only from that state), in one transaction: a refused move changes
         nothing. Moving to ``hashable`` needs every part in and no upload in flight, and continues at once to
         ``hashing`` (DESIGN.md). The update is conditional on the state read, so of two racing requests only
-        one can win."""
+        one can win. ``content``: what hashing learnt of the bytes (SHA-1, MD5, a Mender header)."""
 
     async def begin_part(self, actor: str, binary_id: str, index: int, lease: float) -> tuple[str, m.Binary]:
         """Registers an upload of part ``index`` as in flight for ``lease`` seconds (renew with
@@ -278,6 +284,42 @@ class Catalog(Protocol):
     async def get_release(self, release_id: str) -> m.Release: ...
 
     async def patch_release(self, actor: str, release_id: str, body: m.ReleasePatch) -> m.Release: ...
+
+    # Agent protocols: actions, attributes, admission (catalog/sql/agents.py) ----------------------
+
+    async def agent_device(
+        self, *, token_hash: str | None = None, identifier: str | None = None
+    ) -> tuple[m.Device, m.DeviceAction | None, bool] | None:
+        """The device with this token hash (or identifier), its latest action, and whether it
+        still has to send its configuration (DDI configData); None if there is none."""
+
+    async def start_action(self, device_id: str, release_id: str | None, bundle_id: str) -> m.DeviceAction:
+        """Opens an action for a device, or returns the one it has open."""
+
+    async def device_action(self, device_id: str, action_id: int) -> m.DeviceAction: ...
+
+    async def list_device_actions(self, device_id: str, limit: int) -> list[m.DeviceAction]: ...
+
+    async def change_action(
+        self, actor: str, device_id: str, action_id: int, status: str, *, result: str | None = None,
+        detail: str | None = None, expect: tuple[str, ...] = ("open", "canceling"),
+    ) -> m.DeviceAction:  # fmt: skip
+        """Moves one of a device's actions to ``status`` if it is in one of ``expect``; Conflict
+        otherwise, NotFound if it is not the device's."""
+
+    async def cancel_device_actions(self, actor: str, device_id: str) -> list[m.DeviceAction]: ...
+
+    async def set_device_attributes(self, device_id: str, attributes: Mapping[str, object], *, replace: bool = False,
+                                    remove: bool = False, config: bool = False) -> None: ...  # fmt: skip
+
+    async def adopt_target(self, device_id: str, target: str) -> None: ...
+
+    async def authenticate_agent(self, identity: str, identifier: str, public_key: str, keyid: str,
+                                 token_hash: str) -> tuple[m.Device, bool]:  # fmt: skip
+        """A verified Mender authentication request: the device with this key (created pending if
+        new) and whether it is accepted (then its token becomes ``token_hash``)."""
+
+    async def admit_device(self, actor: str, device_id: str, accept: bool) -> m.Device: ...
 
     # Devices and overrides -----------------------------------------------------------------------
 

@@ -193,6 +193,23 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--cohort", metavar="COHORT_ID")
     dc.add_argument("--tag", action="append", metavar="TAG")
     dc.add_argument("--region", metavar="NAME", help="region it downloads from (default its cohort's)")
+    dc.add_argument("--auth-key", metavar="PEM_FILE", help="pre-authorise a Mender device: the public key it authenticates with")
+    dl = cmd(devices, "list", "list devices (e.g. those waiting to be accepted)", api.cmd_devices_list)
+    dl.add_argument("--admission", choices=("pending", "accepted", "rejected"))
+    dl.add_argument("--cohort", metavar="COHORT_ID")
+    for verb, accept, text in (
+        ("accept", True, "accept a device that asked to join (Mender): it gets a token at its next request"),
+        ("reject", False, "reject a device: its token stops working at once"),
+    ):
+        da = cmd(devices, verb, text, api.cmd_devices_admit)
+        da.add_argument("device_id", metavar="DEVICE_ID")
+        da.set_defaults(accept=accept)
+    cmd(devices, "actions", "a device's DDI actions and Mender deployments, newest first", api.cmd_devices_actions).add_argument(
+        "device_id", metavar="DEVICE_ID"
+    )
+    cmd(devices, "cancel", "cancel a device's open action (told at its next poll)", api.cmd_devices_cancel).add_argument(
+        "device_id", metavar="DEVICE_ID"
+    )
 
     cmd(devices, "delete", "delete a device (its token stops working at once)", api.cmd_devices_delete).add_argument(
         "device_id", metavar="DEVICE_ID"
@@ -404,6 +421,26 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="SECONDS",
         help="how often releases' scheduled phase steps are looked for (default 10)",
+    )
+    s.add_argument(
+        "--ddi-tenant",
+        default="default",
+        metavar="NAME",
+        help="the tenant in hawkBit DDI paths (/{tenant}/controller/v1/…; compared without case; default: default)",
+    )
+    s.add_argument(
+        "--ddi-gateway-token",
+        default=os.environ.get("FERRYMAN_DDI_GATEWAY_TOKEN") or None,
+        metavar="TOKEN",
+        help="accept 'Authorization: GatewayToken TOKEN' for every device of the DDI tenant "
+        "(env FERRYMAN_DDI_GATEWAY_TOKEN; default: only each device's own TargetToken)",
+    )
+    s.add_argument(
+        "--agent-poll-interval",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how often DDI agents are told to poll (config.polling.sleep; default 300)",
     )
     s.set_defaults(func=local.cmd_serve)
 

@@ -110,9 +110,9 @@ async def cmd_releases_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_devices_create(args: argparse.Namespace) -> int:
-    body = m.DeviceCreate(
-        identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [], region=args.region
-    )
+    auth_key = Path(args.auth_key).read_text() if args.auth_key else None
+    body = m.DeviceCreate(identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [],
+                          region=args.region, auth_key=auth_key)  # fmt: skip
     async with _client(args) as c:
         d = await c.create_device(body)
     out(args, d, f"{d.id} token {d.token}")
@@ -123,6 +123,38 @@ async def cmd_devices_delete(args: argparse.Namespace) -> int:
     async with _client(args) as c:
         await c.delete_device(args.device_id)
     out(args, {"id": args.device_id, "deleted": True}, f"{args.device_id} deleted")
+    return 0
+
+
+async def cmd_devices_list(args: argparse.Namespace) -> int:
+    filters = {k: v for k, v in (("admission", args.admission), ("cohort_id", args.cohort)) if v}
+    async with _client(args) as c:
+        found = [d async for d in c.each(paths.DEVICES, m.Device, **filters)]
+    lines = [f"{d.id}\t{d.identifier}\t{d.target}\t{d.admission}\t{d.last_seen_at or '-'}" for d in found]
+    out(args, found, "\n".join(lines) or "no devices")
+    return 0
+
+
+async def cmd_devices_admit(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        d = await c.admit_device(args.device_id, args.accept)
+    out(args, d, f"{d.id} {d.identifier} {d.admission}")
+    return 0
+
+
+async def cmd_devices_cancel(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        canceled = await c.cancel_device_actions(args.device_id)
+    text = "\n".join(f"action {a.id} canceling" for a in canceled) or "no open action"
+    out(args, canceled, text)
+    return 0
+
+
+async def cmd_devices_actions(args: argparse.Namespace) -> int:
+    async with _client(args) as c:
+        found = await c.device_actions(args.device_id)
+    lines = [f"{a.id}\t{a.status}\t{a.result or '-'}\t{a.release_id or '-'}\t{a.bundle_id}\t{a.updated_at}" for a in found]
+    out(args, found, "\n".join(lines) or "no actions")
     return 0
 
 

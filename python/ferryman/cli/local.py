@@ -74,6 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         webhook_retry_base=args.webhook_retry_base,
         webhook_retry_max=args.webhook_retry_max,
         rollout_check_interval=args.rollout_check_interval,
+        ddi_tenant=args.ddi_tenant,
+        ddi_gateway_token=args.ddi_gateway_token,
+        agent_poll_interval=args.agent_poll_interval,
     )
     problems = asyncio.run(preflight(config))
     for problem in problems:

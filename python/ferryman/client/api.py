@@ -155,6 +155,16 @@ class Client(Transport):
     async def rotate_device_token(self, device_id: str) -> m.Device:
         return await self._typed("POST", at(paths.DEVICE_TOKEN, device_id=device_id), None, m.Device)
 
+    async def admit_device(self, device_id: str, accept: bool) -> m.Device:
+        path = paths.DEVICE_ACCEPT if accept else paths.DEVICE_REJECT
+        return await self._typed("POST", at(path, device_id=device_id), None, m.Device)
+
+    async def cancel_device_actions(self, device_id: str) -> list[m.DeviceAction]:
+        return await self._typed("POST", at(paths.DEVICE_CANCEL, device_id=device_id), None, list[m.DeviceAction])
+
+    async def device_actions(self, device_id: str) -> list[m.DeviceAction]:
+        return [a async for a in self.each(at(paths.DEVICE_ACTIONS, device_id=device_id), m.DeviceAction)]
+
     async def create_override(self, body: m.OverrideCreate) -> m.Override:
         return await self._typed("POST", paths.OVERRIDES, body, m.Override)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -44,6 +45,9 @@ class Uploaded(NamedTuple):
     hash_seconds: float
     upload_seconds: float
     server_hash_seconds: float
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,254}")
 
 
 async def upload(
@@ -91,7 +95,10 @@ async def upload(
     if b is not None and (b.sha256 != digest.sha256 or b.size != digest.size or b.part_size != part_size):
         raise FerrymanError(f"{artifact} {version} already has a different {target} binary ({b.id}, {b.state})")
     if b is None:
-        body = m.BinaryCreate(target=target, size=digest.size, sha256=digest.sha256, part_size=part_size)
+        # The local file's name goes with it (devices store it under that name: hawkBit's
+        # ``filename``; SWUpdate wants its ``.swu``), when it is a name the API takes.
+        name = path.name if _FILE_NAME.fullmatch(path.name) else None
+        body = m.BinaryCreate(target=target, size=digest.size, sha256=digest.sha256, part_size=part_size, filename=name)
         b = await c.create_binary(ver.id, body)
     t1 = time.monotonic()
     sent = 0

@@ -21,6 +21,7 @@ from ferryman.grants import load_secret
 from ferryman.server.answers import AnswerCache
 from ferryman.server.handlers.api_keys import new_token
 from ferryman.server.keys import (
+    AGENTS,
     ANSWERS,
     BLOBS,
     CATALOG,
@@ -38,6 +39,7 @@ from ferryman.server.metrics import metrics_middleware
 from ferryman.server.middlewares import auth_middleware, problem_middleware
 from ferryman.server.routes import add_routes
 from ferryman.server.runner import start_site
+from ferryman.services.agents import Agents
 from ferryman.services.checkins import CheckIns
 from ferryman.services.replication import Replication
 from ferryman.services.rollouts import Rollouts
@@ -65,6 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     uploads = app[UPLOADS] = Uploads(catalog, blobs, config.upload_lease, config.job_lease, replication.queue)
     checkins = app[CHECKINS] = CheckIns(catalog, regions.names)
     rollouts = app[ROLLOUTS] = Rollouts(catalog, config.rollout_check_interval)
+    app[AGENTS] = Agents(catalog, checkins, rollouts)
     webhooks = app[WEBHOOKS] = Webhooks(
         catalog, allow_private=config.webhook_allow_private, timeout=config.webhook_timeout,
         max_attempts=config.webhook_max_attempts, retry_base=config.webhook_retry_base, retry_max=config.webhook_retry_max,

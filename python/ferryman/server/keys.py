@@ -9,6 +9,7 @@ from ferryman.blobs.regions import Regions
 from ferryman.catalog import Catalog
 from ferryman.config import Config
 from ferryman.server.answers import AnswerCache
+from ferryman.services.agents import Agents
 from ferryman.services.checkins import CheckIns
 from ferryman.services.replication import Replication
 from ferryman.services.rollouts import Rollouts
@@ -17,7 +18,7 @@ from ferryman.services.uploads import Uploads
 from ferryman.services.webhooks import Webhooks
 
 __all__ = [
-    "ANSWERS", "BLOBS", "CATALOG", "CHECKINS", "CONFIG", "DEVICE_TOKEN", "PRINCIPAL", "REGIONS", "REPLICATION",
+    "AGENTS", "ANSWERS", "BLOBS", "CATALOG", "CHECKINS", "CONFIG", "DEVICE_TOKEN", "PRINCIPAL", "REGIONS", "REPLICATION",
     "ROLLOUTS", "ROUTE_ROLES", "SIGNATURES", "UPLOADS", "URL_SECRET", "WEBHOOKS",
 ]  # fmt: skip
 
@@ -29,6 +30,8 @@ UPLOADS = web.AppKey("uploads", Uploads)
 REGIONS = web.AppKey("regions", Regions)
 REPLICATION = web.AppKey("replication", Replication)
 CHECKINS = web.AppKey("checkins", CheckIns)
+# The agent protocols' polls and progress (hawkBit DDI, Mender).
+AGENTS = web.AppKey("agents", Agents)
 SIGNATURES = web.AppKey("signatures", Signatures)
 # Device reports (written in groups) and scheduled rollout steps.
 ROLLOUTS = web.AppKey("rollouts", Rollouts)

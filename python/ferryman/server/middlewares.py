@@ -24,6 +24,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = frozenset({"public"})
 # Routes for devices: only device tokens, which reach nothing else.
 DEVICE = frozenset({"device"})
+# hawkBit DDI routes: a device token as ``TargetToken``, or the tenant's ``GatewayToken``.
+DDI = frozenset({"ddi"})
 
 
 @web.middleware
@@ -78,6 +80,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    if roles == DDI:
+        return await _ddi(request, handler, scheme.lower(), token.strip())
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("an Authorization: Bearer token is required")
     token = token.strip()
@@ -99,3 +103,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"role {principal[1]} may not {request.method} {where}")
     request[PRINCIPAL] = principal
     return await handler(request)
+
+
+async def _ddi(request: web.Request, handler: Handler, scheme: str, token: str) -> web.StreamResponse:
+    """A DDI request: its device's token (the handler checks that it is the controller's), or
+    the gateway token, which stands for any device of the tenant."""
+    if scheme == "targettoken" and token:
+        request[DEVICE_TOKEN] = hash_token(token)
+        return await handler(request)
+    gateway = request.app[CONFIG].ddi_gateway_token
+    if scheme == "gatewaytoken" and token and gateway and hmac.compare_digest(token.encode(), gateway.encode()):
+        return await handler(request)
+    raise Unauthenticated("an Authorization: TargetToken or GatewayToken is required")

@@ -89,7 +89,8 @@ def _problems(r: Route) -> list[int]:
 @functools.cache
 def document() -> dict[str, Any]:
     types: list[Any] = [Problem]
-    for r in ROUTES:
+    documented = [r for r in ROUTES if not r.foreign]
+    for r in documented:
         for t in (r.body, _list_of(r.response) if _is_list(r.response) else r.response):
             if t is not None and t not in types:
                 types.append(t)
@@ -97,7 +98,7 @@ def document() -> dict[str, Any]:
     refs = dict(zip(types, schemas, strict=True))
     problem = {"application/problem+json": {"schema": refs[Problem]}}
     paths: dict[str, dict[str, Any]] = {}
-    for r in ROUTES:
+    for r in documented:
         op: dict[str, Any] = {"summary": r.summary, "operationId": f"{r.method.lower()}_{_slug(r.path)}"}
         params = [_path_param(p) for p in re.findall(r"{(\w+)}", r.path)]
         if _is_list(r.response):

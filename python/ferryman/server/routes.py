@@ -12,12 +12,15 @@ from aiohttp import web
 from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.server.handlers import (
+    admission,
     api_keys,
     artifacts,
     binaries,
+    ddi,
     downloads,
     events,
     fleet,
+    mender,
     meta,
     replication,
     rollouts,
@@ -26,7 +29,7 @@ from ferryman.server.handlers import (
     webhooks,
 )  # fmt: skip
 from ferryman.server.keys import ROUTE_ROLES
-from ferryman.server.middlewares import DEVICE, PUBLIC
+from ferryman.server.middlewares import DDI, DEVICE, PUBLIC
 
 __all__ = ["ROUTES", "Route", "add_routes"]
 
@@ -53,6 +56,8 @@ class Route:
     also: tuple[int, ...] = ()
     # The answer is text/plain (the Prometheus format) rather than JSON.
     text: bool = False
+    # Another product's protocol (hawkBit DDI, Mender), specified by it: not in our OpenAPI document.
+    foreign: bool = False
 
 
 ROUTES: list[Route] = [
@@ -194,6 +199,31 @@ ROUTES: list[Route] = [
           "Send a delivery again (same webhook-id)", response=m.WebhookDelivery, status=202),
     Route("GET", paths.EVENTS, events.list_, READ,
           "The audit log (?resource_id= &resource_type= &action= &actor=)", response=list[m.Event]),
+    Route("POST", paths.DEVICE_ACCEPT, admission.accept, RELEASE,
+          "Accept a device that asked to join (it gets a token at its next authentication)", response=m.Device),
+    Route("POST", paths.DEVICE_REJECT, admission.reject, RELEASE,
+          "Reject a device (its token stops working at once)", response=m.Device),
+    Route("GET", paths.DEVICE_ACTIONS, admission.actions, READ,
+          "A device's actions through agent protocols (DDI actions, Mender deployments), newest first",
+          response=list[m.DeviceAction]),
+    Route("POST", paths.DEVICE_CANCEL, admission.cancel, RELEASE,
+          "Cancel a device's open action (the device is told at its next poll)", response=list[m.DeviceAction]),
+    # hawkBit DDI (SWUpdate, RAUC's hawkBit updater).
+    Route("GET", paths.DDI_ROOT, ddi.root, DDI, "DDI root poll", foreign=True),
+    Route("GET", paths.DDI_DEPLOYMENT, ddi.deployment, DDI, "DDI deploymentBase", foreign=True),
+    Route("POST", paths.DDI_FEEDBACK, ddi.feedback, DDI, "DDI action feedback", foreign=True),
+    Route("PUT", paths.DDI_CONFIG, ddi.config_data, DDI, "DDI configData", foreign=True),
+    Route("GET", paths.DDI_CANCEL, ddi.cancel_action, DDI, "DDI cancelAction", foreign=True),
+    Route("POST", paths.DDI_CANCEL_FEEDBACK, ddi.cancel_feedback, DDI, "DDI cancel feedback", foreign=True),
+    Route("GET", paths.DDI_INSTALLED, ddi.installed, DDI, "DDI installedBase", foreign=True),
+    # Mender's device API (mender-client).
+    Route("POST", paths.MENDER_AUTH, mender.auth_request, PUBLIC, "Mender authentication request", foreign=True),
+    Route("POST", paths.MENDER_NEXT_V2, mender.next_v2, DEVICE, "Mender next deployment (v2)", foreign=True),
+    Route("GET", paths.MENDER_NEXT_V1, mender.next_v1, DEVICE, "Mender next deployment (v1)", foreign=True),
+    Route("PUT", paths.MENDER_STATUS, mender.deployment_status, DEVICE, "Mender deployment status", foreign=True),
+    Route("PUT", paths.MENDER_LOG, mender.deployment_log, DEVICE, "Mender deployment log", foreign=True),
+    Route("PUT", paths.MENDER_INVENTORY, mender.inventory, DEVICE, "Mender inventory (replace)", foreign=True),
+    Route("PATCH", paths.MENDER_INVENTORY, mender.inventory, DEVICE, "Mender inventory (merge)", foreign=True),
 ]  # fmt: skip
 
 
@@ -202,6 +232,6 @@ def add_routes(app: web.Application) -> None:
     roles = app[ROUTE_ROLES] = {}
     for r in ROUTES:
         # PUBLIC and DEVICE stand alone; other declarations name API roles (admin is implied).
-        if r.roles not in (PUBLIC, DEVICE) and not (r.roles and r.roles <= API_ROLES):
+        if r.roles not in (PUBLIC, DEVICE, DDI) and not (r.roles and r.roles <= API_ROLES):
             raise ValueError(f"{r.method} {r.path} declares roles {sorted(r.roles)}")
         roles[app.router.add_route(r.method, r.path, r.handler)] = r.roles

@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ferryman import metrics
+from ferryman.agents.menderfile import HEADER_PREFIX, MenderFileError, is_mender, parse_header
 from ferryman.blobs import BlobStore, Received
 from ferryman.catalog import Catalog
 from ferryman.catalog import models as m
@@ -259,12 +260,20 @@ class Uploads:
             return f"{declared_what}; parts whose bytes differ from their upload: {shown}"
         return f"{declared_what}; every part matches its upload, so the declared digest or size is wrong"
 
+    async def _mender_header(self, binary_id: str, size: int) -> m.MenderHeader | None:
+        """The header of a Mender artifact (None for any other binary): read from its first
+        bytes, the tar member that names it first."""
+        if not is_mender(await self.blobs.first_bytes(binary_id, 512)):
+            return None
+        count = min(size, HEADER_PREFIX)
+        return parse_header(await self.blobs.first_bytes(binary_id, count), whole=count == size)
+
     async def hash_binary(self, binary_id: str) -> None:
         binary = await self.catalog.get_binary(binary_id)
         error = None
         started = time.perf_counter()
         try:
-            d = await self.blobs.digest(binary_id, keep=True)
+            d = await self.blobs.digest(binary_id, keep=True, legacy=True)
         except Unavailable:
             # No verdict without the bytes: the lease runs out and the job is taken again.
             log.warning("binary %s: the store is unavailable; hashing is retried later", binary_id)
@@ -277,6 +286,15 @@ class Uploads:
                 error = await self._explain(binary, f"content has {d.size} bytes, {binary.size} were declared")
             elif d.sha256 != binary.sha256:
                 error = await self._explain(binary, f"content SHA-256 is {d.sha256}, {binary.sha256} was declared")
+        content = None
+        if error is None:
+            try:
+                content = m.ContentFacts(sha1=d.sha1, md5=d.md5, mender=await self._mender_header(binary_id, d.size))
+            except Unavailable:
+                log.warning("binary %s: the store is unavailable; hashing is retried later", binary_id)
+                return
+            except (OSError, MenderFileError) as e:
+                error = f"a Mender artifact whose header cannot be read: {e}"
         no_fields = m.BinaryPatch()
         for attempt in range(FULL_DISK_RETRIES):
             try:
@@ -286,7 +304,7 @@ class Uploads:
                 else:
                     target = State.HASHABLE
                 await self.catalog.change_binary(SERVER, binary_id, no_fields, target, by_server=True, expect=State.HASHING,
-                                                 error=error)  # fmt: skip
+                                                 error=error, content=content)  # fmt: skip
                 if target is State.SIGNABLE and self.on_content is not None:
                     # Best effort: replication's own pass queues what this misses.
                     try:

@@ -52,6 +52,8 @@ pub struct PyFileDigest {
     pub chunking: Option<Py<PyChunkParams>>,
     pub chunks: Option<Vec<Py<PyChunk>>>,
     pub blake3: Option<String>,
+    pub sha1: Option<String>,
+    pub md5: Option<String>,
 }
 
 #[pymethods]
@@ -98,6 +100,8 @@ impl PyFileDigest {
                 .transpose()?,
             chunks,
             blake3: d.blake3.map(|h| to_hex(&h)),
+            sha1: d.sha1.map(|h| to_hex(&h)),
+            md5: d.md5.map(|h| to_hex(&h)),
         })
     }
 }
@@ -106,28 +110,32 @@ fn options(
     part_size: Option<u64>,
     chunking: Option<&Bound<'_, PyAny>>,
     blake3: bool,
+    legacy: bool,
 ) -> PyResult<DigestOptions> {
     Ok(DigestOptions {
         part_size,
         chunking: chunking_arg(chunking)?,
         blake3,
+        legacy,
     })
 }
 
 /// Digests one file in a single read, reading overlapped with hashing. `progress(bytes_read)`
 /// is called every 16 MiB and at the end (with the GIL); if it raises, hashing stops and the
-/// exception propagates.
+/// exception propagates. `legacy` adds the whole file's SHA-1 and MD5.
 #[pyfunction]
-#[pyo3(signature = (path, /, *, part_size = None, chunking = None, blake3 = false, progress = None))]
+#[pyo3(signature = (path, /, *, part_size = None, chunking = None, blake3 = false, legacy = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
 fn hash_file(
     py: Python<'_>,
     path: PathBuf,
     part_size: Option<u64>,
     chunking: Option<&Bound<'_, PyAny>>,
     blake3: bool,
+    legacy: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<PyFileDigest> {
-    let opts = options(part_size, chunking, blake3)?;
+    let opts = options(part_size, chunking, blake3, legacy)?;
     let Some(callback) = progress else {
         let d = py.detach(|| core::hash_file(&path, &opts))?;
         return PyFileDigest::new(py, &d);
@@ -152,7 +160,7 @@ fn hash_file(
 /// Digests many files in parallel on the shared pool; results in input order. The first
 /// failing file (in input order) raises.
 #[pyfunction]
-#[pyo3(signature = (paths, /, *, threads = None, part_size = None, chunking = None, blake3 = false))]
+#[pyo3(signature = (paths, /, *, threads = None, part_size = None, chunking = None, blake3 = false, legacy = false))]
 fn hash_files(
     py: Python<'_>,
     paths: Vec<PathBuf>,
@@ -160,8 +168,9 @@ fn hash_files(
     part_size: Option<u64>,
     chunking: Option<&Bound<'_, PyAny>>,
     blake3: bool,
+    legacy: bool,
 ) -> PyResult<Vec<PyFileDigest>> {
-    let opts = options(part_size, chunking, blake3)?;
+    let opts = options(part_size, chunking, blake3, legacy)?;
     if let Some(n) = threads {
         if n != pool::threads()? {
             pool::set_threads(n)?;

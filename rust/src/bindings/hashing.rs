@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::buffer::with_bytes;
-use crate::hashing::{to_hex, Blake3, Digest, Sha256};
+use crate::hashing::{to_hex, Blake3, Digest, Md5, Sha1, Sha256};
 
 /// What the two hashers share; the macro below gives each its Python class.
 trait Hasher: Clone + Default + Send {
@@ -119,7 +119,37 @@ hasher_class!(
     "Streaming BLAKE3 with 32-byte output."
 );
 
+/// Streaming SHA-1 and MD5 together, for hawkBit's DDI (which lists both besides SHA-256):
+/// one object, one GIL release per update for the pair.
+#[pyclass(module = "ferryman._native", name = "Sha1Md5", frozen)]
+pub struct PySha1Md5(Mutex<(Sha1, Md5)>);
+
+#[pymethods]
+impl PySha1Md5 {
+    #[new]
+    fn new() -> Self {
+        Self(Mutex::new((Sha1::new(), Md5::new())))
+    }
+
+    /// Feeds more bytes (any buffer); the GIL is released for large inputs.
+    #[pyo3(signature = (data, /))]
+    fn update(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        with_bytes(py, data, |bytes| {
+            let mut both = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            both.0.update(bytes);
+            both.1.update(bytes);
+        })
+    }
+
+    /// The SHA-1 and MD5 of everything fed so far, as lowercase hex.
+    fn hexdigests(&self) -> (String, String) {
+        let both = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (to_hex(&both.0.digest()), to_hex(&both.1.digest()))
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySha1Md5>()?;
     m.add_class::<PySha256>()?;
     m.add_class::<PyBlake3>()?;
     Ok(())

@@ -14,11 +14,24 @@ fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31) ^ (i >> 9)) as u8).collect()
 }
 
+fn sha1_of(bytes: &[u8]) -> [u8; 20] {
+    let mut h = crate::hashing::Sha1::new();
+    h.update(bytes);
+    h.digest()
+}
+
+fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    let mut h = crate::hashing::Md5::new();
+    h.update(bytes);
+    h.digest()
+}
+
 fn all_opts(part_size: u64) -> DigestOptions {
     DigestOptions {
         part_size: Some(part_size),
         chunking: Some(ChunkParams::default()),
         blake3: true,
+        legacy: true,
     }
 }
 
@@ -26,6 +39,8 @@ fn check(bytes: &[u8], d: &FileDigest, opts: &DigestOptions) {
     assert_eq!(d.size, bytes.len() as u64);
     assert_eq!(d.sha256, sha256(bytes));
     assert_eq!(d.blake3, opts.blake3.then(|| blake3(bytes)));
+    assert_eq!(d.sha1, opts.legacy.then(|| sha1_of(bytes)));
+    assert_eq!(d.md5, opts.legacy.then(|| md5_of(bytes)));
     match opts.part_size {
         Some(ps) => {
             let parts = d.parts.as_ref().unwrap();
@@ -78,10 +93,12 @@ fn every_plan_agrees_inline_and_pipelined() {
         4 * BLOCK + 63,
     ];
     for (part_size, chunking, blake3) in plans {
+        // SHA-1 and MD5 with some plans and not others: both lanes' shares change with them.
         let opts = DigestOptions {
             part_size,
             chunking,
             blake3,
+            legacy: part_size.is_some() != blake3,
         };
         for len in lens {
             let bytes = crate::chunking::tests::noise(len, len as u64);
@@ -122,6 +139,7 @@ fn the_second_lane_cuts_where_whole_buffer_chunking_does() {
             part_size: Some(1 << 20),
             chunking: Some(params),
             blake3: false,
+            legacy: false,
         };
         let want = chunk_bytes(&bytes, params).unwrap();
         for piece in [1000, 65_537, BLOCK] {
@@ -330,11 +348,12 @@ fn the_work_is_planned_by_the_table() {
             part_size,
             chunking: chunking.then_some(params),
             blake3,
+            legacy: false,
         };
         let (front, back) = Front::plan(&opts, two).unwrap();
-        let kind = match front {
-            Front::Whole(_) => "whole",
-            Front::Pair(_) => "pair",
+        let kind = match front.sha {
+            FrontSha::Whole(_) => "whole",
+            FrontSha::Pair(_) => "pair",
         };
         let parts = back
             .as_ref()

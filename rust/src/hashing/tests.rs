@@ -180,3 +180,22 @@ fn shared_parts_make_up_every_part_once() {
 fn hex_is_lowercase() {
     assert_eq!(to_hex(&[0x00, 0xab, 0xff]), "00abff");
 }
+
+#[test]
+fn sha1_and_md5_match_the_published_vectors() {
+    // FIPS 180 and RFC 1321's "abc", fed in two pieces.
+    let (mut s, mut m) = (Sha1::new(), Md5::new());
+    for piece in [&b"a"[..], b"bc"] {
+        s.update(piece);
+        m.update(piece);
+    }
+    assert_eq!(
+        to_hex(&s.digest()),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    assert_eq!(to_hex(&m.digest()), "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(
+        to_hex(&Md5::new().digest()),
+        "d41d8cd98f00b204e9800998ecf8427e"
+    );
+}

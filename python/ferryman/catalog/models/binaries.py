@@ -33,7 +33,10 @@ __all__ = [
     "Binary",
     "BinaryCreate",
     "BinaryPatch",
+    "ContentFacts",
     "Event",
+    "FileName",
+    "MenderHeader",
     "NewSigningKey",
     "Part",
     "PartList",
@@ -90,6 +93,11 @@ class Version(Struct, kw_only=True):
     updated_at: str
 
 
+# The name a device stores the file under (hawkBit's ``filename``: SWUpdate wants ``.swu``): one
+# path segment, never a path.
+FileName = Annotated[str, Meta(min_length=1, max_length=255, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._+-]*"))]
+
+
 class BinaryCreate(_In):
     target: Target
     size: Annotated[int, Meta(ge=0, le=MAX_PART * MAX_PARTS)]
@@ -97,12 +105,31 @@ class BinaryCreate(_In):
     part_size: Annotated[int, Meta(ge=MIN_PART, le=MAX_PART)] | None = None
     description: Text | None = None
     custom_metadata: Metadata = {}
+    filename: FileName | None = None
 
 
 class BinaryPatch(_In):
     state: Literal["uploadable", "hashable", "hashing", "signable", "signed", "destroyed"] | UnsetType = UNSET
     description: Text | UnsetType | None = UNSET
     custom_metadata: Metadata | UnsetType = UNSET
+    filename: FileName | UnsetType | None = UNSET
+
+
+class MenderHeader(Struct, kw_only=True):
+    """What a Mender artifact's header says (read when the binary is hashed): the name a
+    device reports once it is installed, the device types it installs on, what it provides."""
+
+    artifact_name: str
+    device_types: list[str]
+    provides: dict[str, str] = {}
+
+
+class ContentFacts(Struct, kw_only=True):
+    """What hashing learnt of a binary's bytes besides their SHA-256."""
+
+    sha1: str | None
+    md5: str | None
+    mender: MenderHeader | None = None
 
 
 class Binary(Struct, kw_only=True):
@@ -120,6 +147,11 @@ class Binary(Struct, kw_only=True):
     custom_metadata: Metadata
     created_at: str
     updated_at: str
+    filename: str | None = None
+    # Computed when it is hashed, for protocols that list them (hawkBit's DDI).
+    sha1: str | None = None
+    md5: str | None = None
+    mender: MenderHeader | None = None
     # Its copy in each region (see ferryman.replication), once it has content.
     replicas: list[Replica] = []
 

@@ -22,6 +22,7 @@ __all__ = [
     "CohortCreate",
     "CohortPatch",
     "Device",
+    "DeviceAction",
     "DeviceCreate",
     "DevicePatch",
     "DeviceReport",
@@ -205,12 +206,19 @@ class Release(Struct, kw_only=True):
     advance: list[dict[str, Any]] | None = None
 
 
+Identifier = Annotated[str, Meta(min_length=1, max_length=256, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))]
+# A PEM public key (RSA or Ed25519) a device signs its Mender authentication requests with.
+AuthKey = Annotated[str, Meta(min_length=1, max_length=16384)]
+
+
 class DeviceCreate(_In):
-    identifier: Annotated[str, Meta(min_length=1, max_length=256, pattern=full(r"[A-Za-z0-9][A-Za-z0-9._:-]*"))]
+    identifier: Identifier
     target: Target
     cohort_id: Id | None = None
     tags: Annotated[list[Tag], Meta(max_length=64)] = []
     region: RegionName | None = None
+    # Pre-authorises a Mender device: its first authentication request with this key is accepted.
+    auth_key: AuthKey | None = None
 
 
 class DevicePatch(_In):
@@ -238,6 +246,27 @@ class Device(Struct, kw_only=True, omit_defaults=True):
     updated_at: str
     region: str | None = None  # where it downloads from (else its cohort's, else the primary)
     token: str | None = None
+    # What it told about itself through an agent protocol (DDI configData, Mender inventory).
+    attributes: dict[str, str] = {}
+    admission: Literal["accepted", "pending", "rejected"] = "accepted"
+    auth_keyid: str | None = None  # SHA-256 of the DER public key it authenticates with (Mender)
+    identity: str | None = None  # the identity data it asked to join with (Mender)
+
+
+class DeviceAction(Struct, kw_only=True):
+    """An update offered to a device through an agent protocol (a DDI action, a Mender
+    deployment): ``open`` until the device closes it, ``canceling`` once the release is pulled or
+    an operator cancels it, then ``closed`` (with ``result``) or ``canceled``."""
+
+    id: int
+    device_id: str
+    release_id: str | None
+    bundle_id: str
+    status: Literal["open", "canceling", "closed", "canceled"]
+    result: str | None
+    detail: str | None
+    created_at: str
+    updated_at: str
 
 
 class UpdateRequest(_In):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ferryman.catalog.sql.agents import Agents
 from ferryman.catalog.sql.artifacts import Artifacts
 from ferryman.catalog.sql.binaries import Binaries
 from ferryman.catalog.sql.bundles import Bundles
@@ -25,7 +26,7 @@ __all__ = ["SqlCatalog"]
 
 
 class SqlCatalog(
-    ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events, Replicas, Rollouts, Webhooks
+    Agents, ApiKeys, Artifacts, Binaries, SigningKeys, Bundles, Channels, Devices, Checkins, Events, Replicas, Rollouts, Webhooks
 ):
     """The ``Catalog`` on SQL. Each base holds the operations of one group of resources and
     shares nothing but ``db`` and ``threshold``."""

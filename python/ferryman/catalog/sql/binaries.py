@@ -24,7 +24,7 @@ _LEASE = ("lease_owner", "lease_until")
 
 def binary_view(tx: Tx, row: Row) -> Row:
     ver = tx.one("SELECT artifact_id FROM versions WHERE id = ?", [row["version_id"]])
-    out = loads_fields({k: v for k, v in row.items() if k not in _LEASE})
+    out = loads_fields({k: v for k, v in row.items() if k not in _LEASE}, ("custom_metadata", "mender"))
     out["artifact_id"] = ver["artifact_id"] if ver else ""
     out["part_count"] = max(1, -(-row["size"] // row["part_size"]))
     return out
@@ -119,7 +119,7 @@ class Binaries:
             "id": new_id("binary"), "version_id": version_id, "target": body.target, "size": body.size,
             "sha256": body.sha256.lower(), "part_size": part_size, "state": State.UPLOADABLE.value, "error": None,
             "description": body.description, "custom_metadata": msgspec.json.encode(body.custom_metadata).decode(),
-            "created_at": t, "updated_at": t,
+            "created_at": t, "updated_at": t, "filename": body.filename,
         }  # fmt: skip
 
         def run(tx: Tx) -> Row:
@@ -177,14 +177,19 @@ class Binaries:
         by_server: bool = False,
         expect: State | None = None,
         error: str | None = None,
+        content: m.ContentFacts | None = None,
     ) -> m.Binary:
         """Changes a binary's fields and, with ``target``, moves it there if the lifecycle
         allows it from its current state (with ``expect``, only from that state), in one
         transaction: a refused move changes nothing. A client's move to ``hashable`` needs every
         part in and no upload in flight, and continues at once to ``hashing`` (DESIGN.md). The update is
-        conditional on the state read, so of two racing requests only one can win."""
+        conditional on the state read, so of two racing requests only one can win. ``content``:
+        what hashing learnt of the bytes (the server's)."""
         check_id(binary_id, "binary", "binary")
         changes = changes_of(fields, exclude=("state",))
+        if content is not None:
+            mender = msgspec.json.encode(content.mender).decode() if content.mender else None
+            changes.update(sha1=content.sha1, md5=content.md5, mender=mender)
 
         def run(tx: Tx) -> Row:
             row = get_or_404(tx, "binaries", binary_id, "binary")

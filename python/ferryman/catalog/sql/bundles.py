@@ -6,6 +6,7 @@ import json
 
 import msgspec
 
+from ferryman.agents.menderfile import refused_target
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import bundle_hash, check_id, now
 from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to
@@ -45,7 +46,7 @@ class Bundles:
         def run(tx: Tx) -> Row:
             seen: set[str] = set()
             for i, e in enumerate(entries_in):
-                row = tx.one("SELECT state FROM binaries WHERE id = ?", [e.binary_id])
+                row = tx.one("SELECT state, target, mender FROM binaries WHERE id = ?", [e.binary_id])
                 field = f"binaries[{i}]"
                 if row is None:
                     raise Invalid(f"no binary {e.binary_id}", {field: ["unknown binary"]})
@@ -54,6 +55,9 @@ class Bundles:
                         f"binary {e.binary_id} is {row['state']}; bundles take signed binaries",
                         {field: [f"binary is {row['state']}"]},
                     )
+                why = refused_target(row["target"], json.loads(row["mender"])["device_types"] if row["mender"] else None)
+                if why:
+                    raise Invalid(f"binary {e.binary_id}: {why}", {field: [why]})
                 if e.binary_id in seen:
                     raise Invalid(f"binary {e.binary_id} is listed twice", {field: ["duplicate"]})
                 seen.add(e.binary_id)

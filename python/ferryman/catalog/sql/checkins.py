@@ -23,7 +23,8 @@ __all__ = ["Checkins"]
 
 _GENERATION = "SELECT value FROM meta WHERE key = 'generation'"
 _SERVED = (
-    "SELECT e.bundle_id, e.binary_id, e.custom_metadata, b.target, b.size, b.sha256, v.version, a.name AS artifact "
+    "SELECT e.bundle_id, e.binary_id, e.custom_metadata, b.target, b.size, b.sha256, b.filename, b.sha1, b.md5, b.mender, "
+    "v.version, a.name AS artifact "
     "FROM bundle_entries e JOIN binaries b ON b.id = e.binary_id JOIN versions v ON v.id = b.version_id "
     "JOIN artifacts a ON a.id = v.artifact_id ORDER BY e.bundle_id, e.position"
 )
@@ -60,6 +61,7 @@ def _snapshot(tx: Tx) -> FleetSnapshot:
     entries: dict[str, list[ServedBinary]] = {}
     for e in tx.all(_SERVED):
         e["custom_metadata"] = json.loads(e["custom_metadata"])
+        e["mender"] = json.loads(e["mender"]) if e["mender"] else None
         e["signatures"] = sigs.get(e["binary_id"], [])
         e["replicas"] = copies.get(e["binary_id"], {})
         entries.setdefault(e.pop("bundle_id"), []).append(to(ServedBinary, e))

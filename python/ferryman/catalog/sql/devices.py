@@ -10,16 +10,19 @@ import msgspec
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, now, parse_time
 from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, page_of, to, update_logged
-from ferryman.errors import Conflict, Invalid, Unauthenticated
+from ferryman.errors import Conflict, Invalid, InvalidKey, Unauthenticated
 from ferryman.ids import is_id, new_id
+from ferryman.signing import load_public_key
 
 __all__ = ["Devices", "device_view"]
 
 
 def device_view(row: Row) -> Row:
-    out = {k: v for k, v in row.items() if k not in ("token_hash", "reports")}
+    out = {k: v for k, v in row.items() if k not in ("token_hash", "reports", "auth_key", "config_at")}
     out["tags"] = json.loads(out["tags"])
     out["quarantined"] = bool(out["quarantined"])
+    if "attributes" in out:
+        out["attributes"] = json.loads(out["attributes"])
     return out
 
 
@@ -40,17 +43,28 @@ class Devices:
         if body.cohort_id is not None:
             check_id(body.cohort_id, "cohort", "cohort", "cohort_id")
 
+        auth_key, keyid = None, None
+        if body.auth_key is not None:
+            try:
+                key = load_public_key(body.auth_key)
+            except InvalidKey as e:
+                raise Invalid(f"auth_key: {e}", {"auth_key": ["not an RSA or Ed25519 public key"]}) from None
+            auth_key, keyid = key.spki_pem, key.keyid
+
         def run(tx: Tx) -> Row:
             _cohort_exists(tx, body.cohort_id)
             if tx.one("SELECT id FROM devices WHERE identifier = ?", [body.identifier]):
                 raise Conflict(f"a device {body.identifier!r} exists", {"identifier": ["already registered"]})
+            if keyid is not None and tx.one("SELECT id FROM devices WHERE auth_keyid = ?", [keyid]):
+                raise Conflict("another device authenticates with this key", {"auth_key": ["already registered"]})
             t = now()
             row: Row = {
                 "id": new_id("device"), "identifier": body.identifier, "target": body.target,
                 "tags": json.dumps(sorted(set(body.tags))), "cohort_id": body.cohort_id, "quarantined": 0,
                 "token_hash": token_hash, "reported_release_id": None, "reported_bundle_id": None,
                 "reported_version": None, "reports": 0, "last_status": None, "last_detail": None, "last_seen_at": None,
-                "created_at": t, "updated_at": t, "region": body.region,
+                "created_at": t, "updated_at": t, "region": body.region, "attributes": "{}", "admission": "accepted",
+                "auth_key": auth_key, "auth_keyid": keyid, "identity": None, "config_at": None,
             }  # fmt: skip
             tx.insert("devices", row)
             view = device_view(row)
@@ -64,7 +78,7 @@ class Devices:
         return to(m.Device, await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device"))))
 
     async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]:
-        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target") if c in filters}
+        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target", "admission") if c in filters}
 
         def run(tx: Tx) -> m.Page[Row]:
             tag = [(tx.json_has("devices.tags"), filters["tag"])] if "tag" in filters else []

@@ -19,6 +19,7 @@ from ferryman.catalog.sql.channels import release_view
 from ferryman.catalog.sql.db import Database, Row, Tx, get_or_404, to
 from ferryman.catalog.sql.devices import device_view
 from ferryman.errors import DomainError, Invalid, Unauthenticated
+from ferryman.ids import is_id
 
 __all__ = ["REPORT_HISTORY", "Rollouts", "halt_rule"]
 
@@ -124,8 +125,13 @@ def _record(tx: Tx, reports: Sequence[tuple[str, m.DeviceReport]]) -> list[Row |
     refused one writes nothing), then write them all (a few statements for the group, in
     arrival order, so two reports of one device land as if sent one after the other), and
     halt each release whose failures now break its rule. Each event's actor is its device."""
-    by_token = "SELECT * FROM devices WHERE token_hash IN ({})"
-    devices = {r["token_hash"]: r for r in _in(tx, by_token, sorted({h for h, _ in reports}))}
+    # A report names its device by token hash (the device API) or by ID (the agent protocols,
+    # which authenticated it their own way): the two never look alike.
+    keys = sorted({h for h, _ in reports})
+    found_rows = _in(tx, "SELECT * FROM devices WHERE token_hash IN ({})", keys)
+    found_rows += _in(tx, "SELECT * FROM devices WHERE id IN ({})", [k for k in keys if is_id(k, "device")])
+    device_of = {k: r["id"] for r in found_rows for k in (r["token_hash"], r["id"]) if k in keys}
+    devices = {r["id"]: r for r in found_rows}
     named = sorted({b.release_id for _, b in reports if b.release_id})
     releases = {r["id"]: r for r in _in(tx, "SELECT * FROM releases WHERE id IN ({})", named)}
     known = {r["bundle_id"] for r in releases.values()}
@@ -137,8 +143,8 @@ def _record(tx: Tx, reports: Sequence[tuple[str, m.DeviceReport]]) -> list[Row |
     outcomes: list[tuple[Any, ...]] = []
     failing: dict[str, Row] = {}
     changed: dict[str, Row] = {}
-    for token_hash, body in reports:
-        found = devices.get(token_hash)
+    for key, body in reports:
+        found = devices.get(device_of.get(key, ""))
         if found is None:
             out.append(Unauthenticated("the device token is not valid"))
             continue
@@ -155,7 +161,7 @@ def _record(tx: Tx, reports: Sequence[tuple[str, m.DeviceReport]]) -> list[Row |
         if body.status == "installed":
             changes |= {"reported_release_id": release_id, "reported_bundle_id": body.bundle_id,
                         "reported_version": body.version}  # fmt: skip
-        row = devices[token_hash] = {**found, **changes}
+        row = devices[found["id"]] = {**found, **changes}
         changed[row["id"]] = row
         history.append((row["id"], seq, t, release_id, body.bundle_id, body.version, body.status, body.reason, body.detail))
         before = device_view(found)
@@ -211,7 +217,7 @@ class Rollouts:
     db: Database
 
     async def report_many(self, reports: Sequence[tuple[str, m.DeviceReport]]) -> list[m.Device | DomainError]:
-        """Records device reports ``(token hash, report)`` in one transaction (bookkeeping, but
+        """Records device reports ``(token hash or device ID, report)`` in one transaction (bookkeeping, but
         a report that breaks a halt rule halts its release in it); each gets its device, or the
         error that refused it (a refused report changes nothing)."""
 

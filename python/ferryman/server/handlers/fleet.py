@@ -120,7 +120,7 @@ async def create_device(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag")}
+    filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag", "admission")}
     return json_response(await request.app[CATALOG].list_devices(limit, cursor, filters))
 
 

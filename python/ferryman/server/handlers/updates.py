@@ -20,20 +20,20 @@ from ferryman.server.http import ENCODER, decode, json_response
 from ferryman.server.keys import ANSWERS, CATALOG, CHECKINS, CONFIG, DEVICE_TOKEN, REGIONS, ROLLOUTS, URL_SECRET
 from ferryman.services.checkins import CheckIn
 
-__all__ = ["check_in", "check_in_for_device", "device_report"]
+__all__ = ["check_in", "check_in_for_device", "device_report", "download_url", "grant_expiry", "origin"]
 
 # Grant expiry is rounded up to this many seconds, so that every device answered within the same
 # interval gets the same /dl/ URLs (a CDN in front caches one copy) and the same answer body.
 GRANT_ROUNDING = 60
 
 
-def _expires(request: web.Request) -> int:
+def grant_expiry(request: web.Request) -> int:
     # At least grant_ttl from now: the current second is rounded up, not down.
     ttl = request.app[CONFIG].grant_ttl
     return -(-(math.ceil(time.time()) + ttl) // GRANT_ROUNDING) * GRANT_ROUNDING
 
 
-def _origin(request: web.Request) -> str:
+def origin(request: web.Request) -> str:
     """Where devices reach us: the configured public URL, else the address this connection came
     in on (the bind address). Never the client's Host header, which anyone can set."""
     public = request.app[CONFIG].public_url
@@ -46,15 +46,15 @@ def _origin(request: web.Request) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _url(request: web.Request, answer: CheckIn, entry: ServedBinary, token: str) -> str:
+def download_url(request: web.Request, region: str | None, entry: ServedBinary, token: str) -> str:
     """Where a device downloads a binary: a verified copy in its region (else the nearest
     healthy one), through that region's CDN if it has one, else from this service."""
     regions = request.app[REGIONS]
     if not regions.several:
-        return f"{regions.cdn.get(regions.primary) or _origin(request)}/dl/{token}"
+        return f"{regions.cdn.get(regions.primary) or origin(request)}/dl/{token}"
     verified = verified_regions(entry.replicas, regions.primary)
-    region = serve_from(answer.region, regions.names, verified, regions.healthy) or regions.primary
-    return f"{regions.cdn.get(region) or _origin(request)}/dl/{region}/{token}"
+    region = serve_from(region, regions.names, verified, regions.healthy) or regions.primary
+    return f"{regions.cdn.get(region) or origin(request)}/dl/{region}/{token}"
 
 
 def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateManifest:
@@ -72,7 +72,7 @@ def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateMa
             size=e.size,
             sha256=e.sha256,
             custom_metadata=e.custom_metadata,
-            url=_url(request, answer, e, grants.issue(secret, e.binary_id, expires)),
+            url=download_url(request, answer.region, e, grants.issue(secret, e.binary_id, expires)),
             signatures=e.signatures,
         )
         for e in answer.entries
@@ -83,10 +83,10 @@ def _manifest(request: web.Request, answer: CheckIn, expires: int) -> m.UpdateMa
 
 
 def _answer_body(request: web.Request, answer: CheckIn) -> bytes:
-    expires = _expires(request)
+    expires = grant_expiry(request)
     d = answer.decision
     # Everything the body is made of (the manifest is the bundle's entries for the target).
-    key = (_origin(request), answer.device.target, d.status, d.source, d.reason,
+    key = (origin(request), answer.device.target, d.status, d.source, d.reason,
            d.release.id if d.release else None, d.bundle_id, answer.region, request.app[REGIONS].epoch)  # fmt: skip
 
     def encode() -> bytes:
@@ -135,4 +135,4 @@ async def check_in_for_device(request: web.Request) -> web.Response:
         body.version if body.version is not None else device.reported_version,
     )
     answer = await request.app[CHECKINS].check_in(reported, device=device, actor=actor(request), write=body.write)
-    return json_response(_manifest(request, answer, _expires(request)))
+    return json_response(_manifest(request, answer, grant_expiry(request)))
