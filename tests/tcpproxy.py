@@ -5,6 +5,7 @@ see what a client asked for."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -73,10 +74,8 @@ class Proxy:
             # connection open (no FIN) until it returned.
             for s in (client, upstream):
                 for end in (lambda s=s: s.shutdown(socket.SHUT_RDWR), s.close):
-                    try:
+                    with contextlib.suppress(OSError):
                         end()
-                    except OSError:
-                        pass
 
     def _requests(self, client: socket.socket, upstream: socket.socket, misbehave: threading.Event) -> None:
         try:
@@ -95,7 +94,5 @@ class Proxy:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 upstream.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass

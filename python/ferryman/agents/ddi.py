@@ -94,8 +94,10 @@ def poll_doc(base: str, sleep: float, step_link: tuple[str, int] | None, config_
     links: dict[str, Any] = {}
     if step_link is not None:
         kind, action_id = step_link
-        # The cache-buster changes with the action, as hawkBit's does.
-        links[kind] = {"href": f"{base}/{kind}/{action_id}?c={action_id}"}
+        # deploymentBase carries a cache-buster that changes with the action, as hawkBit's does;
+        # cancelAction must not: suricatta appends "/feedback" to that link as it is.
+        query = f"?c={action_id}" if kind == "deploymentBase" else ""
+        links[kind] = {"href": f"{base}/{kind}/{action_id}{query}"}
     if config_wanted:
         links["configData"] = {"href": f"{base}/configData"}
     doc: dict[str, Any] = {"config": {"polling": {"sleep": sleep_text(sleep)}}}

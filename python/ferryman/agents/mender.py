@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
@@ -56,8 +57,14 @@ class NextRequest(msgspec.Struct):
     update_control_map: bool = False
 
 
+# The statuses mender-client sends; anything else is refused (422), as Mender's server does.
+DeploymentStatus = Literal["downloading", "pause_before_installing", "installing", "pause_before_committing",
+                           "pause_before_rebooting", "rebooting", "success", "failure", "already-installed",
+                           "noartifact"]  # fmt: skip
+
+
 class StatusUpdate(msgspec.Struct):
-    status: str
+    status: DeploymentStatus
     substate: str | None = None
 
 
