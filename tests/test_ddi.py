@@ -162,6 +162,32 @@ def test_an_update_from_poll_to_closed_success(site: Site):
     assert site.actions(dev)[0]["result"] == "success"
 
 
+def test_binaries_hashed_before_sha1_and_md5_were_kept_get_them_at_start(tmp_path: Path, catalog_url: str | None):
+    from sqlalchemy import create_engine, text
+
+    from ferryman.catalog.sql.engines import engine_url
+
+    site = Site(tmp_path, catalog_url)
+    data = os.urandom(70_000)
+    b = site.binary("1.0.1", data)
+    site.stop()
+    url = engine_url(catalog_url or f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite3'}")
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # as a binary hashed before migration 0006 is
+        conn.execute(text("UPDATE binaries SET sha1 = NULL, md5 = NULL"))
+    engine.dispose()
+    srv = ThreadServer(Config(data_dir=tmp_path / "data", admin_token=ADMIN, catalog=catalog_url))
+    api = srv.start()
+    try:
+        got = wait_for(lambda: api.ok("GET", f"{API}/binaries/{b['id']}").get("sha1"), 30)
+        assert got == hashlib.sha1(data).hexdigest()
+        assert api.ok("GET", f"{API}/binaries/{b['id']}")["md5"] == hashlib.md5(data).hexdigest()
+    finally:
+        srv.stop()
+
+
 def test_a_failed_install_is_reported_and_not_offered_again(site: Site):
     b = site.binary("1.0.1", os.urandom(3000))
     rel = site.release([b["id"]], "v1", version="1.0.1")

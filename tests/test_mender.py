@@ -273,15 +273,15 @@ needs_mender = pytest.mark.skipif(
 
 
 def _accept_when_pending(site: Site) -> dict:
-    """The device mender-client's first authentication request created, accepted with the
-    CLI and put in the site's cohort."""
+    """The device mender-client's first authentication request created, accepted into the
+    site's cohort with the CLI."""
     pending = wait_for(lambda: site.api.ok("GET", f"{API}/devices?admission=pending")["items"], 60)
     (dev,) = pending
     env = {**os.environ, "FERRYMAN_URL": f"http://127.0.0.1:{site.api.port}", "FERRYMAN_TOKEN": ADMIN}
-    done = subprocess.run([sys.executable, "-m", "ferryman", "devices", "accept", dev["id"]], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "ferryman", "devices", "accept", dev["id"], "--cohort", site.cohort["id"]],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    site.api.ok("PATCH", f"{API}/devices/{dev['id']}", {"cohort_id": site.cohort["id"]})
+    assert done.stdout.strip() == f"{dev['id']} {dev['identifier']} accepted in {site.cohort['id']}"
     return dev
 
 

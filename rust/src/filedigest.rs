@@ -30,9 +30,11 @@ const BLOCK: usize = 1 << 20;
 const RING: usize = 8;
 
 /// The second lane's share of the parts, by what else it carries (it also reads the file);
-/// `None` when it has enough to do without them. Measured figures: `benches/README.md`.
-fn back_share(chunking: bool, blake3: bool) -> Option<PartShare> {
-    match (chunking, blake3) {
+/// `None` when it has enough to do without them: chunking, or MD5 (`legacy`), which alone runs
+/// at a third of SHA-256's speed, slower than the first lane's whole file, parts and SHA-1
+/// together. Measured figures: `benches/README.md`.
+fn back_share(chunking: bool, blake3: bool, legacy: bool) -> Option<PartShare> {
+    match (chunking || legacy, blake3) {
         (false, false) => Some(PartShare::AllBut(4)),
         (true, _) => None,
         (false, true) => Some(PartShare::Every(2)),
@@ -121,7 +123,7 @@ impl Front {
             }
             Some(ps) => {
                 let mut sha = WholeAndParts::new(ps)?;
-                let share = back_share(opts.chunking.is_some(), opts.blake3 || opts.legacy)
+                let share = back_share(opts.chunking.is_some(), opts.blake3, opts.legacy)
                     .filter(|_| two_threads && ps <= SHARE_MAX_PART);
                 let shared = match share {
                     Some(share) => {

@@ -293,6 +293,17 @@ class Catalog(Protocol):
         """The device with this token hash (or identifier), its latest action, and whether it
         still has to send its configuration (DDI configData); None if there is none."""
 
+    async def agent_devices(self, token_hashes: Sequence[str]) -> dict[str, tuple[m.Device, m.DeviceAction | None, bool]]:
+        """``agent_device`` for many token hashes in one read, by token hash (unknown ones are
+        left out)."""
+
+    async def binaries_without_legacy_hashes(self, limit: int = 16) -> list[tuple[str, str]]:
+        """Published binaries (ID, SHA-256) hashed before SHA-1 and MD5 were kept, oldest first."""
+
+    async def fill_content_facts(self, binary_id: str, sha256: str, facts: m.ContentFacts) -> bool:
+        """Records the SHA-1, MD5 and Mender header of a published binary that has none yet,
+        if its content still has this SHA-256; whether it did."""
+
     async def start_action(self, device_id: str, release_id: str | None, bundle_id: str) -> m.DeviceAction:
         """Opens an action for a device, or returns the one it has open."""
 

@@ -203,7 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     ):
         da = cmd(devices, verb, text, api.cmd_devices_admit)
         da.add_argument("device_id", metavar="DEVICE_ID")
-        da.set_defaults(accept=accept)
+        da.set_defaults(accept=accept, cohort=None, target=None, tag=None)
+        if accept:
+            # A device that joined by itself has no cohort (so no channel) yet: give it one here.
+            da.add_argument("--cohort", metavar="COHORT_ID", help="put it in this cohort (its channel's releases reach it)")
+            da.add_argument("--target", help="its target (default: the device type its agent reports)")
+            da.add_argument("--tag", action="append", metavar="TAG")
     cmd(devices, "actions", "a device's DDI actions and Mender deployments, newest first", api.cmd_devices_actions).add_argument(
         "device_id", metavar="DEVICE_ID"
     )

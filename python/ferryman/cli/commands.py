@@ -138,7 +138,11 @@ async def cmd_devices_list(args: argparse.Namespace) -> int:
 async def cmd_devices_admit(args: argparse.Namespace) -> int:
     async with _client(args) as c:
         d = await c.admit_device(args.device_id, args.accept)
-    out(args, d, f"{d.id} {d.identifier} {d.admission}")
+        changes = {k: v for k, v in (("cohort_id", args.cohort), ("target", args.target), ("tags", args.tag)) if v}
+        if changes:
+            d = await c.update_device(args.device_id, msgspec.convert(changes, m.DevicePatch))
+    cohort = f" in {d.cohort_id}" if d.cohort_id else ""
+    out(args, d, f"{d.id} {d.identifier} {d.admission}{cohort}")
     return 0
 
 

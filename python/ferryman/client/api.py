@@ -155,6 +155,9 @@ class Client(Transport):
     async def rotate_device_token(self, device_id: str) -> m.Device:
         return await self._typed("POST", at(paths.DEVICE_TOKEN, device_id=device_id), None, m.Device)
 
+    async def update_device(self, device_id: str, body: m.DevicePatch) -> m.Device:
+        return await self._typed("PATCH", at(paths.DEVICE, device_id=device_id), body, m.Device)
+
     async def admit_device(self, device_id: str, accept: bool) -> m.Device:
         path = paths.DEVICE_ACCEPT if accept else paths.DEVICE_REJECT
         return await self._typed("POST", at(path, device_id=device_id), None, m.Device)

@@ -10,6 +10,7 @@ one catalog read per poll; an action opened or changed costs one write.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ferryman.agents.actions import Step, next_step, pulled
@@ -60,13 +61,40 @@ class Agents:
         self.catalog = catalog
         self.checkins = checkins
         self.rollouts = rollouts
+        self._wanted: dict[str, asyncio.Future[tuple[m.Device, m.DeviceAction | None, bool] | None]] = {}
+        self._looking_up: asyncio.Task[None] | None = None
 
     async def find(self, *, token_hash: str | None = None, identifier: str | None = None) -> AgentDevice | None:
-        """The accepted device with this token hash (or identifier), or None."""
-        found = await self.catalog.agent_device(token_hash=token_hash, identifier=identifier)
+        """The accepted device with this token hash (or identifier), or None. Lookups by token
+        made while one is under way wait for the next, which reads them all at once: read
+        after the request came, like one alone, but one catalog round trip for a crowd."""
+        if token_hash is not None:
+            wanted = self._wanted.get(token_hash)
+            if wanted is None:
+                wanted = self._wanted[token_hash] = asyncio.get_running_loop().create_future()
+                if self._looking_up is None:
+                    self._looking_up = asyncio.get_running_loop().create_task(self._look_up())
+            found = await asyncio.shield(wanted)
+        else:
+            found = await self.catalog.agent_device(identifier=identifier)
         if found is None or found[0].admission != "accepted":
             return None
         return AgentDevice(*found)
+
+    async def _look_up(self) -> None:
+        try:
+            while self._wanted:
+                batch, self._wanted = self._wanted, {}
+                try:
+                    found = await self.catalog.agent_devices(list(batch))
+                except Exception as e:
+                    for wanted in batch.values():
+                        wanted.set_exception(e)
+                    continue
+                for token_hash, wanted in batch.items():
+                    wanted.set_result(found.get(token_hash))
+        finally:
+            self._looking_up = None
 
     def entries_for(self, snap: FleetSnapshot, device: m.Device, bundle_id: str) -> list[ServedBinary]:
         return [e for e in snap.entries.get(bundle_id, []) if e.target in (device.target, "any")]

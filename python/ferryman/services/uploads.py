@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from ferryman import metrics
 from ferryman.agents.menderfile import HEADER_PREFIX, MenderFileError, is_mender, parse_header
@@ -79,6 +80,7 @@ class Uploads:
         self._hashing: dict[str, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
         self._janitor: asyncio.Task[None] | None = None
+        self._backfill: asyncio.Task[int] | None = None
 
     async def receive_part(
         self, actor: str, binary_id: str, index: int, length: int, body: AsyncIterator[bytes], declared: str | None = None
@@ -202,6 +204,8 @@ class Uploads:
             await self.catalog.release_leases()
         await self.take_hashing()
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name="hashing jobs")
+        self._backfill = asyncio.get_running_loop().create_task(self.backfill(), name="SHA-1 and MD5 backfill")
+        self._backfill.add_done_callback(_log_failure)
         self._janitor = asyncio.get_running_loop().create_task(self._sweep_every(), name="janitor")
 
     async def sweep(self) -> list[str]:
@@ -246,10 +250,31 @@ class Uploads:
     async def stop(self) -> None:
         """Stops looking for jobs and cancels hashing in progress (its lease runs out, and this
         or another process takes the job again)."""
-        tasks = [*self._tasks, *(t for t in (self._poller, self._janitor) if t)]
+        tasks = [*self._tasks, *(t for t in (self._poller, self._janitor, self._backfill) if t)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def backfill(self) -> int:
+        """Reads again, once, the binaries published before SHA-1, MD5 and Mender headers were
+        kept (hawkBit's DDI agents need the SHA-1), one at a time; returns how many it filled.
+        Several processes may do one binary at once: the first to finish records it."""
+        done, skipped = 0, set[str]()
+        while True:
+            found = await self.catalog.binaries_without_legacy_hashes(16 + len(skipped))
+            todo = [(b, sha) for b, sha in found if b not in skipped]
+            if not todo:
+                return done
+            for binary_id, sha256 in todo:
+                try:
+                    d = await self.blobs.digest(binary_id, legacy=True)
+                    facts = m.ContentFacts(sha1=d.sha1, md5=d.md5, mender=await self._mender_header(binary_id, d.size))
+                    if d.sha256 == sha256 and await self.catalog.fill_content_facts(binary_id, sha256, facts):
+                        done += 1
+                        continue
+                except (OSError, MenderFileError, Unavailable, NotFound) as e:
+                    log.warning("binary %s: could not read it for its SHA-1 and MD5: %s", binary_id, e)
+                skipped.add(binary_id)
 
     async def _explain(self, binary: m.Binary, declared_what: str) -> str:
         recorded = {p.index: p.sha256 for p in await self.catalog.list_parts(binary.id)}
@@ -328,6 +353,6 @@ class Uploads:
         log.error("binary %s: gave up recording its hashing result; it is retried at the next start", binary_id)
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
+def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("%s failed", task.get_name(), exc_info=task.exception())

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import msgspec
 
 from ferryman.catalog import models as m
 from ferryman.catalog.rules import check_id, hash_token, now
@@ -62,6 +64,51 @@ class Agents:
 
         return await self.db.read(run)
 
+    async def agent_devices(self, token_hashes: Sequence[str]) -> dict[str, tuple[m.Device, m.DeviceAction | None, bool]]:
+        """``agent_device`` for many token hashes in one read, by token hash (unknown ones are
+        left out): the polls of many devices at once cost one catalog round trip."""
+
+        def run(tx: Tx) -> dict[str, tuple[m.Device, m.DeviceAction | None, bool]]:
+            found = {}
+            for at in range(0, len(token_hashes), 500):
+                batch = list(token_hashes[at : at + 500])
+                marks = ",".join("?" * len(batch))
+                rows = tx.all(f"SELECT * FROM devices WHERE token_hash IN ({marks})", batch)
+                if not rows:
+                    continue
+                ids = [r["id"] for r in rows]
+                id_marks = ",".join("?" * len(ids))
+                latest = {a["device_id"]: a for a in tx.all(
+                    f"SELECT * FROM device_actions WHERE id IN (SELECT MAX(id) FROM device_actions"
+                    f" WHERE device_id IN ({id_marks}) GROUP BY device_id)", ids)}  # fmt: skip
+                for row in rows:
+                    action = latest.get(row["id"])
+                    found[row["token_hash"]] = (to(m.Device, device_view(row)), _action(action) if action else None,
+                                                row["config_at"] is None)  # fmt: skip
+            return found
+
+        return await self.db.read(run)
+
+    async def binaries_without_legacy_hashes(self, limit: int = 16) -> list[tuple[str, str]]:
+        """Published binaries (ID, SHA-256) hashed before SHA-1 and MD5 were kept, oldest first."""
+        rows = await self.db.read(lambda tx: tx.all(
+            "SELECT id, sha256 FROM binaries WHERE sha1 IS NULL AND state IN ('signable', 'signed')"
+            " ORDER BY created_at, id LIMIT ?", [limit]))  # fmt: skip
+        return [(r["id"], r["sha256"]) for r in rows]
+
+    async def fill_content_facts(self, binary_id: str, sha256: str, facts: m.ContentFacts) -> bool:
+        """Records the SHA-1, MD5 and Mender header of a published binary that has none yet,
+        if its content still has this SHA-256; whether it did."""
+        mender = msgspec.json.encode(facts.mender).decode() if facts.mender else None
+
+        def run(tx: Tx) -> bool:
+            return tx.run(
+                "UPDATE binaries SET sha1 = ?, md5 = ?, mender = ? WHERE id = ? AND sha256 = ? AND sha1 IS NULL"
+                " AND state IN ('signable', 'signed')", [facts.sha1, facts.md5, mender, binary_id, sha256]
+            ) == 1  # fmt: skip
+
+        return await self.db.tx("server", run)
+
     async def start_action(self, device_id: str, release_id: str | None, bundle_id: str) -> m.DeviceAction:
         """Opens an action for a device, or returns the one it has open (two polls at once open
         one action: the catalog's writes are serialised)."""
@@ -80,7 +127,8 @@ class Agents:
             tx.event("open", "action", str(row["id"]), None, row)
             return row
 
-        return _action(await self.db.tx(device_id, run))
+        # Actions are not in the fleet snapshot: opening one leaves the update checks' caches be.
+        return _action(await self.db.tx(device_id, run, changes_answers=False))
 
     async def device_action(self, device_id: str, action_id: int) -> m.DeviceAction:
         """One of a device's actions; NotFound if it is not the device's."""
@@ -214,6 +262,8 @@ class Agents:
             if row["identity"] != identity:
                 changes["identity"] = identity
             tx.update("devices", row["id"], changes)
+            # The update checks cache devices by token: the old token must stop working there too.
+            tx.changes_answers = True
             return {**row, **changes}, True
 
         row, accepted = await self.db.tx("mender", run, changes_answers=False)
