@@ -276,12 +276,32 @@ def test_a_disabled_release_and_an_operator_cancel_cancel_the_action(site: Site)
     site.api.ok("PATCH", f"{API}/releases/{rel['id']}", {"disabled": False})
     second = _path(c.get()["_links"]["deploymentBase"]["href"]).split("/")[-1].split("?")[0]
     assert second != first
-    (canceled,) = site.api.ok("POST", f"{API}/devices/{dev['id']}/actions/cancel")
+    (canceled,) = site.api.ok("POST", f"{API}/devices/{dev['id']}/actions/cancel")["items"]
     assert (canceled["id"], canceled["status"]) == (int(second), "canceling")
     assert "cancelAction" in c.get()["_links"]
     assert c.call("POST", f"/cancelAction/{second}/feedback", body).status == 200
     assert set(c.get()["_links"]) == {"configData"}
-    assert site.api.ok("POST", f"{API}/devices/{dev['id']}/actions/cancel") == []
+    assert site.api.ok("POST", f"{API}/devices/{dev['id']}/actions/cancel") == {"items": [], "next_cursor": None}
+
+
+def _cli(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FERRYMAN_URL": f"http://127.0.0.1:{site.api.port}", "FERRYMAN_TOKEN": ADMIN}
+    return subprocess.run([sys.executable, "-m", "ferryman", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_lists_and_cancels_a_devices_actions(site: Site):
+    site.release([site.binary("1.0.1", os.urandom(100))["id"]], "v1")
+    dev = site.device("board-1")
+    assert _cli(site, "devices", "actions", dev["id"]).stdout.strip() == "no actions"
+    action_id = _path(Controller(site, "board-1", dev["token"]).get()["_links"]["deploymentBase"]["href"]).split("/")[-1]
+    action_id = action_id.split("?")[0]
+    listed = json.loads(_cli(site, "devices", "actions", dev["id"], "--json").stdout)
+    assert [(a["id"], a["status"]) for a in listed] == [(int(action_id), "open")]
+    done = _cli(site, "devices", "cancel", dev["id"])
+    assert (done.returncode, done.stdout.strip()) == (0, f"action {action_id} canceling")
+    assert _cli(site, "devices", "cancel", dev["id"]).stdout.strip() == "no open action"
+    done = _cli(site, "devices", "cancel", "dev_" + "0" * 26)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_phased_release_the_device_is_not_in_offers_nothing(site: Site):

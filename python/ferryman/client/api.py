@@ -163,7 +163,8 @@ class Client(Transport):
         return await self._typed("POST", at(path, device_id=device_id), None, m.Device)
 
     async def cancel_device_actions(self, device_id: str) -> list[m.DeviceAction]:
-        return await self._typed("POST", at(paths.DEVICE_CANCEL, device_id=device_id), None, list[m.DeviceAction])
+        page = await self._typed("POST", at(paths.DEVICE_CANCEL, device_id=device_id), None, m.Page[m.DeviceAction])
+        return page.items
 
     async def device_actions(self, device_id: str) -> list[m.DeviceAction]:
         return [a async for a in self.each(at(paths.DEVICE_ACTIONS, device_id=device_id), m.DeviceAction)]

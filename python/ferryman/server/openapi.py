@@ -101,7 +101,7 @@ def document() -> dict[str, Any]:
     for r in documented:
         op: dict[str, Any] = {"summary": r.summary, "operationId": f"{r.method.lower()}_{_slug(r.path)}"}
         params = [_path_param(p) for p in re.findall(r"{(\w+)}", r.path)]
-        if _is_list(r.response):
+        if _is_list(r.response) and r.method == "GET":  # a POST answering a list answers it whole
             params += [
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                 {"name": "cursor", "in": "query", "schema": CURSOR},

@@ -34,4 +34,4 @@ async def cancel(request: web.Request) -> web.Response:
     """Cancels the device's open action: the device is told at its next poll (DDI
     cancelAction; Mender: 409 to its next status)."""
     canceled = await request.app[CATALOG].cancel_device_actions(actor(request), request.match_info["device_id"])
-    return json_response(canceled)
+    return json_response(m.Page(items=canceled, next_cursor=None))  # one page: a device has one open action
