@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
 import msgspec
@@ -100,6 +101,27 @@ def test_an_operator_cancel_sticks_but_a_pulled_release_is_offered_again_when_it
     assert next_step(other, UPDATE_R2, releases(R2)).kind == "start"
 
 
+def test_a_newer_bundle_of_the_same_release_is_a_new_action():
+    # Built at run time, so equal IDs are not the same string objects.
+    same = action("closed", release_id="".join(["rel_", "2"]), bundle_id="".join(["bun_", "2"]), result="success")
+    assert next_step(same, UPDATE_R2, releases(R2)) == Step("none", "finished_success")
+    newer_done = action("closed", bundle_id="bun_3", result="success")  # IDs that sort after
+    assert next_step(newer_done, UPDATE_R2, releases(R2)).kind == "start"
+
+
+def test_a_decision_not_to_update_starts_nothing_even_with_its_bundle():
+    current = Decision("no_update", "current", "release", R2, "bun_2")
+    assert next_step(None, current, releases(R2)) == Step("none", "current")
+    assert next_step(None, Decision("quarantined", "quarantined"), releases(R2)) == Step("none", "quarantined")
+
+
+def test_a_step_is_a_value_and_marks_nothing_unless_told():
+    step = next_step(action("open"), UPDATE_R2, releases(R2))
+    assert step.mark is False
+    with pytest.raises(AttributeError):
+        step.kind = "none"  # type: ignore[misc]
+
+
 def test_pulled():
     assert pulled(None) and not pulled(R1)
     assert pulled(Release("r", "b", "t", disabled=True)) and pulled(Release("r", "b", "t", halted=True))
@@ -111,7 +133,8 @@ def test_pulled():
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0, "00:00:01"), (1, "00:00:01"), (59.9, "00:00:59"), (61, "00:01:01"), (3600, "01:00:00"), (86399, "23:59:59"),
-     (86400, "23:59:59"), (10**9, "23:59:59"), (-5, "00:00:01"), (3725, "01:02:05")],
+     (86400, "23:59:59"), (10**9, "23:59:59"), (-5, "00:00:01"), (3725, "01:02:05"), (3660, "01:01:00"),
+     (7260, "02:01:00"), (45296, "12:34:56"), (3599, "00:59:59")],
 )  # fmt: skip
 def test_the_polling_sleep_is_hh_mm_ss_within_a_day(seconds: float, text: str):
     assert ddi.sleep_text(seconds) == text
@@ -134,6 +157,7 @@ def feedback(execution: str, finished: str | None = None, details: list[object] 
         ("closed", "failure", ("failed", "failure")),
         ("closed", "none", ("failed", "failure")),
         ("closed", None, ("failed", "failure")),
+        ("closed", "unknown", ("failed", "failure")),  # only "success" succeeds
         ("proceeding", "none", ("installing", None)),
         ("downloaded", "none", ("installing", None)),
         ("download", None, ("downloading", None)),
@@ -251,6 +275,14 @@ def test_bad_requests_are_refused_before_anything_is_trusted(raw: bytes, signatu
         mender.verify_auth_request(raw, signature)
 
 
+def test_a_verified_request_is_a_value():
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = auth_body(_pem(key), {"serial": "x1"})
+    req = mender.verify_auth_request(raw, base64.b64encode(key.sign(raw)).decode())
+    with pytest.raises(AttributeError):
+        req.keyid = "other"  # type: ignore[misc]
+
+
 def test_a_signature_that_is_not_base64_is_refused():
     key = ed25519.Ed25519PrivateKey.generate()
     with pytest.raises(Unauthenticated, match="base64"):
@@ -310,6 +342,8 @@ def artifact(header_info: dict[str, object] | bytes, version: dict[str, object] 
     return _tar([("version", ver), ("manifest", b"x  data/0000.tar.gz\n"), (header, inner), ("data/0000.tar.gz", payload)])
 
 
+V2 = {"format": "mender", "version": 2}
+V3_VERSION = b'{"format": "mender", "version": 3}'
 V3 = {"payloads": [{"type": "single-file"}], "artifact_provides": {"artifact_name": "rel-2", "rootfs-image.version": "2"},
       "artifact_depends": {"device_type": ["board-a", "board-b"]}}  # fmt: skip
 
@@ -326,6 +360,44 @@ def test_a_format_2_header_is_read():
     v2 = {"updates": [{"type": "rootfs-image"}], "artifact_name": "old", "device_types_compatible": ["qemu-x86"]}
     got = parse_header(artifact(v2, {"format": "mender", "version": 2}), whole=True)
     assert got == m.MenderHeader(artifact_name="old", device_types=["qemu-x86"])
+
+
+def test_a_mender_artifact_is_known_by_its_first_tar_header():
+    data = artifact(V3)
+    assert is_mender(data) and is_mender(data[:512])
+    assert not is_mender(data[:511]) and not is_mender(data[:300])  # less than a whole tar header
+    header = bytearray(data[:512])
+    header[257:262] = b"\0" * 5  # no ustar magic
+    assert not is_mender(bytes(header))
+    header[257:262] = b"zzzzz"
+    assert not is_mender(bytes(header))
+    for first in ("aaaa", "zzzz", "versions"):
+        assert not is_mender(_tar([(first, b"{}")]))
+
+
+def test_members_it_does_not_know_are_passed_over_until_the_payloads():
+    ver = json.dumps({"format": "mender", "version": 3}).encode()
+    inner = _tar([("header-info", json.dumps(V3).encode())], "w:gz")
+    extra = _tar([("version", ver), ("zz-extra", b"not json"), ("header.tar.gz", inner)])
+    assert parse_header(extra, whole=True) is not None
+    late = _tar([("version", ver), ("data/0000.tar.gz", b"p"), ("header.tar.gz", inner)])
+    with pytest.raises(MenderFileError, match=r"no header\.tar member"):
+        parse_header(late, whole=True)  # a header after the payloads is not the artifact's header
+
+
+def test_provides_are_kept_whatever_their_names_but_the_artifact_name():
+    info = {**V3, "artifact_provides": {"artifact_name": "n", "abc.version": "1", "rootfs-image.version": "2", "n": 3}}
+    got = parse_header(artifact(info), whole=True)
+    assert got is not None and got.provides == {"abc.version": "1", "rootfs-image.version": "2"}
+
+
+def _corrupt_gzip_checksum() -> bytes:
+    # The header's tar (its first member only) gzipped, with a CRC-32 that does not match.
+    tar = _tar([("header-info", json.dumps(V3).encode())])[:1024]
+    z = zlib.compressobj(0, zlib.DEFLATED, 31)
+    inner = bytearray(z.compress(tar) + z.flush())
+    inner[-8] ^= 0xFF
+    return _tar([("version", b'{"format": "mender", "version": 3}'), ("header.tar.gz", bytes(inner))])
 
 
 def test_other_bytes_are_not_mender_artifacts():
@@ -350,20 +422,47 @@ def test_other_bytes_are_not_mender_artifacts():
         (_tar([("version", b'{"format": "mender", "version": 3}'), ("data/0000.tar.gz", b"")]), "no header.tar member"),
         (_tar([("version", b"{"), ("header.tar.gz", b"")]), "version is not JSON"),
         (_tar([("version", b'{"format": "mender", "version": 3}'), ("header.tar.gz", b"garbage")]), "unreadable"),
+        (artifact({**V3, "artifact_provides": {"artifact_name": ""}}), "names no artifact"),
+        (
+            artifact({"artifact_name": 5, "device_types_compatible": ["a"]}, {"format": "mender", "version": 2}),
+            "names no artifact",
+        ),
+        (artifact({**V3, "artifact_depends": {"device_type": ["a", 5]}}), "no compatible device types"),
+        (_corrupt_gzip_checksum(), "header.tar.gz is unreadable"),
+        (
+            _tar(
+                [
+                    ("version", b'{"format": "mender", "version": 3}'),
+                    ("header.tar.gz", _tar([("header-info", b"{}" * 5000)], "w:gz")[:60]),
+                ]
+            ),
+            "header.tar.gz is unreadable",
+        ),
+        (
+            _tar([("version", b'{"format": "mender", "version": 3}'), ("header.tar.gz", _tar([("other", b"{}")], "w:gz"))]),
+            "header.tar.gz is unreadable",
+        ),
+        (_tar([("version", b'{"format": "abc", "version": 3}'), ("header.tar.gz", b"garbage")]), None),
     ],
 )
-def test_an_unreadable_header_says_why(data: bytes, says: str):
+def test_an_unreadable_header_says_why(data: bytes, says: str | None):
+    if says is None:  # not a Mender artifact after all: its header is not read
+        assert parse_header(data, whole=True) is None
+        return
     with pytest.raises(MenderFileError, match=says):
         parse_header(data, whole=True)
 
 
 def test_a_cut_artifact_is_refused_and_a_header_past_the_prefix_says_so():
     data = artifact(V3)
-    for cut in (1500, 2048, 2600):
-        with pytest.raises(MenderFileError):
+    for cut in (1500, 2048):
+        with pytest.raises(MenderFileError, match=r"no header\.tar member"):
             parse_header(data[:cut], whole=True)
-    with pytest.raises(MenderFileError, match="first 2048 bytes"):
-        parse_header(data[:2048], whole=False)
+    with pytest.raises(MenderFileError, match="not a readable tar"):
+        parse_header(data[:2600], whole=True)  # cut inside the header member
+    for cut in (2048, 2600):
+        with pytest.raises(MenderFileError, match=f"first {cut} bytes"):
+            parse_header(data[:cut], whole=False)
     big = _tar([("version", b'{"format": "mender", "version": 3}'), ("manifest", b"m" * HEADER_PREFIX)])
     with pytest.raises(MenderFileError, match=f"first {HEADER_PREFIX} bytes"):
         parse_header(big[:HEADER_PREFIX], whole=False)
@@ -382,3 +481,4 @@ def test_a_mender_artifact_goes_only_to_a_target_it_names():
     assert refused_target("board-a", ["board-a", "board-b"]) is None
     assert "board-c" in (refused_target("board-c", ["board-a"]) or "")
     assert "every target" in (refused_target("any", ["board-a"]) or "")
+    assert refused_target("aarch64", ["aarch64"]) is None  # a target that sorts before "any"

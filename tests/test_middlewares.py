@@ -27,6 +27,7 @@ from ferryman.server.middlewares import PUBLIC, auth_middleware, problem_middlew
 ADMIN = "admin-token-for-tests"
 VIEWER = "fm_viewer-token-for-tests"
 PUBLISHER = "fm_publisher-token-for-tests"
+GATEWAY = "gateway-token-for-tests"
 Scenario = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 
 
@@ -88,18 +89,19 @@ async def _plain_domain_error(request: web.Request) -> web.Response:
     raise DomainError("a plain bad request")
 
 
-def serve(tmp_path: Path, scenario: Scenario) -> None:
+def serve(tmp_path: Path, scenario: Scenario, gateway: str | None = GATEWAY) -> None:
     async def main() -> None:
         catalog = await SqlCatalog.open(tmp_path / "catalog.db")
         await catalog.create_api_key("t", m.ApiKeyCreate(name="v", role="viewer"), hash_token(VIEWER))
         await catalog.create_api_key("t", m.ApiKeyCreate(name="p", role="publisher"), hash_token(PUBLISHER))
         app = web.Application(middlewares=[problem_middleware, auth_middleware])
-        app[CONFIG] = Config(data_dir=tmp_path, admin_token=ADMIN)
+        app[CONFIG] = Config(data_dir=tmp_path, admin_token=ADMIN, ddi_gateway_token=gateway)
         app[CATALOG] = catalog
         table = [
             # Equal to the constants, not the same objects: declarations are compared by value.
             ("GET", "/public", _whoami, frozenset({"public"})),
             ("GET", "/device", _whoami, frozenset({"device"})),
+            ("GET", "/ddi", _whoami, frozenset({"ddi"})),
             ("GET", "/things/{id}", _whoami, frozenset({"publisher"})),
             ("GET", "/viewers", _whoami, frozenset({"viewer", "publisher"})),
             ("POST", "/publishers", _whoami, frozenset({"publisher"})),
@@ -264,3 +266,36 @@ def test_middleware_roles(tmp_path: Path):
         assert status == 401
 
     serve(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "gateway", "status", "device"),
+    [
+        ("TargetToken fd_dev", GATEWAY, 200, "fd_dev"),
+        ("targettoken  fd_dev ", GATEWAY, 200, "fd_dev"),  # the scheme is case-insensitive
+        ("TargetToken ", GATEWAY, 401, None),
+        ("TargetToken", GATEWAY, 401, None),
+        (f"GatewayToken {GATEWAY}", GATEWAY, 200, None),  # any device of the tenant: no device token
+        (f"gatewaytoken {GATEWAY}", GATEWAY, 200, None),
+        (f"GatewayToken {GATEWAY}x", GATEWAY, 401, None),
+        ("GatewayToken ", GATEWAY, 401, None),
+        ("GatewayToken ", "", 401, None),
+        (f"GatewayToken {GATEWAY}", None, 401, None),  # no gateway token configured: none accepted
+        (f"Bearer {GATEWAY}", GATEWAY, 401, None),
+        ("Bearer fd_dev", GATEWAY, 401, None),
+        (f"Bearer {ADMIN}", GATEWAY, 401, None),
+        (None, GATEWAY, 401, None),
+    ],
+)
+def test_middleware_ddi_tokens(tmp_path: Path, authorization: str | None, gateway: str | None, status: int, device: str | None):
+    async def scenario(s: aiohttp.ClientSession, base: str) -> None:
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        got, _, body = await call(s, "GET", f"{base}/ddi", headers=headers)
+        assert got == status, body
+        if status == 200:
+            assert body == {"principal": [], "device": hash_token(device) if device else None}
+        # DDI schemes are not bearer tokens anywhere else.
+        if authorization and not authorization.lower().startswith("bearer"):
+            assert (await call(s, "GET", f"{base}/viewers", headers=headers))[0] == 401
+
+    serve(tmp_path, scenario, gateway)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_agents_rules import V3, artifact
 from upload_helpers import MIB, PART, binary_of, chunks, hashed, new_binary, published, run, send, uploaded
 
 from ferryman.catalog import models as m
-from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge
+from ferryman.errors import Conflict, InsufficientStorage, Invalid, TooLarge, Unavailable
 from ferryman.services import uploads as uploads_module
 from ferryman.services.uploads import Uploads, part_length
 
@@ -217,6 +218,62 @@ def test_uploads_hashing_reports_a_size_that_differs_or_an_unreadable_upload(tmp
         await u.change("t", b.id, m.BinaryPatch(state="hashable"))
         done = await hashed(u, b.id)
         assert (done.state, done.error) == ("hashable", error)
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_hashing_learns_sha1_md5_and_a_mender_header(tmp_path: Path):
+    data = artifact(V3)
+
+    async def scenario(u: Uploads) -> None:
+        done = await uploaded(u, data)
+        assert (done.state, done.error) == ("signable", None)
+        assert (done.sha1, done.md5) == (hashlib.sha1(data).hexdigest(), hashlib.md5(data).hexdigest())
+        assert done.mender == m.MenderHeader(artifact_name="rel-2", device_types=["board-a", "board-b"],
+                                             provides={"rootfs-image.version": "2"})  # fmt: skip
+        other = await uploaded(u, b"not an artifact")
+        assert (other.state, other.mender, other.md5) == ("signable", None, hashlib.md5(b"not an artifact").hexdigest())
+
+    run(tmp_path, scenario)
+
+
+UNREADABLE = "a Mender artifact whose header cannot be read"
+
+
+def _first_bytes_fail(u: Uploads, monkeypatch, error: Exception) -> None:
+    """The header read (after the first block) fails with ``error``."""
+    real = u.blobs.first_bytes
+
+    async def first_bytes(binary_id: str, count: int) -> bytes:
+        if count > 512:
+            raise error
+        return await real(binary_id, count)
+
+    monkeypatch.setattr(u.blobs, "first_bytes", first_bytes)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "verdict"),
+    [
+        (artifact({**V3, "artifact_provides": {}}), None, f"{UNREADABLE}: header-info names no artifact"),
+        (artifact(V3), OSError("disk on fire"), f"{UNREADABLE}: disk on fire"),
+    ],
+)  # fmt: skip
+def test_uploads_a_mender_artifact_whose_header_cannot_be_read_is_refused(tmp_path: Path, monkeypatch, data, error, verdict):
+    async def scenario(u: Uploads) -> None:
+        if error is not None:
+            _first_bytes_fail(u, monkeypatch, error)
+        done = await uploaded(u, data)
+        assert (done.state, done.error, done.sha1) == ("hashable", verdict, None)
+
+    run(tmp_path, scenario)
+
+
+def test_uploads_a_store_away_while_the_header_is_read_leaves_the_job_for_later(tmp_path: Path, monkeypatch):
+    async def scenario(u: Uploads) -> None:
+        _first_bytes_fail(u, monkeypatch, Unavailable("the store is away"))
+        done = await uploaded(u, artifact(V3))
+        assert (done.state, done.error, done.sha1) == ("hashing", None, None)
 
     run(tmp_path, scenario)
 

@@ -10,7 +10,6 @@ join is the catalog's business (admission).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -54,7 +53,6 @@ class DeviceProvides(msgspec.Struct):
 
 class NextRequest(msgspec.Struct):
     device_provides: DeviceProvides = msgspec.field(default_factory=DeviceProvides)
-    update_control_map: bool = False
 
 
 # The statuses mender-client sends; anything else is refused (422), as Mender's server does.
@@ -84,7 +82,7 @@ def verify_auth_request(raw: bytes, signature: str | None) -> AuthRequest:
         raise Invalid(f"pubkey is not a public key: {e}", {"pubkey": ["not an RSA or Ed25519 public key"]}) from None
     try:
         sig = base64.b64decode(signature.strip(), validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error is one
         raise Unauthenticated("X-MEN-Signature is not base64") from None
     algorithm = "ed25519" if key.kind == "ed25519" else "rsa-pkcs1v15-sha256"
     message = raw if algorithm == "ed25519" else hashlib.sha256(raw).digest()
