@@ -282,6 +282,8 @@ def test_middleware_roles(tmp_path: Path):
         ("GatewayToken ", "", 401, None),
         (f"GatewayToken {GATEWAY}", None, 401, None),  # no gateway token configured: none accepted
         (f"Bearer {GATEWAY}", GATEWAY, 401, None),
+        ("Zeta fd_dev", GATEWAY, 401, None),  # schemes that sort after the DDI ones
+        (f"Other {GATEWAY}", GATEWAY, 401, None),
         ("Bearer fd_dev", GATEWAY, 401, None),
         (f"Bearer {ADMIN}", GATEWAY, 401, None),
         (None, GATEWAY, 401, None),
