@@ -17,9 +17,10 @@ from typing import Any
 
 from ferryman import __version__
 from ferryman.cli import commands as api
-from ferryman.cli import local
+from ferryman.cli import local, signing
 from ferryman.cli import operations as ops
 from ferryman.cli.output import parse_size
+from ferryman.cli.signing import signer_options
 from ferryman.errors import FerrymanError
 
 __all__ = ["main", "parse_size"]
@@ -56,23 +57,6 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--name", required=True)
     a.add_argument("--role", required=True, choices=["admin", "publisher", "signer", "releaser", "viewer"])
 
-    k = cmd(
-        group("keys", "local signing key pairs"),
-        "generate",
-        "generate a key pair locally (private key mode 0600)",
-        local.cmd_keys_generate,
-    )
-    k.add_argument("--algorithm", choices=["ed25519", "rsa-3072"], default="ed25519")
-    k.add_argument("--out", required=True, metavar="DIR")
-    k.add_argument("--name", default="signing", help="file name stem (default signing)")
-
-    sk = cmd(
-        group("signing-keys", "public keys the server trusts"), "create", "register a public key", api.cmd_signing_keys_create
-    )
-    sk.add_argument("--name", required=True)
-    sk.add_argument("--public-key", required=True, metavar="FILE", help="PEM/DER public key or X.509 certificate")
-    sk.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
-
     u = cmd(sub, "upload", "hash, upload (resumable, parallel parts) and verify a binary", api.cmd_upload)
     u.add_argument("file", metavar="FILE")
     u.add_argument("--artifact", required=True)
@@ -81,12 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--create", action="store_true", help="create the artifact and version if missing")
     u.add_argument("--part-size", type=parse_size, metavar="SIZE", help="default 8MiB")
     u.add_argument("--concurrency", type=int, default=4, metavar="N", help="parts in flight (default 4)")
-    u.add_argument("--sign", metavar="KEYFILE", help="sign with this private key once signable")
+    signer_options(u, "--sign", required=False)
 
-    sg = cmd(sub, "sign", "sign a binary with a local private key and submit the signature", api.cmd_sign)
-    sg.add_argument("binary_id", metavar="BINARY_ID")
-    sg.add_argument("--key", required=True, metavar="KEYFILE")
-    sg.add_argument("--algorithm", choices=["ed25519", "rsa-pkcs1v15-sha256", "rsa-pss-sha256"])
+    signing.add_parsers(group, cmd, sub)
 
     binaries = group("binaries", "binaries")
     bs = cmd(binaries, "show", "a binary: state, error, size, SHA-256 and its copy in each region", api.cmd_binaries_show)

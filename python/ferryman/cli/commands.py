@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ import msgspec
 from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.cli.output import Bar, out
+from ferryman.cli.signing import signer_of
 from ferryman.client import Client
 from ferryman.errors import FerrymanError, InvalidSignature
 from ferryman.paths import at
@@ -33,36 +35,22 @@ async def cmd_api_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_signing_keys_create(args: argparse.Namespace) -> int:
-    body = m.SigningKeyCreate(name=args.name, public_key=Path(args.public_key).read_text(), algorithm=args.algorithm)
-    async with _client(args) as c:
-        k = await c.create_signing_key(body)
-    out(args, k, f"{k.id} {k.algorithm} keyid {k.keyid}")
-    return 0
-
-
 async def cmd_upload(args: argparse.Namespace) -> int:
     shown = not (args.quiet or args.json)
-    async with _client(args) as c:
-        u = await c.upload(
-            Path(args.file), args.artifact, args.version, args.target, create=args.create,
-            part_size=args.part_size or m.DEFAULT_PART, concurrency=args.concurrency, sign_key=args.sign,
-            progress=lambda label, total: Bar(label, total, shown),
-        )  # fmt: skip
+    # The key is opened first: a wrong PIN or a missing object fails before anything is sent.
+    with signer_of(args, args.sign) if args.sign else contextlib.nullcontext() as signer:
+        async with _client(args) as c:
+            u = await c.upload(
+                Path(args.file), args.artifact, args.version, args.target, create=args.create,
+                part_size=args.part_size or m.DEFAULT_PART, concurrency=args.concurrency, sign_key=signer,
+                progress=lambda label, total: Bar(label, total, shown),
+            )  # fmt: skip
     timing = {"hash_seconds": u.hash_seconds, "upload_seconds": u.upload_seconds, "server_hash_seconds": u.server_hash_seconds}
     out(
         args,
         {**msgspec.to_builtins(u.binary), "parts_sent": u.parts_sent, **timing},
         f"{u.binary.id} {u.binary.state} {u.size} bytes sha256 {u.sha256} ({u.parts_sent} parts sent)",
     )
-    return 0
-
-
-async def cmd_sign(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
-        s = await c.sign_binary(args.binary_id, args.key, args.algorithm)
-        b = await c.get_binary(args.binary_id)
-    out(args, s, f"{s.id} by {s.keyid}; binary {b.state}")
     return 0
 
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from ferryman.chunking import ChunkParams
 from ferryman.cli.output import digest_dict, digest_table, out
 from ferryman.errors import FerrymanError
 from ferryman.hashing import hash_files
-from ferryman.signing import keyid_of
 
-__all__ = ["cmd_hash", "cmd_keys_generate", "cmd_migrate", "cmd_serve"]
+__all__ = ["cmd_hash", "cmd_migrate", "cmd_serve"]
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
@@ -127,29 +124,4 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         message = f"catalog {shown}: migrated from {before or 'an empty database'} to revision {after}"
     out(args, {"catalog": shown, "before": before, "after": after}, message)
-    return 0
-
-
-def cmd_keys_generate(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
-    key: Any = ed25519.Ed25519PrivateKey.generate() if args.algorithm == "ed25519" else rsa.generate_private_key(65537, 3072)
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    private, public = folder / f"{args.name}.pem", folder / f"{args.name}.pub"
-    if private.exists() or public.exists():
-        raise FerrymanError(f"{private} or {public} exists; not overwriting a key")
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    public.write_bytes(pub)
-    keyid = keyid_of(key)
-    out(
-        args,
-        {"private_key": str(private), "public_key": str(public), "keyid": keyid},
-        f"{private} (private, mode 0600)\n{public} (public)\nkeyid {keyid}",
-    )
     return 0

@@ -14,12 +14,12 @@ import msgspec
 
 from ferryman import paths
 from ferryman.catalog import models as m
+from ferryman.client.signers import Signer, open_signer
 from ferryman.client.transport import Transport
 from ferryman.client.upload import Uploaded, upload
 from ferryman.errors import FerrymanError
 from ferryman.paths import at
 from ferryman.releases import Reported
-from ferryman.signing import load_private_key, sign_digest
 
 __all__ = ["Client", "SyncClient"]
 
@@ -45,6 +45,20 @@ class Client(Transport):
 
     async def create_signing_key(self, body: m.SigningKeyCreate) -> m.SigningKey:
         return await self._typed("POST", paths.SIGNING_KEYS, body, m.SigningKey)
+
+    async def get_signing_key(self, key_id: str) -> m.SigningKey:
+        return await self._typed("GET", at(paths.SIGNING_KEY, key_id=key_id), None, m.SigningKey)
+
+    async def find_signing_key(self, keyid: str) -> m.SigningKey | None:
+        """The registered key with this keyid (SHA-256 of its SubjectPublicKeyInfo), if any."""
+        page = await self._typed("GET", paths.SIGNING_KEYS, None, m.Page[m.SigningKey], keyid=keyid)
+        return page.items[0] if page.items else None
+
+    async def signing_policy(self) -> m.SigningPolicy:
+        return await self._typed("GET", paths.SIGNING_POLICY, None, m.SigningPolicy)
+
+    async def revoke_signing_key(self, key_id: str) -> m.SigningKey:
+        return await self._typed("PATCH", at(paths.SIGNING_KEY, key_id=key_id), m.SigningKeyPatch(state="revoked"), m.SigningKey)
 
     # Artifacts, versions, binaries --------------------------------------------------------------
 
@@ -76,6 +90,10 @@ class Client(Transport):
             if b.state != "destroyed":
                 return b
         return None
+
+    def binaries(self, **filters: str) -> AsyncIterator[m.Binary]:
+        """Every binary (``version_id``, ``target``, ``state``, ``sha256``, ``signing_key_id``)."""
+        return self.each(paths.BINARIES, m.Binary, **filters)
 
     async def get_binary(self, binary_id: str) -> m.Binary:
         return await self._typed("GET", at(paths.BINARY, binary_id=binary_id), None, m.Binary)
@@ -123,11 +141,28 @@ class Client(Transport):
     async def list_signatures(self, binary_id: str) -> list[m.Signature]:
         return [s async for s in self.each(at(paths.SIGNATURES, binary_id=binary_id), m.Signature)]
 
-    async def sign_binary(self, binary_id: str, key_file: str | Path, algorithm: str | None = None) -> m.Signature:
-        """Signs a binary's SHA-256 with a local private key and submits the signature."""
+    async def sign_binary(self, binary_id: str, key: str | Path | Signer, algorithm: str | None = None) -> m.Signature:
+        """Signs a binary's SHA-256 (the server's, so nothing is read again) and submits the
+        signature. ``key``: an open Signer (for many binaries: one HSM session), or what
+        ``ferryman.client.signers.open_signer`` takes (a PEM file, ``pkcs11:…``, ``exec:…``)."""
+        if not isinstance(key, Signer):
+            with open_signer(key, algorithm=algorithm) as signer:
+                return await self.sign_binary(binary_id, signer)
         b = await self.get_binary(binary_id)
-        keyid, _, signature = sign_digest(load_private_key(key_file), b.sha256, algorithm)
-        return await self.add_signature(binary_id, m.SignatureCreate(keyid=keyid, signature=signature))
+        # A token or a program may take a while: the event loop carries on meanwhile.
+        signature = await asyncio.to_thread(key.sign, bytes.fromhex(b.sha256))
+        return await self.add_signature(binary_id, m.SignatureCreate(keyid=key.keyid, signature=signature.hex()))
+
+    async def sign_bundle(self, bundle_id: str, signer: Signer) -> m.BundleSignature:
+        """Signs a bundle's hash (a SHA-256) and submits the signature."""
+        bundle = await self._typed("GET", at(paths.BUNDLE, bundle_id=bundle_id), None, m.Bundle)
+        signature = await asyncio.to_thread(signer.sign, bytes.fromhex(bundle.hash))
+        body = m.SignatureCreate(keyid=signer.keyid, signature=signature.hex())
+        return await self._typed("POST", at(paths.BUNDLE_SIGNATURES, bundle_id=bundle_id), body, m.BundleSignature)
+
+    def bundles(self, **filters: str) -> AsyncIterator[m.Bundle]:
+        """Every bundle (``signing_key_id``: those it signed)."""
+        return self.each(paths.BUNDLES, m.Bundle, **filters)
 
     # Distribution -------------------------------------------------------------------------------
 

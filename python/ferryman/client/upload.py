@@ -18,6 +18,7 @@ from ferryman.hashing import hash_file
 
 if TYPE_CHECKING:
     from ferryman.client.api import Client
+    from ferryman.client.signers import Signer
 
 __all__ = ["ProgressBar", "Uploaded", "upload"]
 
@@ -60,7 +61,7 @@ async def upload(
     create: bool = False,
     part_size: int = DEFAULT_PART,
     concurrency: int = 4,
-    sign_key: str | None = None,
+    sign_key: str | Signer | None = None,
     progress: Any = None,
 ) -> Uploaded:
     """See the module doc. ``progress(label, total)`` makes a ``ProgressBar`` for each phase

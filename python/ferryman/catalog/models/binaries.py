@@ -45,6 +45,7 @@ __all__ = [
     "SigningKey",
     "SigningKeyCreate",
     "SigningKeyPatch",
+    "SigningPolicy",
     "Version",
     "VersionCreate",
     "VersionPatch",
@@ -193,6 +194,12 @@ class SigningKeyCreate(_In):
 class SigningKeyPatch(_In):
     state: Literal["active", "revoked"] | UnsetType = UNSET
     name: Name | UnsetType = UNSET
+
+
+class SigningPolicy(Struct, kw_only=True):
+    """What makes a binary signed here: valid signatures by this many distinct active keys."""
+
+    signature_threshold: int
 
 
 class SigningKey(Struct, kw_only=True):

@@ -155,8 +155,11 @@ class Binaries:
         if "sha256" in equal:
             equal["sha256"] = equal["sha256"].lower()
 
+        signed_by = filters.get("signing_key_id")
+        conditions = [("id IN (SELECT binary_id FROM signatures WHERE signing_key_id = ?)", signed_by)] if signed_by else []
+
         def run(tx: Tx) -> m.Page[Row]:
-            page = tx.page("binaries", limit, cursor, equal=equal)
+            page = tx.page("binaries", limit, cursor, equal=equal, conditions=conditions)
             copies = replicas_of(tx, [r["id"] for r in page.items])
             page.items = [{**binary_view(tx, r), "replicas": copies[r["id"]]} for r in page.items]
             return page

@@ -122,8 +122,10 @@ class SigningKeys:
             raise NotFound(f"no signing key with keyid {keyid}")
         return signing_key(row)
 
-    async def list_signing_keys(self, limit: int, cursor: str | None, state: str | None) -> m.Page[m.SigningKey]:
-        equal = {"state": state} if state else None
+    async def list_signing_keys(
+        self, limit: int, cursor: str | None, state: str | None, keyid: str | None = None
+    ) -> m.Page[m.SigningKey]:
+        equal = {k: v for k, v in (("state", state), ("keyid", keyid and keyid.lower())) if v}
         page = await self.db.read(lambda tx: tx.page("signing_keys", limit, cursor, equal=equal))
         return m.Page([signing_key(r) for r in page.items], page.next_cursor)
 

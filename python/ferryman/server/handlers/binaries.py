@@ -19,7 +19,8 @@ from ferryman.server.keys import CATALOG, CONFIG, UPLOADS
 
 UPLOAD_CHUNK = 1 << 20
 _DIGEST_ITEM = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=\s*:([A-Za-z0-9+/=]*):\s*")
-FILTERS = ("version_id", "target", "state", "sha256")
+# signing_key_id: binaries with a signature by that key (a key rotation signs them again).
+FILTERS = ("version_id", "target", "state", "sha256", "signing_key_id")
 
 
 async def create(request: web.Request) -> web.Response:

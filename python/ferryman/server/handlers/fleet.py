@@ -32,7 +32,7 @@ async def create_bundle(request: web.Request) -> web.Response:
 
 async def list_bundles(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return json_response(await request.app[CATALOG].list_bundles(limit, cursor))
+    return json_response(await request.app[CATALOG].list_bundles(limit, cursor, request.query.get("signing_key_id")))
 
 
 async def get_bundle(request: web.Request) -> web.Response:

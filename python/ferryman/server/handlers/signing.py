@@ -8,7 +8,7 @@ from ferryman.catalog import models as m
 from ferryman.errors import Invalid
 from ferryman.server.handlers.common import actor
 from ferryman.server.http import decode, json_response, page_params
-from ferryman.server.keys import CATALOG, SIGNATURES
+from ferryman.server.keys import CATALOG, CONFIG, SIGNATURES
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -21,11 +21,16 @@ async def list_keys(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state not in (None, "active", "revoked"):
         raise Invalid("state must be active or revoked", {"state": ["active | revoked"]})
-    return json_response(await request.app[CATALOG].list_signing_keys(limit, cursor, state))
+    keyid = request.query.get("keyid")
+    return json_response(await request.app[CATALOG].list_signing_keys(limit, cursor, state, keyid))
 
 
 async def get_key(request: web.Request) -> web.Response:
     return json_response(await request.app[CATALOG].get_signing_key(request.match_info["key_id"]))
+
+
+async def policy(request: web.Request) -> web.Response:
+    return json_response(m.SigningPolicy(signature_threshold=request.app[CONFIG].signature_threshold))
 
 
 async def patch_key(request: web.Request) -> web.Response:
