@@ -27,6 +27,8 @@ DIGEST = hashlib.sha256(b"firmware").digest()
         ("pkcs11:token=My%20Token;object=fw%3B2027", {"token": "My Token", "object": "fw;2027"}, {}, None),
         ("pkcs11:id=%01%ff", {}, {}, b"\x01\xff"),
         ("pkcs11:object=k;id=%41;", {"object": "k"}, {}, b"A"),
+        # Attributes after the ID, sorting before and after "id" (unknown ones are kept).
+        ("pkcs11:id=%41;object=k;firmware=x", {"object": "k", "firmware": "x"}, {}, b"A"),
         ("pkcs11:object=k?pin-value=12%2034&module-path=/usr/lib/x.so", {"object": "k"},
          {"pin-value": "12 34", "module-path": "/usr/lib/x.so"}, None),
         ("pkcs11:object=k;type=private", {"object": "k", "type": "private"}, {}, None),
@@ -121,6 +123,8 @@ def test_a_programs_signature_is_read_as_hex_base64_or_raw_bytes():
     binary = b"\x00" + os.urandom(63)
     assert signers._signature_bytes(binary) == binary
     assert signers._signature_bytes(b"not-a-signature!") == b"not-a-signature!"  # left for the check to refuse
+    assert signers._signature_bytes(b"abcd efgh") == b"abcd efgh"  # base64 with a space in it is not base64
+    assert signers._signature_bytes(b"") == b""
 
 
 def _pem(tmp_path: Path) -> tuple[ed25519.Ed25519PrivateKey, Path]:

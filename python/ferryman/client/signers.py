@@ -16,7 +16,6 @@ token or program is named here rather than by the server's 422.
 from __future__ import annotations
 
 import base64
-import binascii
 import getpass
 import os
 import shlex
@@ -396,14 +395,13 @@ class ExecSigner(Signer):
 
 
 def _signature_bytes(out: bytes) -> bytes:
-    """A program's signature as bytes: text (hex or base64) when it reads as such, else raw."""
-    text = out.strip()
-    if text and all(32 < c < 127 for c in text):
-        for decode in (bytes.fromhex, lambda t: base64.b64decode(t, validate=True)):
-            try:
-                return decode(text.decode())
-            except (ValueError, binascii.Error):
-                continue
+    """A program's signature as bytes: text (hex or base64) when it reads as such, else raw (a
+    raw signature that happens to read as hex or base64 has odds below 2^-128)."""
+    for decode in (bytes.fromhex, lambda t: base64.b64decode(t, validate=True)):
+        try:
+            return decode(out.strip().decode("ascii"))
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ones
+            continue
     return out
 
 
