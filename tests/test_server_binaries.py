@@ -274,7 +274,9 @@ def _slow_part_upload(api: Api, binary_id: str, chunk: bytes) -> http.client.HTT
 def test_sigkill_mid_upload_then_resume(tmp_path: Path, catalog_url: str | None):
     """The upload of a killed server holds hashing back until its lease runs out; on the
     embedded catalog, which no other process can share, the next start ends it at once."""
-    srv = ProcessServer(tmp_path / "data", catalog_url, "--upload-lease", "3")
+    # A lease long enough that a restart on a busy machine (tests run two at a time) ends well
+    # inside it.
+    srv = ProcessServer(tmp_path / "data", catalog_url, "--upload-lease", "10")
     api = srv.start()
     try:
         data = os.urandom(2 * PART)
@@ -291,8 +293,10 @@ def test_sigkill_mid_upload_then_resume(tmp_path: Path, catalog_url: str | None)
         r = api.patch(f"{API}/binaries/{b['id']}", {"state": "hashable"})
         if catalog_url:
             assert r.status == 409 and "uploads in progress for parts 1" in r.json["detail"]
-            time.sleep(3)
-            r = api.patch(f"{API}/binaries/{b['id']}", {"state": "hashable"})
+            deadline = time.monotonic() + 20
+            while r.status == 409 and time.monotonic() < deadline:  # until the dead upload's lease runs out
+                time.sleep(0.5)
+                r = api.patch(f"{API}/binaries/{b['id']}", {"state": "hashable"})
         assert r.status == 200, r
         api.wait_state(b["id"], {"signable"})
         assert api.get(f"{API}/binaries/{b['id']}/content").body == data
