@@ -74,21 +74,18 @@ def keyid_of(private_key: Any) -> str:
     return load_public_key(der).keyid
 
 
-def sign_digest(private_key: Any, digest_hex: str, algorithm: str | None = None) -> tuple[str, str, str]:
-    """Signs a binary's SHA-256 as DESIGN.md says (Ed25519 over the raw digest; RSA PKCS#1 v1.5
-    or PSS over the content, from its digest). Returns (keyid, algorithm, signature hex)."""
+def sign_digest(private_key: Any, digest: bytes, algorithm: str) -> bytes:
+    """Signs a binary's SHA-256 ``digest`` as DESIGN.md says (Ed25519 over the raw digest; RSA
+    PKCS#1 v1.5 or PSS over the content, from its digest) with ``algorithm``."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-    keyid = keyid_of(private_key)
-    digest = bytes.fromhex(digest_hex)
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return keyid, "ed25519", private_key.sign(digest).hex()
+        return private_key.sign(digest)
     if isinstance(private_key, rsa.RSAPrivateKey):
-        alg = algorithm or "rsa-pkcs1v15-sha256"
         pad: Any = padding.PKCS1v15()
-        if alg == "rsa-pss-sha256":
+        if algorithm == "rsa-pss-sha256":
             pad = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
-        return keyid, alg, private_key.sign(digest, pad, Prehashed(hashes.SHA256())).hex()
+        return private_key.sign(digest, pad, Prehashed(hashes.SHA256()))
     raise FerrymanError("only Ed25519 and RSA keys can sign")

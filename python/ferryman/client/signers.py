@@ -107,7 +107,7 @@ class PemSigner(Signer):
         self.algorithm = _algorithm_for(self.public_key.kind, algorithm)
 
     def _sign(self, digest: bytes) -> bytes:
-        return bytes.fromhex(sign_digest(self.key, digest.hex(), self.algorithm)[2])
+        return sign_digest(self.key, digest, self.algorithm)
 
     def describe(self) -> str:
         return f"key file {self.path}"
