@@ -186,7 +186,7 @@ def test_a_token_error_is_one_clear_line(token, tmp_path: Path):
     ]
     for env, key, says in cases:
         # The key is opened before the server is asked anything (there is none here).
-        line = one_line_error(cli(None, "sign", "bin_x", "--key", key, env=env, check=False))
+        line = one_line_error(cli(None, "sign", "bin_" + "0" * 26, "--key", key, env=env, check=False))
         assert says in line, (key, line)
     line = one_line_error(cli(None, "keys", "generate", "--pkcs11", uri("t2-ed"), check=False))
     assert "already has a key object=t2-ed" in line

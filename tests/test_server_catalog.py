@@ -92,6 +92,37 @@ def test_role_matrix(server: Api, role: str):
         problem(anonymous, 401)
 
 
+def test_lists_find_by_name_and_the_log_reads_backwards(server: Api):
+    """The filters names are resolved with, and the audit log newest first, paged and bounded."""
+    channels = [server.ok("POST", f"{API}/channels", {"name": n}) for n in ("alpha", "beta")]
+    assert [c["id"] for c in server.ok("GET", f"{API}/channels?name=beta")["items"]] == [channels[1]["id"]]
+    assert server.ok("GET", f"{API}/channels?name=gamma")["items"] == []
+    co = server.ok("POST", f"{API}/cohorts", {"name": "field", "channel_id": channels[0]["id"]})
+    server.ok("POST", f"{API}/cohorts", {"name": "lab"})
+    assert [c["id"] for c in server.ok("GET", f"{API}/cohorts?name=field")["items"]] == [co["id"]]
+    assert [c["id"] for c in server.ok("GET", f"{API}/cohorts?channel_id={channels[0]['id']}")["items"]] == [co["id"]]
+    d = server.ok("POST", f"{API}/devices", {"identifier": "gw-1", "target": "x86_64-linux-gnu"})
+    server.ok("POST", f"{API}/devices", {"identifier": "gw-2", "target": "x86_64-linux-gnu"})
+    assert [x["id"] for x in server.ok("GET", f"{API}/devices?identifier=gw-1")["items"]] == [d["id"]]
+    k = server.ok("POST", f"{API}/api-keys", {"name": "ci", "role": "viewer"})
+    assert [x["id"] for x in server.ok("GET", f"{API}/api-keys?name=ci")["items"]] == [k["id"]]
+    assert server.ok("GET", f"{API}/api-keys/{k['id']}") == {x: v for x, v in k.items() if x != "token"}
+    problem(server.get(f"{API}/api-keys/apk_{'0' * 26}"), 404)
+    problem(server.get(f"{API}/api-keys/nope"), 404)
+
+    oldest_first = server.ok("GET", f"{API}/events?resource_type=channel")["items"]
+    assert [e["after"]["name"] for e in oldest_first] == ["alpha", "beta"]
+    newest = server.ok("GET", f"{API}/events?order=desc&limit=2")
+    older = server.ok("GET", f"{API}/events?order=desc&limit=2&cursor={newest['next_cursor']}")
+    every = server.ok("GET", f"{API}/events?limit=500")["items"]
+    assert newest["items"] + older["items"] == list(reversed(every))[:4]
+    at = oldest_first[1]["at"]
+    assert server.ok("GET", f"{API}/events?resource_type=channel&since={at}")["items"] == oldest_first[1:]
+    assert server.ok("GET", f"{API}/events?resource_type=channel&until={at}")["items"] == oldest_first[:1]
+    problem(server.get(f"{API}/events?order=sideways"), 422)
+    problem(server.get(f"{API}/events?since=yesterday"), 422)
+
+
 def test_api_keys_are_shown_once_and_deletable(server: Api):
     created = server.ok("POST", f"{API}/api-keys", {"name": "ci", "role": "publisher"})
     assert created["token"].startswith("fm_")

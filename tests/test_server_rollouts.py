@@ -273,7 +273,7 @@ def test_the_cli_shows_stats_and_watches_a_rollout_until_halted_or_done(ops: Api
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["OFFERED", "DOWNLOADING", "INSTALLING", "INSTALLED", "FAILED", "ROLLED_BACK"]
     assert table[1].split() == ["2", "0", "0", "1", "0", "0"]
-    assert "devices 3, success rate 100.0%" in table[2] and table[3] == "phase: all devices"
+    assert "devices 3, success rate 100.0%" in table[2] and table[3] == "phase: every device"
     assert main(["releases", "stats", r.r2["id"], "--json", *base]) == 0
     assert json.loads(capsys.readouterr().out) == r.stats()
 

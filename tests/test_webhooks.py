@@ -326,7 +326,7 @@ def test_the_cli_creates_lists_and_shows_webhook_deliveries(hooked: Api, receive
     w = json.loads(capsys.readouterr().out)
     receiver.secrets["/cli"] = w["secret"]
     assert main(["webhooks", "list", *base]) == 0
-    assert capsys.readouterr().out.split()[:2] == [w["id"], receiver.url("/cli")]
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == [w["id"], receiver.url("/cli")]
     Fleet(hooked).bundle("1.0.0", targets=[TARGET])
     assert wait_for(lambda: deliveries(hooked, w, "delivered"))
     assert main(["webhooks", "deliveries", w["id"], "--state", "delivered", *base]) == 0

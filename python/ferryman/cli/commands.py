@@ -15,6 +15,7 @@ import msgspec
 
 from ferryman import paths
 from ferryman.catalog import models as m
+from ferryman.cli.config import client, connection
 from ferryman.cli.output import Bar, out
 from ferryman.cli.signing import signer_of
 from ferryman.client import Client
@@ -24,12 +25,8 @@ from ferryman.releases import Reported
 from ferryman.signing import load_public_key
 
 
-def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url, args.token)
-
-
 async def cmd_api_keys_create(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         k = await c.create_api_key(m.ApiKeyCreate(name=args.name, role=args.role))
     out(args, k, k.token or "")
     return 0
@@ -39,7 +36,7 @@ async def cmd_upload(args: argparse.Namespace) -> int:
     shown = not (args.quiet or args.json)
     # The key is opened first: a wrong PIN or a missing object fails before anything is sent.
     with signer_of(args, args.sign) if args.sign else contextlib.nullcontext() as signer:
-        async with _client(args) as c:
+        async with client(args) as c:
             u = await c.upload(
                 Path(args.file), args.artifact, args.version, args.target, create=args.create,
                 part_size=args.part_size or m.DEFAULT_PART, concurrency=args.concurrency, sign_key=signer,
@@ -55,21 +52,21 @@ async def cmd_upload(args: argparse.Namespace) -> int:
 
 
 async def cmd_bundles_create(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         b = await c.create_bundle(m.BundleCreate(binaries=args.binaries, name=args.name))
     out(args, b, f"{b.id} hash {b.hash}")
     return 0
 
 
 async def cmd_channels_create(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         ch = await c.create_channel(m.ChannelCreate(name=args.name))
     out(args, ch, ch.id)
     return 0
 
 
 async def cmd_cohorts_create(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         co = await c.create_cohort(m.CohortCreate(name=args.name, channel_id=args.channel, region=args.region))
     out(args, co, co.id)
     return 0
@@ -91,7 +88,7 @@ async def cmd_releases_create(args: argparse.Namespace) -> int:
     bounds = (args.halt_failure_rate, args.halt_min_reports, args.halt_max_failures)
     if any(b is not None for b in bounds):
         body.halt = m.HaltIn(max_failure_rate=bounds[0], min_reports=bounds[1], max_failures=bounds[2])
-    async with _client(args) as c:
+    async with client(args) as c:
         r = await c.create_release(args.channel, body)
     out(args, r, r.id)
     return 0
@@ -101,30 +98,14 @@ async def cmd_devices_create(args: argparse.Namespace) -> int:
     auth_key = Path(args.auth_key).read_text() if args.auth_key else None
     body = m.DeviceCreate(identifier=args.identifier, target=args.target, cohort_id=args.cohort, tags=args.tag or [],
                           region=args.region, auth_key=auth_key)  # fmt: skip
-    async with _client(args) as c:
+    async with client(args) as c:
         d = await c.create_device(body)
     out(args, d, f"{d.id} token {d.token}")
     return 0
 
 
-async def cmd_devices_delete(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
-        await c.delete_device(args.device_id)
-    out(args, {"id": args.device_id, "deleted": True}, f"{args.device_id} deleted")
-    return 0
-
-
-async def cmd_devices_list(args: argparse.Namespace) -> int:
-    filters = {k: v for k, v in (("admission", args.admission), ("cohort_id", args.cohort)) if v}
-    async with _client(args) as c:
-        found = [d async for d in c.each(paths.DEVICES, m.Device, **filters)]
-    lines = [f"{d.id}\t{d.identifier}\t{d.target}\t{d.admission}\t{d.last_seen_at or '-'}" for d in found]
-    out(args, found, "\n".join(lines) or "no devices")
-    return 0
-
-
 async def cmd_devices_admit(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         d = await c.admit_device(args.device_id, args.accept)
         changes = {k: v for k, v in (("cohort_id", args.cohort), ("target", args.target), ("tags", args.tag)) if v}
         if changes:
@@ -135,7 +116,7 @@ async def cmd_devices_admit(args: argparse.Namespace) -> int:
 
 
 async def cmd_devices_cancel(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         canceled = await c.cancel_device_actions(args.device_id)
     text = "\n".join(f"action {a.id} canceling" for a in canceled) or "no open action"
     out(args, canceled, text)
@@ -143,7 +124,7 @@ async def cmd_devices_cancel(args: argparse.Namespace) -> int:
 
 
 async def cmd_devices_actions(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         found = await c.device_actions(args.device_id)
     lines = [f"{a.id}\t{a.status}\t{a.result or '-'}\t{a.release_id or '-'}\t{a.bundle_id}\t{a.updated_at}" for a in found]
     out(args, found, "\n".join(lines) or "no actions")
@@ -151,7 +132,7 @@ async def cmd_devices_actions(args: argparse.Namespace) -> int:
 
 
 async def cmd_devices_rotate_token(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         d = await c.rotate_device_token(args.device_id)
     out(args, d, f"{d.id} token {d.token}")
     return 0
@@ -182,10 +163,23 @@ def _check_signatures(sha256: str, signatures: Sequence[m.Signature | m.Manifest
     raise FerrymanError(f"{what}: no valid signature by a trusted key")
 
 
+def _device_state(path: str | None) -> dict[str, Any]:
+    """What a simulated device runs (``--state FILE``), as its last verified install left it."""
+    if not path or not Path(path).exists():
+        return {}
+    state = json.loads(Path(path).read_text())
+    return state if isinstance(state, dict) else {}
+
+
 async def cmd_device_check(args: argparse.Namespace) -> int:
-    reported = Reported(args.release_id, args.bundle_id, args.version)
+    """An update check as a device makes it; with ``--download``, the update's binaries are
+    fetched and verified; with ``--report`` it is then reported installed, and with ``--state``
+    the device remembers what it runs for its next check (a stand-in for a device's agent)."""
+    state = _device_state(args.state)
+    reported = Reported(args.release_id or state.get("release_id"), args.bundle_id or state.get("bundle_id"),
+                        args.version or state.get("version"))  # fmt: skip
     trusted = _trusted(args.trusted_key)
-    async with Client(args.url) as c:
+    async with Client(connection(args)[0]) as c:
         answer = await c.check_in(args.device_token, reported)
         files = []
         if args.download and answer.status == "update":
@@ -200,6 +194,17 @@ async def cmd_device_check(args: argparse.Namespace) -> int:
                     files.append(str(done))
                 finally:
                     bar.close()
+            if answer.bundle is not None:
+                release = answer.release
+                if args.report:
+                    body = m.DeviceReport(bundle_id=answer.bundle.id, status="installed",
+                                          release_id=release.id if release else None,
+                                          version=release.version if release else None)  # fmt: skip
+                    await c.report(args.device_token, body)
+                if args.state:
+                    state = {"release_id": release.id if release else None, "bundle_id": answer.bundle.id,
+                             "version": release.version if release else None}  # fmt: skip
+                    Path(args.state).write_text(json.dumps(state))
     if args.json:
         print(json.dumps({**msgspec.to_builtins(answer), "files": files}, indent=2))
     elif not args.quiet:
@@ -218,12 +223,12 @@ async def cmd_download(args: argparse.Namespace) -> int:
             print("ferryman: error: downloading a URL needs --sha256", file=sys.stderr)
             return 2
         dest = Path(args.output or source.rstrip("/").rsplit("/", 1)[-1].split(".")[0] + ".bin")
-        async with Client(args.url) as c:
+        async with Client(connection(args)[0]) as c:
             await c.download(source, dest, sha256=args.sha256.lower(), token="")
         out(args, {"path": str(dest), "sha256": args.sha256.lower()}, f"{dest} sha256 {args.sha256.lower()} verified")
         return 0
     trusted = _trusted(args.trusted_key)
-    async with _client(args) as c:
+    async with client(args) as c:
         b = await c.get_binary(source)
         active = [s for s in await c.list_signatures(source) if s.key_state == "active"]
         _check_signatures(b.sha256, active, trusted, source)
@@ -234,27 +239,6 @@ async def cmd_download(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     out(args, {"path": str(dest), "sha256": b.sha256, "size": b.size}, f"{dest} sha256 {b.sha256} verified")
-    return 0
-
-
-def _binary_lines(b: m.Binary) -> str:
-    lines = [
-        f"{b.id}  {b.state}",
-        f"  artifact {b.artifact_id}  version {b.version_id}  target {b.target}",
-        f"  size {b.size}  sha256 {b.sha256}  parts {b.part_count} of {b.part_size}",
-    ]
-    if b.error:
-        lines.append(f"  error: {b.error}")
-    for r in b.replicas:
-        extra = f"  attempts {r.attempts}  next {r.next_attempt_at}" if r.state in ("failed", "pending") else ""
-        lines.append(f"  region {r.region:<12} {r.state:<9} {r.verified_at or '-'}{extra}" + (f"  {r.error}" if r.error else ""))
-    return "\n".join(lines)
-
-
-async def cmd_binaries_show(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
-        b = await c.get_binary(args.binary_id)
-    out(args, b, _binary_lines(b))
     return 0
 
 
@@ -274,7 +258,7 @@ def _status_lines(s: m.ReplicationStatus) -> str:
 
 
 async def cmd_replication_status(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         s = await c.replication_status()
     out(args, s, _status_lines(s))
     return 0
@@ -283,7 +267,7 @@ async def cmd_replication_status(args: argparse.Namespace) -> int:
 async def cmd_replication_verify(args: argparse.Namespace) -> int:
     """Queues the checks; with --wait, follows them until none is left and reports what was
     found (copies found missing or different are being copied again)."""
-    async with _client(args) as c:
+    async with client(args) as c:
         q = await c.verify_replicas(args.region)
         s = await c.replication_status()
         if args.wait:

@@ -11,28 +11,25 @@ import time
 
 import msgspec
 
-from ferryman import paths
 from ferryman.catalog import models as m
-from ferryman.cli.output import out
-from ferryman.client import Client
+from ferryman.cli.config import client
+from ferryman.cli.output import out, table
+from ferryman.cli.resources import phase_words
 
 __all__ = [
+    "cmd_devices_reports",
     "cmd_releases_hold",
     "cmd_releases_resume",
     "cmd_releases_stats",
     "cmd_rollout_watch",
+    "cmd_scope_stats",
     "cmd_webhooks_create",
     "cmd_webhooks_deliveries",
-    "cmd_webhooks_list",
     "cmd_webhooks_redeliver",
 ]
 
 COLUMNS = ("offered", "downloading", "installing", "installed", "failed", "rolled_back")
 IN_PROGRESS = ("offered", "downloading", "installing")
-
-
-def _client(args: argparse.Namespace) -> Client:
-    return Client(args.url, args.token)
 
 
 def _rate(r: float | None) -> str:
@@ -43,16 +40,6 @@ def _secs(s: float | None) -> str:
     return "-" if s is None else f"{s:.1f}s"
 
 
-def _phase(p: dict | None) -> str:
-    if p is None:
-        return "all devices"
-    if p["mode"] == "percent":
-        return f"{p['value']:.0%} of devices"
-    if p["mode"] == "count":
-        return f"first {p['value']} devices"
-    return "devices tagged " + ", ".join(p["tags"])
-
-
 def stats_table(s: m.RolloutStats) -> str:
     """A rollout's stats for people: outcome counts, success rate, install times, halt."""
     o = msgspec.to_builtins(s.outcomes)
@@ -61,7 +48,7 @@ def stats_table(s: m.RolloutStats) -> str:
     lines.append(f"devices {s.devices}, success rate {_rate(s.success_rate)}, offer to install p50 {_secs(t.p50)} "
                  f"p95 {_secs(t.p95)} ({t.count} installed)")  # fmt: skip
     if s.scope == "release":
-        lines.append(f"phase: {_phase(s.phase)}")
+        lines.append(f"phase: {phase_words(s.phase)}")
         if s.halted:
             lines.append(f"HALTED: {s.halted_reason}")
     for r in s.releases or []:
@@ -72,14 +59,31 @@ def stats_table(s: m.RolloutStats) -> str:
 
 
 async def cmd_releases_stats(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         s = await c.release_stats(args.release_id)
     out(args, s, stats_table(s))
     return 0
 
 
+async def cmd_scope_stats(args: argparse.Namespace) -> int:
+    """A cohort's or a channel's rollout outcomes (``args.scope``)."""
+    async with client(args) as c:
+        s = await (c.cohort_stats(args.id) if args.scope == "cohort" else c.channel_stats(args.id))
+    out(args, s, stats_table(s))
+    return 0
+
+
+async def cmd_devices_reports(args: argparse.Namespace) -> int:
+    async with client(args) as c:
+        found = await c.device_reports(args.id)
+    rows = [[r.at, r.status, r.release_id or "-", r.bundle_id, r.reason or "-", r.detail or "-"] for r in found]
+    text = table(rows, ["AT", "STATUS", "RELEASE", "BUNDLE", "REASON", "DETAIL"]) if rows else "no reports"
+    out(args, found, text)
+    return 0
+
+
 async def _set_halted(args: argparse.Namespace, halted: bool) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         r = await c.patch_release(args.release_id, m.ReleasePatch(halted=halted))
     out(args, r, f"{r.id} {'held' if r.halted else 'resumed'}")
     return 0
@@ -114,7 +118,7 @@ async def cmd_rollout_watch(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     shown = not (args.quiet or args.json)
     live = shown and sys.stdout.isatty()
-    async with _client(args) as c:
+    async with client(args) as c:
         while True:
             s = await c.release_stats(args.release_id)
             if args.json:
@@ -141,22 +145,14 @@ async def cmd_rollout_watch(args: argparse.Namespace) -> int:
 
 async def cmd_webhooks_create(args: argparse.Namespace) -> int:
     body = m.WebhookCreate(url=args.url_, events=args.event, description=args.description)
-    async with _client(args) as c:
+    async with client(args) as c:
         w = await c.create_webhook(body)
     out(args, w, f"{w.id} {w.url}\nsecret (shown once; receivers verify deliveries with it):\n{w.secret}")
     return 0
 
 
-async def cmd_webhooks_list(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
-        hooks = [w async for w in c.each(paths.WEBHOOKS, m.Webhook)]
-    lines = [f"{w.id} {'disabled ' if w.disabled else ''}{w.url} {','.join(w.events)}" for w in hooks]
-    out(args, hooks, "\n".join(lines) or "no webhooks")
-    return 0
-
-
 async def cmd_webhooks_deliveries(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         ds = [d async for d in c.deliveries(args.webhook_id, args.state)]
     lines = [f"{d.id} {d.type:<22} {d.state:<9} attempts {d.attempts} status {d.last_status or '-'}"
              + (f" error: {d.last_error}" if d.last_error and d.state != "delivered" else "") for d in ds]  # fmt: skip
@@ -165,7 +161,7 @@ async def cmd_webhooks_deliveries(args: argparse.Namespace) -> int:
 
 
 async def cmd_webhooks_redeliver(args: argparse.Namespace) -> int:
-    async with _client(args) as c:
+    async with client(args) as c:
         d = await c.redeliver(args.webhook_id, args.delivery_id)
     out(args, d, f"{d.id} queued again")
     return 0

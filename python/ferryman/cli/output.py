@@ -1,5 +1,5 @@
-"""What the command line prints: sizes parsed, progress bars, results as lines or JSON, and
-digest tables."""
+"""What the command line prints: sizes parsed, progress bars, results as lines, JSON or JSON
+lines, aligned tables, every field of one resource, and digest tables."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import msgspec
 
 from ferryman.hashing import FileDigest
 
-__all__ = ["Bar", "digest_dict", "digest_table", "out", "parse_size"]
+__all__ = ["Bar", "digest_dict", "digest_table", "fields_text", "out", "out_list", "parse_size", "table"]
 
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
@@ -111,5 +111,64 @@ class Bar:
 def out(args: argparse.Namespace, data: Any, line: str) -> None:
     if args.json:
         print(json.dumps(msgspec.to_builtins(data), indent=2))
+    elif getattr(args, "jsonl", False):
+        print(json.dumps(msgspec.to_builtins(data)))
     elif not args.quiet:
         print(line)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Aligned columns (two spaces apart), the last one not padded."""
+    rows = [headers, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def out_list(args: argparse.Namespace, items: list[Any], headers: list[str], row: Any, more: bool, what: str) -> None:
+    """A list: one JSON document, JSON lines, or a table (``row`` makes a table row of an item);
+    ``more``: the list goes on (said on stderr, so output piped on stays clean)."""
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(items), indent=2))
+    elif getattr(args, "jsonl", False):
+        for item in items:
+            print(json.dumps(msgspec.to_builtins(item)))
+    elif not args.quiet:
+        print(table([[cell(v) for v in row(i)] for i in items], headers) if items else f"no {what}")
+    if more and not args.quiet:
+        print(f"ferryman: showing the first {len(items)}; --all for every one, --limit N for more", file=sys.stderr)
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell or a field: ``-`` for none, lists joined with commas."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def fields_text(data: Any, indent: str = "") -> str:
+    """Every field of a resource, one per line, aligned; nested objects and lists of objects
+    indented below their field."""
+    d = msgspec.to_builtins(data)
+    width = max((len(k) for k in d), default=0)
+    lines = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            lines.append(f"{indent}{k}:")
+            lines.append(fields_text(v, indent + "  "))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            lines.append(f"{indent}{k}: {len(v)}")
+            for x in v:
+                sub = fields_text(x, indent + "    ").split("\n")
+                lines.append(indent + "  - " + sub[0].lstrip())
+                lines.extend(sub[1:])
+        else:
+            # A value of several lines (a PEM key) continues under its first line.
+            text = cell(v).strip("\n").replace("\n", "\n" + indent + " " * (width + 2))
+            lines.append(f"{indent}{k.ljust(width)}  {text}")
+    return "\n".join(lines)

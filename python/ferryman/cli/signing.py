@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ferryman.catalog import models as m
+from ferryman.cli.config import client
 from ferryman.cli.output import out
+from ferryman.cli.refs import ref
 from ferryman.client import Client
 from ferryman.client.rotation import retire, rotate
 from ferryman.client.signers import MODULE_ENV, Signer, generate_pkcs11_key, open_signer
@@ -52,10 +54,6 @@ def add_parsers(group: Callable[[str, str], Any], cmd: Callable[..., argparse.Ar
     k.add_argument("--pkcs11", metavar="URI", help="create the key in this token: pkcs11:token=…;object=LABEL")
     k.add_argument("--pkcs11-module", default=os.environ.get(MODULE_ENV) or None, metavar="PATH",
                    help=f"the PKCS#11 library (default ${MODULE_ENV})")  # fmt: skip
-    k.epilog = (
-        "example: ferryman keys generate --pkcs11 'pkcs11:token=release;object=fw-2027' "
-        "--pkcs11-module /usr/lib/softhsm/libsofthsm2.so"
-    )
 
     sk = group("signing-keys", "public keys the server trusts")
     c = cmd(sk, "create", "register a public key", cmd_signing_keys_create)
@@ -63,19 +61,29 @@ def add_parsers(group: Callable[[str, str], Any], cmd: Callable[..., argparse.Ar
     c.add_argument("--public-key", required=True, metavar="FILE", help="PEM/DER public key or X.509 certificate")
     c.add_argument("--algorithm", choices=ALGORITHMS)
     r = cmd(sk, "rotate", "register a new key and sign with it everything an old key signed (step 1 of a rotation)", cmd_rotate)
-    r.add_argument("old", metavar="OLD_KEY_ID")
+    r.add_argument("old", type=ref("signing_key"), metavar="OLD_KEY")
     signer_options(r, "--key", required=True)
     r.add_argument("--name", help="the new key's name, if it is not registered yet")
     r.add_argument("--certificate", metavar="FILE", help="register the new key as this X.509 certificate (its validity window)")
-    r.epilog = "example: ferryman signing-keys rotate key_0123 --key 'pkcs11:token=release;object=fw-2028' --name fw-2028"
     t = cmd(sk, "retire", "revoke an old key once the others sign all it signed (step 3 of a rotation)", cmd_retire)
-    t.add_argument("old", metavar="OLD_KEY_ID")
+    t.add_argument("old", type=ref("signing_key"), metavar="OLD_KEY")
     t.add_argument("--force", action="store_true", help="revoke even if binaries fall back to signable")
 
+    p = cmd(sk, "revoke", "revoke a key: its signatures stop counting", cmd_signing_keys_revoke)
+    p.add_argument("id", type=ref("signing_key"), metavar="SIGNING_KEY")
+
+    p = cmd(
+        group("bundles", "bundles"),
+        "sign",
+        "sign bundles' hashes (one session for all) and submit the signatures",
+        cmd_bundles_sign,
+    )
+    p.add_argument("ids", nargs="+", type=ref("bundle"), metavar="BUNDLE")
+    signer_options(p, "--key", required=True)
+
     sg = cmd(sub, "sign", "sign binaries (one session for all) and submit the signatures", cmd_sign)
-    sg.add_argument("binary_ids", nargs="+", metavar="BINARY_ID")
+    sg.add_argument("binary_ids", nargs="+", type=ref("binary"), metavar="BINARY")
     signer_options(sg, "--key", required=True)
-    sg.epilog = "example: FERRYMAN_PKCS11_PIN=… ferryman sign bin_1 bin_2 --key 'pkcs11:token=release;object=fw-2027'"
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
@@ -125,32 +133,52 @@ def _generate_files(args: argparse.Namespace) -> int:
 
 async def cmd_signing_keys_create(args: argparse.Namespace) -> int:
     body = m.SigningKeyCreate(name=args.name, public_key=Path(args.public_key).read_text(), algorithm=args.algorithm)
-    async with Client(args.url, args.token) as c:
+    async with client(args) as c:
         k = await c.create_signing_key(body)
     out(args, k, f"{k.id} {k.algorithm} keyid {k.keyid}")
     return 0
 
 
-async def cmd_sign(args: argparse.Namespace) -> int:
-    signed = []
-    # The key is opened first: a wrong PIN or a missing object fails before anything is sent.
+async def _sign_each(args: argparse.Namespace, ids: list[str], sign: Any) -> int:
+    """Signs each of ``ids`` with one open key (``sign(client, id, signer)`` returns the
+    signature and a line for people); the key is opened first, so a wrong PIN or a missing
+    object fails before anything is sent."""
+    done = []
     with signer_of(args, args.key) as signer:
-        async with Client(args.url, args.token) as c:
-            for binary_id in args.binary_ids:
-                s = await c.sign_binary(binary_id, signer)
-                b = await c.get_binary(binary_id)
-                signed.append((s, b.state))
-                if not (args.json or args.quiet):
-                    print(f"{s.id} by {s.keyid}; binary {binary_id} {b.state}", flush=True)
-    if args.json:
-        out(args, [s for s, _ in signed] if len(signed) > 1 else signed[0][0], "")
+        async with client(args) as c:
+            for id_ in ids:
+                signature, line = await sign(c, id_, signer)
+                done.append(signature)
+                if not (args.json or args.jsonl or args.quiet):
+                    print(line, flush=True)
+    if args.json or args.jsonl:
+        out(args, done if len(done) > 1 else done[0], "")
     return 0
+
+
+async def _binary(c: Client, binary_id: str, signer: Signer) -> tuple[m.Signature, str]:
+    s = await c.sign_binary(binary_id, signer)
+    b = await c.get_binary(binary_id)
+    return s, f"{s.id} by {s.keyid}; binary {binary_id} {b.state}"
+
+
+async def _bundle(c: Client, bundle_id: str, signer: Signer) -> tuple[m.BundleSignature, str]:
+    s = await c.sign_bundle(bundle_id, signer)
+    return s, f"bundle {bundle_id} signed by {s.signing_key_id} (keyid {s.keyid})"
+
+
+async def cmd_sign(args: argparse.Namespace) -> int:
+    return await _sign_each(args, args.binary_ids, _binary)
+
+
+async def cmd_bundles_sign(args: argparse.Namespace) -> int:
+    return await _sign_each(args, args.ids, _bundle)
 
 
 async def cmd_rotate(args: argparse.Namespace) -> int:
     certificate = Path(args.certificate).read_text() if args.certificate else None
     with signer_of(args, args.key) as signer:
-        async with Client(args.url, args.token) as c:
+        async with client(args) as c:
             done = await rotate(c, args.old, signer, args.name, certificate)
     line = (
         f"{'registered' if done.registered else 'found'} {done.key.id} (keyid {done.key.keyid}); signed "
@@ -163,8 +191,15 @@ async def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 async def cmd_retire(args: argparse.Namespace) -> int:
-    async with Client(args.url, args.token) as c:
+    async with client(args) as c:
         done = await retire(c, args.old, args.force)
     extra = f"; {len(done.unsigned)} binaries fell back to signable" if done.unsigned else ""
     out(args, done, f"{done.key.id} revoked{extra}")
+    return 0
+
+
+async def cmd_signing_keys_revoke(args: argparse.Namespace) -> int:
+    async with client(args) as c:
+        k = await c.revoke_signing_key(args.id)
+    out(args, k, f"{k.id} {k.name} revoked: its signatures no longer count (binaries it alone signed are signable again)")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,24 @@ class Client(Transport):
         """Every item of a list route as ``shape``, following cursors."""
         async for item in self.pages(path, **params):
             yield msgspec.convert(item, shape)
+
+    # Any resource, by its paths and model (the CLI's resource table drives these) ---------------
+
+    async def page(self, path: str, shape: type[T], limit: int, cursor: str | None = None, **filters: str) -> m.Page[T]:
+        """One page of a list route (``limit`` 1..500), with the API's filters."""
+        params = {**filters, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        return await self._typed("GET", path, None, m.Page[shape], **params)  # type: ignore[valid-type]
+
+    async def read(self, path: str, shape: type[T]) -> T:
+        """``GET`` one resource as ``shape``."""
+        return await self._typed("GET", path, None, shape)
+
+    async def change(self, path: str, body: msgspec.Struct, shape: type[T]) -> T:
+        """``PATCH`` one resource with ``body`` (only the fields it sets) and return it."""
+        return await self._typed("PATCH", path, body, shape)
+
+    async def remove(self, path: str) -> None:
+        await self.request("DELETE", path)
 
     # Keys ---------------------------------------------------------------------------------------
 
@@ -209,6 +227,29 @@ class Client(Transport):
 
     async def get_release(self, release_id: str) -> m.Release:
         return await self._typed("GET", at(paths.RELEASE, release_id=release_id), None, m.Release)
+
+    def releases(self, channel_id: str, **filters: str) -> AsyncIterator[m.Release]:
+        """Every release of a channel (``name``: the one so named)."""
+        return self.each(at(paths.RELEASES, channel_id=channel_id), m.Release, **filters)
+
+    async def resolve_for_device(self, device_id: str, body: m.UpdateRequest | None = None) -> m.UpdateManifest:
+        """What the device would get now, and why (a dry run unless ``body.write``); what it
+        reported last stands for any field ``body`` leaves out."""
+        path = at(paths.DEVICE_CHECK_IN, device_id=device_id)
+        return await self._typed("POST", path, body or m.UpdateRequest(), m.UpdateManifest)
+
+    async def events(
+        self,
+        filters: Mapping[str, str] | None = None,
+        *,
+        newest_first: bool = False,
+        limit: int = 500,
+        cursor: str | None = None,
+    ) -> m.Page[m.Event]:
+        """One page of the audit log (filters: ``resource_id``, ``resource_type``, ``action``,
+        ``actor``, ``since``, ``until``)."""
+        order = "desc" if newest_first else "asc"
+        return await self.page(paths.EVENTS, m.Event, limit, cursor, **(filters or {}), order=order)
 
     # Rollouts and webhooks ----------------------------------------------------------------------
 

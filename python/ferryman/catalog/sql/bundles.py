@@ -78,12 +78,15 @@ class Bundles:
         check_id(bundle_id, "bundle", "bundle")
         return to(m.Bundle, await self.db.read(lambda tx: _bundle_view(tx, get_or_404(tx, "bundles", bundle_id, "bundle"))))
 
-    async def list_bundles(self, limit: int, cursor: str | None, signing_key_id: str | None = None) -> m.Page[m.Bundle]:
+    async def list_bundles(
+        self, limit: int, cursor: str | None, signing_key_id: str | None = None, name: str | None = None
+    ) -> m.Page[m.Bundle]:
         signed_by = "id IN (SELECT bundle_id FROM bundle_signatures WHERE signing_key_id = ?)"
         conditions = [(signed_by, signing_key_id)] if signing_key_id else []
+        equal = {"name": name} if name is not None else None
 
         def run(tx: Tx) -> m.Page[Row]:
-            page = tx.page("bundles", limit, cursor, conditions=conditions)
+            page = tx.page("bundles", limit, cursor, equal=equal, conditions=conditions)
             page.items = [_bundle_view(tx, r) for r in page.items]
             return page
 

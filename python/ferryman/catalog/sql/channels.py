@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -100,9 +101,9 @@ class Channels:
         row = await self.db.read(lambda tx: _channel_view(tx, get_or_404(tx, "channels", channel_id, "channel")))
         return to(m.Channel, row)
 
-    async def list_channels(self, limit: int, cursor: str | None) -> m.Page[m.Channel]:
+    async def list_channels(self, limit: int, cursor: str | None, name: str | None = None) -> m.Page[m.Channel]:
         def run(tx: Tx) -> m.Page[Row]:
-            page = tx.page("channels", limit, cursor)
+            page = tx.page("channels", limit, cursor, equal={"name": name} if name is not None else None)
             page.items = [_channel_view(tx, r) for r in page.items]
             return page
 
@@ -137,8 +138,9 @@ class Channels:
         check_id(cohort_id, "cohort", "cohort")
         return to(m.Cohort, await self.db.read(lambda tx: get_or_404(tx, "cohorts", cohort_id, "cohort")))
 
-    async def list_cohorts(self, limit: int, cursor: str | None) -> m.Page[m.Cohort]:
-        return page_of(m.Cohort, await self.db.read(lambda tx: tx.page("cohorts", limit, cursor)))
+    async def list_cohorts(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Cohort]:
+        equal = {c: filters[c] for c in ("name", "channel_id") if c in filters}
+        return page_of(m.Cohort, await self.db.read(lambda tx: tx.page("cohorts", limit, cursor, equal=equal)))
 
     async def patch_cohort(self, actor: str, cohort_id: str, body: m.CohortPatch) -> m.Cohort:
         check_id(cohort_id, "cohort", "cohort")
@@ -192,12 +194,13 @@ class Channels:
 
         return to(m.Release, await self.db.tx(actor, run))
 
-    async def list_releases(self, channel_id: str, limit: int, cursor: str | None) -> m.Page[m.Release]:
+    async def list_releases(self, channel_id: str, limit: int, cursor: str | None, name: str | None = None) -> m.Page[m.Release]:
         check_id(channel_id, "channel", "channel")
+        equal = {"channel_id": channel_id} | ({"name": name} if name is not None else {})
 
         def run(tx: Tx) -> m.Page[Row]:
             get_or_404(tx, "channels", channel_id, "channel")
-            page = tx.page("releases", limit, cursor, equal={"channel_id": channel_id})
+            page = tx.page("releases", limit, cursor, equal=equal)
             page.items = [release_view(r) for r in page.items]
             return page
 

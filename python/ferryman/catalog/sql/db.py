@@ -147,21 +147,22 @@ class Tx:
         conditions: Sequence[tuple[str, Any]] = (),
         columns: str = "*",
         key: Sequence[str] = ("created_at", "id"),
+        descending: bool = False,
     ) -> Page[Row]:
         """One page of ``table`` in creation order (the columns of ``key``, unique together,
-        with an index to walk): rows whose columns equal ``equal`` (column names come from
-        code, never from requests) and that meet each ``(sql, argument)`` of ``conditions``,
-        each with one mark. ``table`` may be a join; ``key`` then names its table's columns."""
+        with an index to walk; ``descending``: newest first): rows whose columns equal ``equal``
+        (column names come from code, never from requests) and that meet each
+        ``(sql, argument)`` of ``conditions``, each with one mark. ``table`` may be a join;
+        ``key`` then names its table's columns."""
         conds = [(f"{col} = ?", value) for col, value in (equal or {}).items()] + list(conditions)
         args = [arg for _, arg in conds]
         if cursor:
-            conds.append((f"({', '.join(key)}) > ({', '.join('?' * len(key))})", None))
+            conds.append((f"({', '.join(key)}) {'<' if descending else '>'} ({', '.join('?' * len(key))})", None))
             args += _decode_cursor(cursor, len(key))
         where = " AND ".join(sql for sql, _ in conds) or "1 = 1"
         keys = ", ".join(f"{k} AS _key{i}" for i, k in enumerate(key))
-        rows = self.all(
-            f"SELECT {keys}, {columns} FROM {table} WHERE {where} ORDER BY {', '.join(key)} LIMIT ?", [*args, limit + 1]
-        )
+        order = ", ".join(f"{k} DESC" if descending else k for k in key)
+        rows = self.all(f"SELECT {keys}, {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT ?", [*args, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = _encode_cursor([rows[-1][f"_key{i}"] for i in range(len(key))]) if more and rows else None

@@ -78,7 +78,7 @@ class Devices:
         return to(m.Device, await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device"))))
 
     async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]:
-        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target", "admission") if c in filters}
+        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target", "admission", "identifier") if c in filters}
 
         def run(tx: Tx) -> m.Page[Row]:
             tag = [(tx.json_has("devices.tags"), filters["tag"])] if "tag" in filters else []

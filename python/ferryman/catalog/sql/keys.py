@@ -16,6 +16,9 @@ from ferryman.ids import new_id
 
 __all__ = ["ApiKeys", "SigningKeys", "signing_key"]
 
+# Never the token hash.
+_API_KEY_COLUMNS = "id, name, role, created_at"
+
 
 class ApiKeys:
     db: Database
@@ -67,9 +70,17 @@ class ApiKeys:
         row = await self.db.read(lambda tx: tx.one(sql, [token_hash]))
         return None if row is None else to(m.ApiKey, row)
 
-    async def list_api_keys(self, limit: int, cursor: str | None) -> m.Page[m.ApiKey]:
-        page = await self.db.read(lambda tx: tx.page("api_keys", limit, cursor, columns="id, name, role, created_at"))
+    async def list_api_keys(self, limit: int, cursor: str | None, name: str | None = None) -> m.Page[m.ApiKey]:
+        equal = {"name": name} if name is not None else None
+        page = await self.db.read(lambda tx: tx.page("api_keys", limit, cursor, equal=equal, columns=_API_KEY_COLUMNS))
         return page_of(m.ApiKey, page)
+
+    async def get_api_key(self, key_id: str) -> m.ApiKey:
+        check_id(key_id, "api_key", "API key")
+        row = await self.db.read(lambda tx: tx.one(f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", [key_id]))
+        if row is None:
+            raise NotFound(f"no API key {key_id}")
+        return to(m.ApiKey, row)
 
     async def delete_api_key(self, actor: str, key_id: str) -> None:
         check_id(key_id, "api_key", "API key")
@@ -123,9 +134,9 @@ class SigningKeys:
         return signing_key(row)
 
     async def list_signing_keys(
-        self, limit: int, cursor: str | None, state: str | None, keyid: str | None = None
+        self, limit: int, cursor: str | None, state: str | None, keyid: str | None = None, name: str | None = None
     ) -> m.Page[m.SigningKey]:
-        equal = {k: v for k, v in (("state", state), ("keyid", keyid and keyid.lower())) if v}
+        equal = {k: v for k, v in (("state", state), ("keyid", keyid and keyid.lower()), ("name", name)) if v}
         page = await self.db.read(lambda tx: tx.page("signing_keys", limit, cursor, equal=equal))
         return m.Page([signing_key(r) for r in page.items], page.next_cursor)
 

@@ -30,7 +30,11 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return json_response(await request.app[CATALOG].list_api_keys(limit, cursor))
+    return json_response(await request.app[CATALOG].list_api_keys(limit, cursor, request.query.get("name")))
+
+
+async def get(request: web.Request) -> web.Response:
+    return json_response(await request.app[CATALOG].get_api_key(request.match_info["key_id"]))
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -32,7 +32,8 @@ async def create_bundle(request: web.Request) -> web.Response:
 
 async def list_bundles(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return json_response(await request.app[CATALOG].list_bundles(limit, cursor, request.query.get("signing_key_id")))
+    q = request.query
+    return json_response(await request.app[CATALOG].list_bundles(limit, cursor, q.get("signing_key_id"), q.get("name")))
 
 
 async def get_bundle(request: web.Request) -> web.Response:
@@ -49,7 +50,7 @@ async def create_channel(request: web.Request) -> web.Response:
 
 async def list_channels(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return json_response(await request.app[CATALOG].list_channels(limit, cursor))
+    return json_response(await request.app[CATALOG].list_channels(limit, cursor, request.query.get("name")))
 
 
 async def get_channel(request: web.Request) -> web.Response:
@@ -70,7 +71,8 @@ async def create_cohort(request: web.Request) -> web.Response:
 
 async def list_cohorts(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    return json_response(await request.app[CATALOG].list_cohorts(limit, cursor))
+    filters = {k: v for k, v in request.query.items() if k in ("name", "channel_id")}
+    return json_response(await request.app[CATALOG].list_cohorts(limit, cursor, filters))
 
 
 async def get_cohort(request: web.Request) -> web.Response:
@@ -92,7 +94,7 @@ async def create_release(request: web.Request) -> web.Response:
 
 async def list_releases(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    page = await request.app[CATALOG].list_releases(request.match_info["channel_id"], limit, cursor)
+    page = await request.app[CATALOG].list_releases(request.match_info["channel_id"], limit, cursor, request.query.get("name"))
     return json_response(page)
 
 
@@ -120,7 +122,7 @@ async def create_device(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag", "admission")}
+    filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag", "admission", "identifier")}
     return json_response(await request.app[CATALOG].list_devices(limit, cursor, filters))
 
 

@@ -21,8 +21,8 @@ async def list_keys(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state not in (None, "active", "revoked"):
         raise Invalid("state must be active or revoked", {"state": ["active | revoked"]})
-    keyid = request.query.get("keyid")
-    return json_response(await request.app[CATALOG].list_signing_keys(limit, cursor, state, keyid))
+    keyid, name = request.query.get("keyid"), request.query.get("name")
+    return json_response(await request.app[CATALOG].list_signing_keys(limit, cursor, state, keyid, name))
 
 
 async def get_key(request: web.Request) -> web.Response:
