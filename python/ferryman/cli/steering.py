@@ -6,6 +6,7 @@ channel's release graph drawn as text."""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from ferryman import paths
@@ -34,12 +35,10 @@ def parse_phase(text: str) -> m.PhaseIn | None:
         if not tags:
             raise argparse.ArgumentTypeError("tags: needs at least one tag, e.g. tags:canary,beta")
         return m.PhaseIn(mode="tags", tags=tags)
-    if t.endswith("%"):
-        try:
-            share = float(t[:-1])
-        except ValueError:
-            share = -1.0
-        if not 0 <= share <= 100:
+    percent = re.fullmatch(r"(\d+(?:\.\d+)?)%", t)
+    if percent:
+        share = float(percent.group(1))
+        if share > 100:
             raise argparse.ArgumentTypeError(f"not a share from 0% to 100%: {text!r}")
         return m.PhaseIn(mode="percent", value=share / 100)
     if t.isdigit() and int(t) >= 1:
@@ -171,11 +170,13 @@ def graph_lines(releases: list[m.Release], installed: dict[str, int] | None = No
     """A channel's releases as a tree drawn upwards: each release below the releases that lead to
     it, indented one step more per release still ahead of them, so the latest comes last and
     flush left. Predecessors are drawn oldest first."""
+    if not releases:
+        return []
     by_id = {r.id: r for r in releases}
     before: dict[str | None, list[m.Release]] = {}
     for r in sorted(releases, key=lambda r: (r.created_at, r.id)):
         before.setdefault(r.next_release_id if r.next_release_id in by_id else None, []).append(r)
-    width = max((len(r.name) for r in releases), default=0)
+    width = max(len(r.name) for r in releases)
     lines: list[str] = []
 
     def draw(r: m.Release, depth: int) -> None:
