@@ -359,3 +359,17 @@ def test_signing_stats_and_reports(env: Api, capsys, tmp_path: Path):
     make_key(env, "viewer")
     [viewer] = as_json(capsys, "api-keys", "list", "--name", "k-viewer")
     assert viewer["role"] == "viewer" and viewer in as_json(capsys, "api-keys", "list", "--all")
+
+
+def test_admission_token_and_replication_from_the_cli(env: Api, capsys):
+    created = as_json(capsys, "devices", "create", "gw-9", "--target", TARGET)
+    device = env.as_(created["token"])
+    assert device.get("/device/v1/update").status == 200
+    rotated = as_json(capsys, "devices", "rotate-token", "gw-9")
+    assert device.get("/device/v1/update").status == 401 and env.as_(rotated["token"]).get("/device/v1/update").status == 200
+    assert run(capsys, "devices", "reject", "gw-9").split()[1:] == ["gw-9", "rejected"]
+    assert env.as_(rotated["token"]).get("/device/v1/update").status == 401
+    assert as_json(capsys, "devices", "list", "--admission", "rejected")[0]["id"] == created["id"]
+    status = as_json(capsys, "replication", "status")
+    assert [r["region"] for r in status["regions"]] == [env.ok("GET", f"{API}/replication")["regions"][0]["region"]]
+    assert run(capsys, "replication", "status").startswith("REGION")

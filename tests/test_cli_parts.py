@@ -21,6 +21,7 @@ from ferryman.cli.examples import EXAMPLES
 from ferryman.cli.output import fields_text, table
 from ferryman.cli.resources import rfc3339, time_or_none
 from ferryman.cli.steering import graph_lines, parse_phase, parse_tag
+from ferryman.errors import FerrymanError
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,16 @@ def _release(id_: str, name: str, next_id: str | None, created: str, **kw: objec
 def test_graph_draws_predecessors_above_and_the_latest_last():
     # a -> b -> d, c -> d (c made before b), e -> b: d is the latest.
     releases = [
-        _release("rel_d", "d", None, "4", phase={"mode": "percent", "value": 0.25}, halted=True, halted_reason="failures"),
+        _release(
+            "rel_d",
+            "d",
+            None,
+            "4",
+            phase={"mode": "percent", "value": 0.25},
+            halted=True,
+            halted_reason="failures",
+            schedule_at="2030-01-01T00:00:00Z",
+        ),
         _release("rel_b", "b", "rel_d", "3", required=True, version="1.1.0"),
         _release("rel_a", "a", "rel_b", "1"),
         _release("rel_c", "c", "rel_d", "2", disabled=True),
@@ -87,7 +97,9 @@ def test_graph_draws_predecessors_above_and_the_latest_last():
     assert [line.split("  rel_")[0].rstrip() for line in lines] == ["   └→ c", "      └→ a", "      └→ e", "   └→ b", "● d"]
     assert "DISABLED" in lines[0] and "REQUIRED" in lines[3] and "1.1.0" in lines[3] and "4 installed" in lines[3]
     assert "phase 25% of devices" in lines[4] and "HALTED (failures)" in lines[4] and lines[4].endswith("(latest)")
-    assert all("phase" not in line and "HALTED" not in line for line in lines[:4])
+    assert "from 2030-01-01T00:00:00Z" in lines[4]
+    assert all("phase" not in line and "HALTED" not in line and " from " not in line for line in lines[:4])
+    assert graph_lines([_release("rel_h", "h", None, "1", halted=True)]) == ["● h  rel_h  HALTED  (latest)"]
     assert graph_lines([]) == []
 
 
@@ -121,9 +133,12 @@ def test_connection_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     assert connection(_args(token="fm_flag")) == ("http://lab:8080", "fm_flag")
     # A profile's token goes to its own URL only.
     assert connection(_args(url="http://evil:1")) == ("http://evil:1", None)
+    assert connection(_args(url="http://zzz:1")) == ("http://zzz:1", None)  # sorts after the profile's URL
     assert connection(_args(url="http://lab:8080/")) == ("http://lab:8080/", "fm_lab")
     monkeypatch.delenv("FERRYMAN_PROFILE")
+    assert connection(_args(url="http://other:1")) == ("http://other:1", "fm_env")  # the environment's token goes along
     monkeypatch.delenv("FERRYMAN_URL")
+    assert connection(_args()) == (LOCAL, "fm_env")
     monkeypatch.delenv("FERRYMAN_TOKEN")
     assert connection(_args(url="http://elsewhere:1")) == ("http://elsewhere:1", None)
     save_profile("lab", "http://lab:9090", None, make_default=True)
@@ -246,6 +261,13 @@ def test_a_name_must_match_exactly_one():
     from ferryman.errors import NotFound
 
     assert _one("channel", "stable", [("chn_1", "stable")]) == "chn_1"
+    five = [(f"bun_{i}", "b") for i in range(5)]
+    with pytest.raises(Ambiguous) as e:
+        _one("bundle", "b", five)
+    assert "bun_4" in str(e.value) and "…" not in str(e.value)
+    with pytest.raises(Ambiguous) as e:
+        _one("bundle", "b", [*five, ("bun_5", "b")])
+    assert "(bun_4), …; give an ID" in str(e.value) and "bun_5" not in str(e.value)
     with pytest.raises(NotFound, match="no channel named 'stable'"):
         _one("channel", "stable", [])
     with pytest.raises(Ambiguous, match=r"2 bundles are named 'b': b \(bun_1\), b \(bun_2\); give an ID"):
@@ -279,3 +301,60 @@ def test_ids_pass_and_ids_of_another_kind_are_named():
     ):
         with pytest.raises(FerrymanError, match=re.escape(message)):
             asyncio.run(resolve(None, Ref(kind, text)))  # type: ignore[arg-type]
+
+
+def test_profiles_are_written_private_and_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    config = tmp_path / "a" / "b" / "config.toml"
+    monkeypatch.setenv("FERRYMAN_CONFIG", str(config))
+    for var in ("FERRYMAN_URL", "FERRYMAN_TOKEN", "FERRYMAN_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    _, token_file = save_profile("p", "http://h:1", "fm_a_rather_long_token", make_default=False)
+    assert oct(config.parent.stat().st_mode & 0o777) == "0o700"
+    assert token_file is not None and oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    token_file.chmod(0o644)
+    (config.parent / "config.toml.tmp").write_text("junk left by a crash " * 20)
+    save_profile("p", "http://h:2", "fm_short", make_default=False)
+    assert token_file.read_text() == "fm_short\n" and oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert connection(_args()) == ("http://h:2", "fm_short")
+    for mode in (0o644, 0o640, 0o604, 0o601, 0o610):
+        token_file.chmod(mode)
+        with pytest.raises(FerrymanError, match=f"mode {mode:o}\\): chmod 600"):
+            connection(_args())
+    token_file.chmod(0o400)
+    assert connection(_args()) == ("http://h:2", "fm_short")
+    token_file.unlink()
+    with pytest.raises(FerrymanError, match=r"token file .*p\.token does not exist"):
+        connection(_args())
+    with pytest.raises(FerrymanError, match=r"no profile 'x' in .* \(profiles: p\)"):
+        connection(_args(profile="x"))
+    config.write_text('default = "x"\n')
+    config.chmod(0o600)
+    with pytest.raises(FerrymanError, match=r"no profile 'x' in .* \(profiles: none\)"):
+        connection(_args())
+
+
+def test_resource_words():
+    from ferryman.cli.refs import Ref
+    from ferryman.cli.resources import RESOURCES, changed, metadata, nullable, optional_ref, phase_words
+
+    assert phase_words(None) == "every device"
+    assert phase_words({"mode": "percent", "value": 0.25}) == "25% of devices"
+    assert phase_words({"mode": "count", "value": 40.0}) == "the first 40 devices"
+    assert phase_words({"mode": "tags", "tags": ["a", "b"]}) == "devices tagged a,b"
+    assert nullable("") is None and nullable("x") == "x"
+    assert metadata('{"team": "os"}') == {"team": "os"}
+    for bad in ("[1]", "nope", '"text"'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            metadata(bad)
+    assert optional_ref("cohort")("") is None and optional_ref("cohort")("field") == Ref("cohort", "field")
+
+    def event(before, after):
+        return m.Event(id="evt_1", at="t", actor="a", action="update", resource_type="r", resource_id="x",
+                       before=before, after=after)  # fmt: skip
+
+    assert changed(event({"a": 1, "b": 2, "updated_at": 1}, {"a": 1, "b": 3, "c": 4, "updated_at": 2})) == "b,c"
+    assert changed(event(None, {"a": 1})) == "" and changed(event({"a": 1}, None)) == ""
+    names = {r.group: (r.one, r.key) for r in RESOURCES if r.show}
+    assert names["binaries"] == ("binary", "binary_id") and names["api-keys"] == ("api key", "key_id")
+    assert names["bundle-overrides"] == ("bundle override", "override_id") and names["channels"] == ("channel", "channel_id")

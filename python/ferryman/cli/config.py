@@ -51,9 +51,9 @@ def config_path() -> Path:
 
 def _private(path: Path) -> None:
     """Refuses a file that holds a token when anyone but its owner may read or change it."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path} holds a token but others may read it (mode {stat.S_IMODE(mode):o}): chmod 600 {path}")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # any permission for the group or others
+        raise ConfigError(f"{path} holds a token but others may read it (mode {mode:o}): chmod 600 {path}")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -70,8 +70,8 @@ def _profile(path: Path, config: dict[str, Any], name: str) -> tuple[str | None,
     profiles = config.get("profiles", {})
     entry = profiles.get(name) if isinstance(profiles, dict) else None
     if not isinstance(entry, dict):
-        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
-        raise ConfigError(f"no profile {name!r} in {path} (profiles: {known})")
+        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
+        raise ConfigError(f"no profile {name!r} in {path} (profiles: {known or 'none'})")
     token = entry.get("token")
     if token is not None:
         _private(path)
@@ -92,17 +92,19 @@ def connection(args: argparse.Namespace) -> tuple[str, str | None]:
     path = config_path()
     url, token = getattr(args, "url", None), getattr(args, "token", None)
     chosen = getattr(args, "profile", None) or os.environ.get("FERRYMAN_PROFILE")
-    env = os.environ.get("FERRYMAN_URL"), os.environ.get("FERRYMAN_TOKEN")
+    env_url, env_token = os.environ.get("FERRYMAN_URL"), os.environ.get("FERRYMAN_TOKEN")
     if chosen:
-        base, bound = _profile(path, load(path), chosen), True
-    elif any(env):
-        base, bound = env, False
+        p_url, p_token = _profile(path, load(path), chosen)
+    elif env_url or env_token:
+        return url or env_url or LOCAL, token or env_token
     else:
         config = load(path)
-        base, bound = (_profile(path, config, str(config["default"])), True) if config.get("default") else ((None, None), False)
-    if token is None and (not bound or url is None or url.rstrip("/") == (base[0] or "").rstrip("/")):
-        token = base[1]
-    return url or base[0] or LOCAL, token
+        if not config.get("default"):
+            return url or LOCAL, token
+        p_url, p_token = _profile(path, config, str(config["default"]))
+    if token is None and (url is None or url.rstrip("/") == (p_url or "").rstrip("/")):
+        token = p_token
+    return url or p_url or LOCAL, token
 
 
 def client(args: argparse.Namespace) -> Client:
@@ -127,10 +129,7 @@ def save_profile(name: str, url: str, token: str | None, make_default: bool) -> 
     token_file = None
     if token:
         token_file = path.parent / f"{name}.token"
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
+        _write_private(token_file, token + "\n")
         entry["token_file"] = token_file.name
     profiles[name] = entry
     if make_default or "default" not in config:
@@ -139,9 +138,16 @@ def save_profile(name: str, url: str, token: str | None, make_default: bool) -> 
     for pname, p in profiles.items():
         lines.append(f"\n[profiles.{_toml_string(pname)}]")
         lines += [f"{k} = {_toml_string(str(v))}" for k, v in p.items() if isinstance(v, str)]
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    _write_private(path, "\n".join(lines) + "\n")
     return path, token_file
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path``, readable by its owner only, whole or not at all: into a new
+    file (so no mode or content of an older one survives) renamed over the old."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -59,7 +59,8 @@ def _a(kind: str) -> str:
 def _one(kind: str, text: str, found: list[tuple[str, str]]) -> str:
     """The single match's ID, else the error that says why not (``found``: ID, label pairs)."""
     if len(found) == 1:
-        return found[0][0]
+        [(only, _)] = found
+        return only
     if not found:
         raise NotFound(f"no {_what(kind)} named {text!r}")
     listed = ", ".join(f"{label} ({id_})" for id_, label in found[:5]) + (", …" if len(found) > 5 else "")

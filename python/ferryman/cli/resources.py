@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +107,10 @@ class Resource:
 
     @property
     def key(self) -> str:
-        return self.item.rsplit("{", 1)[1].rstrip("}")
+        """The placeholder of one resource's path (``binary_id``)."""
+        found = re.search(r"\{(\w+)\}$", self.item)
+        assert found, f"{self.item} does not end with a placeholder"
+        return found.group(1)
 
 
 def phase_words(p: dict[str, Any] | None) -> str:
