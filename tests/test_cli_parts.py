@@ -64,6 +64,11 @@ def test_times_take_minutes_and_none():
     assert rfc3339("2026-12-24T06:00+01:00") == "2026-12-24T06:00:00+01:00"
     assert rfc3339("2026-12-24T06:00:30Z") == "2026-12-24T06:00:30Z"
     assert rfc3339("2026-12-24") == "2026-12-24"  # left for the server to refuse or take
+    assert rfc3339("2026-12-24T06:00") == "2026-12-24T06:00:00"
+    assert rfc3339("2026-12-24T06:00-05:30") == "2026-12-24T06:00:00-05:30"
+    assert rfc3339("2026-12-24T06:00:00.5Z") == "2026-12-24T06:00:00.5Z"
+    assert rfc3339("2026-12-24 06:00Z") == "2026-12-24 06:00Z"
+    assert rfc3339("2026-12-24T06:00Zjunk") == "2026-12-24T06:00Zjunk"
     assert time_or_none("none") is None and time_or_none("") is None
     assert time_or_none("2026-12-24T06:00Z") == "2026-12-24T06:00:00Z"
 
@@ -353,8 +358,22 @@ def test_resource_words():
         return m.Event(id="evt_1", at="t", actor="a", action="update", resource_type="r", resource_id="x",
                        before=before, after=after)  # fmt: skip
 
-    assert changed(event({"a": 1, "b": 2, "updated_at": 1}, {"a": 1, "b": 3, "c": 4, "updated_at": 2})) == "b,c"
+    stamp = "".join(["updated", "_at"])  # made at run time: not the same object as the literal
+    before, after = {"a": 1, "b": 2, stamp: 1, "zone": 1}, {"a": 1, "b": 3, "c": 4, stamp: 2, "zone": 2}
+    assert changed(event(before, after)) == "b,zone,c"
     assert changed(event(None, {"a": 1})) == "" and changed(event({"a": 1}, None)) == ""
     names = {r.group: (r.one, r.key) for r in RESOURCES if r.show}
     assert names["binaries"] == ("binary", "binary_id") and names["api-keys"] == ("api key", "key_id")
     assert names["bundle-overrides"] == ("bundle override", "override_id") and names["channels"] == ("channel", "channel_id")
+
+
+def test_completion_tree():
+    from ferryman.cli.completion import tree
+
+    words, values = tree(parser())
+    assert "--lines" in words["events tail"] and "-n" not in words["events tail"]  # long flags only
+    assert "--json" not in words["profiles add"]  # hidden options are not offered
+    assert "--help" in words["events tail"] and "id" not in words["channels show"]  # nor positionals
+    assert values["upload --part-size"] is None and values["api-keys create --role"] == list(m.ROLES)
+    assert "upload --create" not in values and "releases update --required" not in values  # flags take no value
+    assert words[""][:2] == ["api-keys", "upload"] and "update" in words["releases"]

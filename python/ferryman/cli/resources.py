@@ -51,9 +51,8 @@ def nullable(text: str) -> str | None:
 def rfc3339(text: str) -> str:
     """An RFC 3339 time (the server checks it); ``2026-12-24T06:00Z`` (no seconds) is completed
     with ``:00``."""
-    if len(text) >= 16 and text[13] == ":" and (len(text) == 16 or text[16] in "Z+-"):
-        text = text[:16] + ":00" + text[16:]
-    return text
+    short = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d)(Z|[+-]\d\d:\d\d)?", text)
+    return f"{short.group(1)}:00{short.group(2) or ''}" if short else text
 
 
 def time_or_none(text: str) -> str | None:
