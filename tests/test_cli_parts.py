@@ -359,7 +359,9 @@ def test_resource_words():
                        before=before, after=after)  # fmt: skip
 
     stamp = "".join(["updated", "_at"])  # made at run time: not the same object as the literal
-    before, after = {"a": 1, "b": 2, stamp: 1, "zone": 1}, {"a": 1, "b": 3, "c": 4, stamp: 2, "zone": 2}
+    same = "".join(["o", "s"])  # equal to "os", not the same object
+    before = {"a": 1, "b": 2, stamp: 1, "zone": 1, "team": same}
+    after = {"a": 1, "b": 3, "c": 4, stamp: 2, "zone": 2, "team": "os"}
     assert changed(event(before, after)) == "b,zone,c"
     assert changed(event(None, {"a": 1})) == "" and changed(event({"a": 1}, None)) == ""
     names = {r.group: (r.one, r.key) for r in RESOURCES if r.show}

@@ -26,6 +26,8 @@ PUBLIC = frozenset({"public"})
 DEVICE = frozenset({"device"})
 # hawkBit DDI routes: a device token as ``TargetToken``, or the tenant's ``GatewayToken``.
 DDI = frozenset({"ddi"})
+# The web console's pages: a session cookie, checked by the page itself (ferryman/console/auth.py).
+CONSOLE = frozenset({"console"})
 
 
 @web.middleware
@@ -76,7 +78,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     roles = request.app[ROUTE_ROLES].get(request.match_info.route)
     if roles is None:
         raise Forbidden("this route declares no roles")
-    if roles == PUBLIC:
+    if roles in (PUBLIC, CONSOLE):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -89,7 +89,7 @@ def _problems(r: Route) -> list[int]:
 @functools.cache
 def document() -> dict[str, Any]:
     types: list[Any] = [Problem]
-    documented = [r for r in ROUTES if not r.foreign]
+    documented = [r for r in ROUTES if r.documented]
     for r in documented:
         for t in (r.body, _list_of(r.response) if _is_list(r.response) else r.response):
             if t is not None and t not in types:

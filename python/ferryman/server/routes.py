@@ -11,6 +11,9 @@ from aiohttp import web
 
 from ferryman import paths
 from ferryman.catalog import models as m
+from ferryman.console import auth as console_auth
+from ferryman.console import pages as console
+from ferryman.console.render import asset
 from ferryman.server.handlers import (
     admission,
     api_keys,
@@ -29,7 +32,7 @@ from ferryman.server.handlers import (
     webhooks,
 )  # fmt: skip
 from ferryman.server.keys import ROUTE_ROLES
-from ferryman.server.middlewares import DDI, DEVICE, PUBLIC
+from ferryman.server.middlewares import CONSOLE, DDI, DEVICE, PUBLIC
 
 __all__ = ["ROUTES", "Route", "add_routes"]
 
@@ -58,6 +61,11 @@ class Route:
     text: bool = False
     # Another product's protocol (hawkBit DDI, Mender), specified by it: not in our OpenAPI document.
     foreign: bool = False
+
+    @property
+    def documented(self) -> bool:
+        """In this API's OpenAPI document: neither another product's protocol nor a console page."""
+        return not self.foreign and self.roles != CONSOLE
 
 
 ROUTES: list[Route] = [
@@ -212,6 +220,16 @@ ROUTES: list[Route] = [
           response=list[m.DeviceAction]),
     Route("POST", paths.DEVICE_CANCEL, admission.cancel, RELEASE,
           "Cancel a device's open action (the device is told at its next poll)", response=list[m.DeviceAction]),
+    # The web console (HTML; its pages check the session and role themselves).
+    Route("GET", paths.UI, console.overview, CONSOLE, "Console: overview"),
+    Route("GET", paths.UI_SIGN_IN, console_auth.sign_in_form, CONSOLE, "Console: sign-in form"),
+    Route("POST", paths.UI_SIGN_IN, console_auth.sign_in, CONSOLE, "Console: sign in with an API key"),
+    Route("POST", paths.UI_SIGN_OUT, console_auth.sign_out, CONSOLE, "Console: sign out"),
+    Route("GET", paths.UI_DEVICES, console.devices, CONSOLE, "Console: devices, filtered and paged"),
+    Route("GET", paths.UI_CHANNEL, console.channel, CONSOLE, "Console: a channel and its releases"),
+    Route("GET", paths.UI_RELEASE, console.release, CONSOLE, "Console: a release, its rollout and controls"),
+    Route("POST", paths.UI_RELEASE, console.release_change, CONSOLE, "Console: steer a release"),
+    Route("GET", paths.UI_STATIC, asset, CONSOLE, "Console: static files (hashed names)"),
     # hawkBit DDI (SWUpdate, RAUC's hawkBit updater).
     Route("GET", paths.DDI_ROOT, ddi.root, DDI, "DDI root poll", foreign=True),
     Route("GET", paths.DDI_DEPLOYMENT, ddi.deployment, DDI, "DDI deploymentBase", foreign=True),
@@ -236,6 +254,6 @@ def add_routes(app: web.Application) -> None:
     roles = app[ROUTE_ROLES] = {}
     for r in ROUTES:
         # PUBLIC and DEVICE stand alone; other declarations name API roles (admin is implied).
-        if r.roles not in (PUBLIC, DEVICE, DDI) and not (r.roles and r.roles <= API_ROLES):
+        if r.roles not in (PUBLIC, DEVICE, DDI, CONSOLE) and not (r.roles and r.roles <= API_ROLES):
             raise ValueError(f"{r.method} {r.path} declares roles {sorted(r.roles)}")
         roles[app.router.add_route(r.method, r.path, r.handler)] = r.roles

@@ -1,0 +1,137 @@
+"""Signing in and out of the console, and what every page checks first: a live session (else
+the sign-in page), the role of the API key behind it, and on every form the session's CSRF
+token and the page's own origin. The roles are the API's: a page or form admits the roles its
+API route admits."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aiohttp import web
+
+from ferryman.catalog.rules import hash_token
+from ferryman.console import sessions
+from ferryman.console.render import page
+from ferryman.errors import NotFound
+from ferryman.server.keys import CATALOG, CONFIG, URL_SECRET
+
+__all__ = ["COOKIE", "Viewer", "redirect", "sign_in", "sign_in_form", "sign_out", "viewer"]
+
+COOKIE = "ferryman_session"
+IDLE = 30 * 60  # seconds without a request before a session ends
+LIFETIME = 12 * 3600  # seconds after signing in before it ends anyway
+WRITE_ROLES = {"releaser", "admin"}  # who may steer releases and devices (as in the API)
+
+Page = Callable[[web.Request, "Viewer"], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: the session, its API key's ID (or "env") and role, and the form token."""
+
+    session: sessions.Session
+    role: str
+    csrf: str
+
+    @property
+    def actor(self) -> str:
+        return "env:FERRYMAN_ADMIN_TOKEN" if self.session.subject == "env" else self.session.subject
+
+    def may(self, roles: frozenset[str] | set[str]) -> bool:
+        return self.role == "admin" or self.role in roles
+
+
+def _secret(request: web.Request) -> bytes:
+    # Its own key, derived from the shared secret: a download grant is never a session.
+    return hmac.new(request.app[URL_SECRET], b"ferryman console sessions", "sha256").digest()
+
+
+async def _role(request: web.Request, subject: str) -> str | None:
+    if subject == "env":
+        return "admin" if request.app[CONFIG].admin_token else None
+    try:
+        return (await request.app[CATALOG].get_api_key(subject)).role
+    except NotFound:  # the key was deleted: its sessions end with it
+        return None
+
+
+def _set_cookie(request: web.Request, resp: web.StreamResponse, value: str) -> None:
+    resp.set_cookie(COOKIE, value, path="/ui/", httponly=True, samesite="Strict", secure=request.secure, max_age=LIFETIME)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def viewer(roles: frozenset[str] | None = None, form: bool = False) -> Callable[[Page], Handler]:
+    """A page for a signed-in viewer (``roles``: only those; ``form``: a POST that must carry the
+    session's CSRF token and come from this origin)."""
+
+    def wrap(handler: Page) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            secret, now = _secret(request), int(time.time())
+            s = sessions.read(secret, request.cookies.get(COOKIE, ""), now, IDLE, LIFETIME)
+            role = await _role(request, s.subject) if s else None
+            if s is None or role is None:
+                if form:
+                    raise web.HTTPUnauthorized(text="the session ended: sign in again")
+                return redirect(f"/ui/sign-in?next={quote(request.path_qs)}")
+            v = Viewer(s, role, sessions.csrf_token(secret, s))
+            if form:
+                data = await request.post()
+                origin = request.headers.get("Origin")
+                if origin is not None and origin != f"{request.scheme}://{request.host}":
+                    raise web.HTTPForbidden(text="a form from another site")
+                if not sessions.csrf_valid(secret, s, str(data.get("csrf", ""))):
+                    raise web.HTTPForbidden(text="the form's token is not this session's: reload the page")
+            if roles is not None and not v.may(roles):
+                raise web.HTTPForbidden(text=f"role {role} may not do this")
+            resp = await handler(request, v)
+            if now - s.seen >= 60:  # the idle clock restarts, at most once a minute
+                _set_cookie(request, resp, sessions.refreshed(secret, s, now))
+            return resp
+
+        return run
+
+    return wrap
+
+
+def redirect(target: str) -> web.Response:
+    """See other: after a form, the page to show (a reload does not post the form again)."""
+    return web.Response(status=303, headers={"Location": target})
+
+
+def _next(target: str) -> str:
+    # Only a path of the console itself: never another site (an open redirect).
+    return target if target.startswith("/ui/") and not target.startswith("/ui//") else "/ui/"
+
+
+async def sign_in_form(request: web.Request) -> web.Response:
+    return page("sign_in.html", next=_next(request.query.get("next", "/ui/")), error=None)
+
+
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    data = await request.post()
+    token, target = str(data.get("token", "")).strip(), _next(str(data.get("next", "/ui/")))
+    config = request.app[CONFIG]
+    subject = None
+    if config.admin_token and token and hmac.compare_digest(token.encode(), config.admin_token.encode()):
+        subject = "env"
+    elif token:
+        key = await request.app[CATALOG].authenticate(hash_token(token))
+        subject = key.id if key else None
+    if subject is None:
+        return page("sign_in.html", status=401, next=target, error="That API key is not valid.")
+    resp = redirect(target)
+    _set_cookie(request, resp, sessions.issue(_secret(request), subject, int(time.time())))
+    return resp
+
+
+@viewer(form=True)
+async def sign_out(request: web.Request, v: Viewer) -> web.StreamResponse:
+    resp = redirect("/ui/sign-in")
+    resp.del_cookie(COOKIE, path="/ui/")
+    return resp

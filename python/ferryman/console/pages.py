@@ -1,0 +1,143 @@
+"""The console's pages: what each shows, read from the catalog through its protocol as the API's
+handlers read it, and the forms that steer a release (each a PATCH the API would make, in the
+name of the viewer's API key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ferryman.catalog import models as m
+from ferryman.console.auth import WRITE_ROLES, Viewer, redirect, viewer
+from ferryman.console.render import page
+from ferryman.errors import DomainError
+from ferryman.server.keys import CATALOG
+
+__all__ = ["channel", "devices", "overview", "release", "release_change"]
+
+PAGE = 50
+DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission")
+
+
+def phase_words(p: dict[str, Any] | None) -> str:
+    if p is None:
+        return "every device"
+    if p["mode"] == "percent":
+        return f"{p['value']:.0%} of devices"
+    if p["mode"] == "count":
+        return f"the first {int(p['value'])} devices"
+    return "devices tagged " + ", ".join(p["tags"])
+
+
+@viewer()
+async def overview(request: web.Request, v: Viewer) -> web.Response:
+    catalog = request.app[CATALOG]
+    channels = (await catalog.list_channels(100, None)).items
+    rollouts = []
+    for ch in channels:
+        if ch.latest_release_id is None:
+            continue
+        latest = await catalog.get_release(ch.latest_release_id)
+        if latest.phase is not None or latest.halted or latest.schedule_at:
+            rollouts.append((ch, latest, await catalog.release_stats(latest.id)))
+    waiting = (await catalog.list_binaries(20, None, {"state": "signable"})).items
+    events = (await catalog.list_events(15, None, {}, newest_first=True)).items
+    return page("overview.html", v=v, channels=channels, rollouts=rollouts, waiting=waiting, events=events,
+                phase_words=phase_words)  # fmt: skip
+
+
+@viewer()
+async def devices(request: web.Request, v: Viewer) -> web.Response:
+    """Devices a page at a time, filtered in the catalog (indexes), never in the page."""
+    q = request.query
+    filters = {k: q[k].strip() for k in DEVICE_FILTERS if q.get(k, "").strip()}
+    catalog = request.app[CATALOG]
+    try:
+        found = await catalog.list_devices(PAGE, q.get("cursor") or None, filters)
+    except DomainError as e:
+        return page("devices.html", status=e.status, v=v, devices=[], next_cursor=None, filters=filters,
+                    cohorts=[], error=e.detail)  # fmt: skip
+    cohorts = (await catalog.list_cohorts(500, None, {})).items
+    return page("devices.html", v=v, devices=found.items, next_cursor=found.next_cursor, filters=filters,
+                cohorts=cohorts, error=None)  # fmt: skip
+
+
+@viewer()
+async def channel(request: web.Request, v: Viewer) -> web.Response:
+    catalog = request.app[CATALOG]
+    ch = await catalog.get_channel(request.match_info["channel_id"])
+    releases = (await catalog.list_releases(ch.id, 500, None)).items
+    stats = await catalog.group_stats("channel", ch.id)
+    counts = {r.release_id: r for r in stats.releases or []}
+    return page("channel.html", v=v, channel=ch, releases=_latest_last(releases), counts=counts, phase_words=phase_words)
+
+
+def _latest_last(releases: list[m.Release]) -> list[m.Release]:
+    """Releases in the order devices move through them: each after those that lead to it."""
+    before: dict[str | None, list[m.Release]] = {}
+    ids = {r.id for r in releases}
+    for r in sorted(releases, key=lambda r: (r.created_at, r.id)):
+        before.setdefault(r.next_release_id if r.next_release_id in ids else None, []).append(r)
+    out: list[m.Release] = []
+
+    def walk(r: m.Release) -> None:
+        for p in before.get(r.id, []):
+            walk(p)
+        out.append(r)
+
+    for latest in before.get(None, []):
+        walk(latest)
+    return out
+
+
+@viewer()
+async def release(request: web.Request, v: Viewer) -> web.Response:
+    catalog = request.app[CATALOG]
+    r = await catalog.get_release(request.match_info["release_id"])
+    ch = await catalog.get_channel(r.channel_id)
+    stats = await catalog.release_stats(r.id)
+    return page("release.html", v=v, release=r, channel=ch, stats=stats, phase_words=phase_words,
+                may_steer=v.may(WRITE_ROLES), error=request.query.get("error"))  # fmt: skip
+
+
+def _phase(form: Any) -> m.PhaseIn | None:
+    mode = str(form.get("mode", ""))
+    if mode == "all":
+        return None
+    if mode == "percent":
+        return m.PhaseIn(mode="percent", value=float(str(form.get("percent", ""))) / 100)
+    if mode == "count":
+        return m.PhaseIn(mode="count", value=int(str(form.get("count", ""))))
+    if mode == "tags":
+        return m.PhaseIn(mode="tags", tags=[t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()])
+    raise ValueError(f"no phase {mode!r}")
+
+
+@viewer(roles=frozenset(WRITE_ROLES), form=True)
+async def release_change(request: web.Request, v: Viewer) -> web.StreamResponse:
+    """One steering action on a release, then back to its page (which shows the outcome)."""
+    form = await request.post()
+    release_id = request.match_info["release_id"]
+    action = str(form.get("action", ""))
+    try:
+        body = {
+            "phase": lambda: m.ReleasePatch(phase=_phase(form)),
+            "hold": lambda: m.ReleasePatch(halted=True),
+            "resume": lambda: m.ReleasePatch(halted=False),
+            "disable": lambda: m.ReleasePatch(disabled=True),
+            "enable": lambda: m.ReleasePatch(disabled=False),
+        }[action]()
+        await request.app[CATALOG].patch_release(v.actor, release_id, body)
+    except KeyError:
+        raise web.HTTPBadRequest(text=f"no action {action!r}") from None
+    except (ValueError, DomainError) as e:
+        detail = e.detail if isinstance(e, DomainError) else "the phase must be a number (or tags)"
+        return redirect(f"/ui/releases/{release_id}?error={_quote(detail)}")
+    return redirect(f"/ui/releases/{release_id}")
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")

@@ -1,0 +1,184 @@
+"""The web console in a real browser (Debian's chromium, driven by Playwright) against a live
+server: signing in and out, what each role sees and may do, steering a release from its page and
+seeing the change in the API, finding a device among many, forged forms refused, and every page
+valid HTML with no error in the browser's console."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import html5lib
+import pytest
+from apiclient import ADMIN, Api
+from test_server_catalog import make_key
+from test_server_fleet import API, Fleet
+
+from conftest import _missing
+
+TARGET = "x86_64-linux-gnu"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser(site) -> Iterator[object]:
+    """Chromium, started after the server: Playwright's sync API runs an event loop in this
+    thread, under which the catalog fixtures could not start theirs."""
+    if shutil.which(CHROMIUM) is None:
+        _missing("chromium (Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(server: Api):
+    """A channel with v1 and a phased v2, a cohort and a device on it."""
+    fleet = Fleet(server)
+    channel = fleet.channel("stable")
+    v1 = fleet.release(channel, "v1", fleet.bundle("1.0.0", targets=[TARGET]))
+    v2 = fleet.release(channel, "v2", fleet.bundle("2.0.0", targets=[TARGET]), phase={"mode": "percent", "value": 0.1})
+    cohort = server.ok("POST", f"{API}/cohorts", {"name": "field", "channel_id": channel["id"]})
+    return server, {"channel": channel, "v1": v1, "v2": v2, "cohort": cohort}
+
+
+class Page:
+    """A browser tab on the server that records the console's errors and checks each page's HTML."""
+
+    def __init__(self, browser: object, api: Api) -> None:
+        self.base = f"http://{api.host}:{api.port}"
+        self.context = browser.new_context()  # type: ignore[attr-defined]
+        self.tab = self.context.new_page()
+        self.errors: list[str] = []
+        self.tab.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.tab.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def go(self, path: str) -> None:
+        self.tab.goto(self.base + path)
+        self.check()
+
+    def check(self) -> None:
+        # Strict parsing: any parse error (unclosed or misnested tags, bad attributes) raises.
+        html5lib.HTMLParser(strict=True).parse(self.tab.content())
+        assert self.errors == [], self.errors
+
+    def sign_in(self, token: str) -> None:
+        self.go("/ui/")
+        assert self.tab.url.startswith(self.base + "/ui/sign-in")
+        self.tab.fill("#token", token)
+        self.tab.click("form[action='/ui/sign-in'] button[type=submit]")
+        self.check()
+
+
+def test_sign_in_steer_a_release_and_sign_out(browser, site):
+    api, s = site
+    page = Page(browser, api)
+    page.go("/ui/devices")
+    assert "/ui/sign-in?next=/ui/devices" in page.tab.url  # every page wants a session
+    page.tab.fill("#token", "fm_not_a_key")
+    page.tab.click("form[action='/ui/sign-in'] button[type=submit]")
+    assert page.tab.locator("[role=alert]").inner_text() == "That API key is not valid."
+    # The refusal is a 401, which the browser notes; that one is expected.
+    assert len(page.errors) == 1 and "401" in page.errors[0]
+    page.errors.clear()
+    page.tab.fill("#token", ADMIN)
+    page.tab.click("form[action='/ui/sign-in'] button[type=submit]")
+    page.check()
+    assert page.tab.url == page.base + "/ui/devices"  # back where it was going
+    cookie = next(c for c in page.context.cookies() if c["name"] == "ferryman_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui/"
+
+    page.go("/ui/")
+    assert "v2" in page.tab.locator("#rollouts + table").inner_text()  # the phased release is rolling out
+    page.tab.click("text=stable")
+    page.check()
+    items = page.tab.locator("ol.graph li").all_inner_texts()
+    assert items[0].startswith("v1") and items[1].startswith("v2") and "latest" in items[1] and "10% of devices" in items[1]
+
+    page.tab.click("ol.graph >> text=v2")
+    page.check()
+    assert page.tab.locator("#phase").inner_text() == "10% of devices"
+    page.tab.on("dialog", lambda d: d.accept())  # the confirmation before a change
+    page.tab.fill("#percent", "50")
+    page.tab.click("text=Change phase")
+    page.check()
+    assert page.tab.locator("#phase").inner_text() == "50% of devices"
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["phase"] == {"mode": "percent", "value": 0.5}
+    page.tab.click("button:text('Hold')")
+    page.check()
+    assert page.tab.locator("#state").inner_text().startswith("halted")
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is True
+    page.tab.click("button:text('Resume')")
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is False
+    # The audit log names the console's user as the API would.
+    events = api.ok("GET", f"{API}/events?resource_id={s['v2']['id']}")["items"]
+    assert events[-1]["actor"] == "env:FERRYMAN_ADMIN_TOKEN" and events[-1]["after"]["halted"] is False
+
+    page.tab.click("text=Sign out")
+    page.check()
+    assert page.tab.url.startswith(page.base + "/ui/sign-in")
+    page.go("/ui/")
+    assert page.tab.url.startswith(page.base + "/ui/sign-in")
+
+
+def test_a_viewer_sees_no_controls_and_forged_forms_are_refused(browser, site):
+    api, s = site
+    viewer = make_key(api, "viewer")
+    page = Page(browser, api)
+    page.sign_in(viewer)
+    page.go(f"/ui/releases/{s['v2']['id']}")
+    assert page.tab.locator("#phase").inner_text() == "10% of devices"
+    assert page.tab.locator("form[action^='/ui/releases']").count() == 0  # no write control for a viewer
+    # The server refuses the form anyway, even with this session's own token.
+    csrf = page.tab.locator("input[name=csrf]").first.get_attribute("value")
+    r = page.context.request.post(page.base + f"/ui/releases/{s['v2']['id']}", form={"csrf": csrf, "action": "hold"})
+    assert r.status == 403
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is False
+
+    releaser = Page(browser, api)
+    releaser.sign_in(make_key(api, "releaser"))
+    path = f"/ui/releases/{s['v2']['id']}"
+    for form in ({"action": "hold"}, {"action": "hold", "csrf": csrf}, {"action": "hold", "csrf": "x" * 43}):
+        # No token, or another session's: refused, and nothing changes.
+        assert releaser.context.request.post(releaser.base + path, form=form).status == 403
+    own = releaser.tab
+    releaser.go(path)
+    token = own.locator("input[name=csrf]").first.get_attribute("value")
+    forged = releaser.context.request.post(releaser.base + path, form={"action": "hold", "csrf": token},
+                                           headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert forged.status == 403
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is False
+    assert releaser.context.request.post(releaser.base + path, form={"action": "hold", "csrf": token}).status == 200
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is True
+    # A deleted API key ends its sessions at once.
+    key_id = next(k["id"] for k in api.ok("GET", f"{API}/api-keys?name=k-viewer")["items"])
+    api.call("DELETE", f"{API}/api-keys/{key_id}")
+    page.go("/ui/")
+    assert page.tab.url.startswith(page.base + "/ui/sign-in")
+
+
+def test_find_a_device_among_many(browser, site):
+    api, s = site
+    for i in range(0, 120, 40):
+        for j in range(i, i + 40):
+            api.ok("POST", f"{API}/devices", {"identifier": f"gw-{j:04d}", "target": TARGET, "cohort_id": s["cohort"]["id"],
+                                              "tags": ["canary"] if j % 10 == 0 else []})  # fmt: skip
+    page = Page(browser, api)
+    page.sign_in(ADMIN)
+    page.go("/ui/devices")
+    assert page.tab.locator("tbody tr").count() == 50  # one page
+    page.tab.click("a[rel=next]")
+    page.check()
+    assert page.tab.locator("tbody tr").first.inner_text().startswith("gw-0050")
+    page.go("/ui/devices")
+    page.tab.fill("#identifier", "gw-0077")
+    page.tab.click("text=Filter")
+    page.check()
+    assert page.tab.locator("tbody tr").all_inner_texts()[0].startswith("gw-0077") and page.tab.locator("tbody tr").count() == 1
+    page.go("/ui/devices?tag=canary")
+    assert page.tab.locator("tbody tr").count() == 12
+    page.go("/ui/devices?identifier=nobody")
+    assert page.tab.locator("tbody").inner_text().strip() == "No device matches."
