@@ -65,12 +65,17 @@ class Page:
         html5lib.HTMLParser(strict=True).parse(self.tab.content())
         assert self.errors == [], self.errors
 
+    def submit(self, selector: str) -> None:
+        """Clicks what sends a form or follows a link, and waits for the page it leads to."""
+        with self.tab.expect_navigation():
+            self.tab.click(selector)
+        self.check()
+
     def sign_in(self, token: str) -> None:
         self.go("/ui/")
         assert self.tab.url.startswith(self.base + "/ui/sign-in")
         self.tab.fill("#token", token)
-        self.tab.click("form[action='/ui/sign-in'] button[type=submit]")
-        self.check()
+        self.submit("form[action='/ui/sign-in'] button[type=submit]")
 
 
 def test_sign_in_steer_a_release_and_sign_out(browser, site):
@@ -79,49 +84,51 @@ def test_sign_in_steer_a_release_and_sign_out(browser, site):
     page.go("/ui/devices")
     assert "/ui/sign-in?next=/ui/devices" in page.tab.url  # every page wants a session
     page.tab.fill("#token", "fm_not_a_key")
-    page.tab.click("form[action='/ui/sign-in'] button[type=submit]")
+    with page.tab.expect_navigation():
+        page.tab.click("form[action='/ui/sign-in'] button[type=submit]")
     assert page.tab.locator("[role=alert]").inner_text() == "That API key is not valid."
     # The refusal is a 401, which the browser notes; that one is expected.
     assert len(page.errors) == 1 and "401" in page.errors[0]
     page.errors.clear()
     page.tab.fill("#token", ADMIN)
-    page.tab.click("form[action='/ui/sign-in'] button[type=submit]")
-    page.check()
+    page.submit("form[action='/ui/sign-in'] button[type=submit]")
     assert page.tab.url == page.base + "/ui/devices"  # back where it was going
     cookie = next(c for c in page.context.cookies() if c["name"] == "ferryman_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui/"
 
     page.go("/ui/")
     assert "v2" in page.tab.locator("#rollouts + table").inner_text()  # the phased release is rolling out
-    page.tab.click("text=stable")
-    page.check()
+    page.submit("text=stable")
     items = page.tab.locator("ol.graph li").all_inner_texts()
     assert items[0].startswith("v1") and items[1].startswith("v2") and "latest" in items[1] and "10% of devices" in items[1]
 
-    page.tab.click("ol.graph >> text=v2")
-    page.check()
+    page.submit("ol.graph >> text=v2")
     assert page.tab.locator("#phase").inner_text() == "10% of devices"
     page.tab.on("dialog", lambda d: d.accept())  # the confirmation before a change
     page.tab.fill("#percent", "50")
-    page.tab.click("text=Change phase")
-    page.check()
+    page.submit("text=Change phase")
     assert page.tab.locator("#phase").inner_text() == "50% of devices"
     assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["phase"] == {"mode": "percent", "value": 0.5}
-    page.tab.click("button:text('Hold')")
-    page.check()
+    page.submit("button:text('Hold')")
     assert page.tab.locator("#state").inner_text().startswith("halted")
     assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is True
-    page.tab.click("button:text('Resume')")
+    page.submit("button:text('Resume')")
     assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is False
     # The audit log names the console's user as the API would.
     events = api.ok("GET", f"{API}/events?resource_id={s['v2']['id']}")["items"]
     assert events[-1]["actor"] == "env:FERRYMAN_ADMIN_TOKEN" and events[-1]["after"]["halted"] is False
 
-    page.tab.click("text=Sign out")
-    page.check()
+    copy = page.context.cookies()
+    page.submit("text=Sign out")
     assert page.tab.url.startswith(page.base + "/ui/sign-in")
     page.go("/ui/")
     assert page.tab.url.startswith(page.base + "/ui/sign-in")
+    # A copy of the cookie taken before signing out opens nothing either.
+    page.context.add_cookies(copy)
+    page.go("/ui/")
+    assert page.tab.url.startswith(page.base + "/ui/sign-in")
+    page.sign_in(ADMIN)  # and signing in again works at once
+    assert page.tab.url == page.base + "/ui/"
 
 
 def test_a_viewer_sees_no_controls_and_forged_forms_are_refused(browser, site):
@@ -170,13 +177,11 @@ def test_find_a_device_among_many(browser, site):
     page.sign_in(ADMIN)
     page.go("/ui/devices")
     assert page.tab.locator("tbody tr").count() == 50  # one page
-    page.tab.click("a[rel=next]")
-    page.check()
+    page.submit("a[rel=next]")
     assert page.tab.locator("tbody tr").first.inner_text().startswith("gw-0050")
     page.go("/ui/devices")
     page.tab.fill("#identifier", "gw-0077")
-    page.tab.click("text=Filter")
-    page.check()
+    page.submit("text=Filter")
     assert page.tab.locator("tbody tr").all_inner_texts()[0].startswith("gw-0077") and page.tab.locator("tbody tr").count() == 1
     page.go("/ui/devices?tag=canary")
     assert page.tab.locator("tbody tr").count() == 12

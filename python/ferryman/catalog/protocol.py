@@ -223,6 +223,12 @@ class Catalog(Protocol):
     async def shared_secret(self, name: str) -> str:
         """A random secret every process on this catalog shares, created on first use."""
 
+    async def setting(self, name: str) -> str | None:
+        """A value every process on this catalog shares (None: never set)."""
+
+    async def set_setting(self, name: str, value: str) -> None:
+        """Sets (or replaces) a shared value."""
+
     async def record_part(self, actor: str, token: str, binary_id: str, index: int, size: int, sha256: str) -> m.Part:
         """Records an uploaded part (replacing an earlier upload of the same index) and ends its in-flight
         marker ``token``, only while the binary is still ``uploadable``."""

@@ -22,8 +22,9 @@ from ferryman.server.keys import CATALOG, CONFIG, URL_SECRET
 __all__ = ["COOKIE", "Viewer", "redirect", "sign_in", "sign_in_form", "sign_out", "viewer"]
 
 COOKIE = "ferryman_session"
-IDLE = 30 * 60  # seconds without a request before a session ends
-LIFETIME = 12 * 3600  # seconds after signing in before it ends anyway
+# Sessions count in milliseconds (a sign-out ends the sessions opened before it, even in the same second).
+IDLE = 30 * 60 * 1000  # without a request before a session ends
+LIFETIME = 12 * 3600 * 1000  # after signing in before it ends anyway
 WRITE_ROLES = {"releaser", "admin"}  # who may steer releases and devices (as in the API)
 
 Page = Callable[[web.Request, "Viewer"], Awaitable[web.StreamResponse]]
@@ -50,17 +51,34 @@ def _secret(request: web.Request) -> bytes:
     return hmac.new(request.app[URL_SECRET], b"ferryman console sessions", "sha256").digest()
 
 
-async def _role(request: web.Request, subject: str) -> str | None:
-    if subject == "env":
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _signed_out(subject: str) -> str:
+    return f"console_signed_out:{subject}"
+
+
+async def _role(request: web.Request, s: sessions.Session) -> str | None:
+    """The role of a session's API key; None once the key is gone or its user signed out
+    (signing out ends every session of that key opened until then, on every server)."""
+    catalog = request.app[CATALOG]
+    out = await catalog.setting(_signed_out(s.subject))
+    if out is not None and s.issued <= int(out):
+        return None
+    if s.subject == "env":
         return "admin" if request.app[CONFIG].admin_token else None
     try:
-        return (await request.app[CATALOG].get_api_key(subject)).role
+        return (await catalog.get_api_key(s.subject)).role
     except NotFound:  # the key was deleted: its sessions end with it
         return None
 
 
 def _set_cookie(request: web.Request, resp: web.StreamResponse, value: str) -> None:
-    resp.set_cookie(COOKIE, value, path="/ui/", httponly=True, samesite="Strict", secure=request.secure, max_age=LIFETIME)
+    # Secure when the request came over TLS, or the service is published over https behind a
+    # proxy that ends TLS (--public-url).
+    secure = request.secure or (request.app[CONFIG].public_url or "").startswith("https://")
+    resp.set_cookie(COOKIE, value, path="/ui/", httponly=True, samesite="Strict", secure=secure, max_age=LIFETIME // 1000)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,9 +90,9 @@ def viewer(roles: frozenset[str] | None = None, form: bool = False) -> Callable[
 
     def wrap(handler: Page) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
-            secret, now = _secret(request), int(time.time())
+            secret, now = _secret(request), _now()
             s = sessions.read(secret, request.cookies.get(COOKIE, ""), now, IDLE, LIFETIME)
-            role = await _role(request, s.subject) if s else None
+            role = await _role(request, s) if s else None
             if s is None or role is None:
                 if form:
                     raise web.HTTPUnauthorized(text="the session ended: sign in again")
@@ -90,7 +108,7 @@ def viewer(roles: frozenset[str] | None = None, form: bool = False) -> Callable[
             if roles is not None and not v.may(roles):
                 raise web.HTTPForbidden(text=f"role {role} may not do this")
             resp = await handler(request, v)
-            if now - s.seen >= 60:  # the idle clock restarts, at most once a minute
+            if now - s.seen >= 60_000:  # the idle clock restarts, at most once a minute
                 _set_cookie(request, resp, sessions.refreshed(secret, s, now))
             return resp
 
@@ -126,12 +144,15 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     if subject is None:
         return page("sign_in.html", status=401, next=target, error="That API key is not valid.")
     resp = redirect(target)
-    _set_cookie(request, resp, sessions.issue(_secret(request), subject, int(time.time())))
+    _set_cookie(request, resp, sessions.issue(_secret(request), subject, _now()))
     return resp
 
 
 @viewer(form=True)
 async def sign_out(request: web.Request, v: Viewer) -> web.StreamResponse:
+    # The cookie is signed, not stored: a copy of it would still open the session, so the
+    # sign-out itself is stored, and every session of this key opened until now ends.
+    await request.app[CATALOG].set_setting(_signed_out(v.session.subject), str(_now()))
     resp = redirect("/ui/sign-in")
     resp.del_cookie(COOKIE, path="/ui/")
     return resp

@@ -1,10 +1,11 @@
 """The console's sessions and their CSRF tokens, as pure functions of a secret and the time.
 
 A session is a cookie ``v1.<subject>.<issued>.<seen>.<mac>``: the API key it was opened with
-(its ID, never its token), when it was opened and when it was last used, in Unix seconds, under
+(its ID, never its token), when it was opened and when it was last used (Unix time in the
+caller's unit: the console counts milliseconds), under
 an HMAC-SHA256 of the server's secret. It holds no role: the role is read from the API key at
 each request, so deleting the key or changing it ends its sessions at once. It ends after
-``idle`` seconds without use and ``lifetime`` seconds after it was opened. Every server that
+``idle`` without use and ``lifetime`` after it was opened. Every server that
 shares the secret accepts it (sessions need no table).
 
 A form's CSRF token is an HMAC of the session's subject and opening time, so it is the same for
@@ -57,7 +58,7 @@ def refreshed(secret: bytes, s: Session, now: int) -> str:
 
 def read(secret: bytes, cookie: str, now: int, idle: int, lifetime: int) -> Session | None:
     """The session of a cookie, or None when it is forged, malformed, idle for more than
-    ``idle`` seconds, older than ``lifetime`` or from the future."""
+    ``idle``, older than ``lifetime`` or from the future."""
     parts = cookie.split(".")
     if len(parts) != 5 or parts[0] != VERSION or not _SUBJECT.fullmatch(parts[1]):
         return None

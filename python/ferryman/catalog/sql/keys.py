@@ -62,6 +62,17 @@ class ApiKeys:
 
         return await self.db.tx("", run, changes_answers=False)
 
+    async def setting(self, name: str) -> str | None:
+        row = await self.db.read(lambda tx: tx.one("SELECT value FROM settings WHERE key = ?", [name]))
+        return None if row is None else str(row["value"])
+
+    async def set_setting(self, name: str, value: str) -> None:
+        def run(tx: Tx) -> None:
+            upsert = "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?"
+            tx.run(upsert, [name, value, value])
+
+        await self.db.tx("", run, changes_answers=False)
+
     async def count_api_keys(self) -> int:
         return await self.db.read(lambda tx: tx.one("SELECT count(*) AS n FROM api_keys")["n"])  # type: ignore[index]
 
