@@ -183,7 +183,66 @@ def test_find_a_device_among_many(browser, site):
     page.tab.fill("#identifier", "gw-0077")
     page.submit("text=Filter")
     assert page.tab.locator("tbody tr").all_inner_texts()[0].startswith("gw-0077") and page.tab.locator("tbody tr").count() == 1
+    page.submit("text=gw-0077")
+    page.submit("text=Resolve now (a dry run)")
+    shown = page.tab.locator("#resolution").inner_text()
+    device_id = page.tab.url.split("/ui/devices/")[1].split("?")[0]
+    answer = api.ok("POST", f"{API}/devices/{device_id}/update", {})
+    assert shown.startswith(f"{answer['status'].replace('_', ' ')} ({answer['reason'].replace('_', ' ')})"), shown
+    assert answer["release"]["id"] in shown
     page.go("/ui/devices?tag=canary")
     assert page.tab.locator("tbody tr").count() == 12
     page.go("/ui/devices?identifier=nobody")
     assert page.tab.locator("tbody").inner_text().strip() == "No device matches."
+
+
+def test_walk_from_an_artifact_to_a_binarys_signatures_and_manage_keys(browser, site):
+    api, _ = site
+    page = Page(browser, api)
+    page.sign_in(ADMIN)
+    page.submit("nav >> text=Artifacts")
+    page.submit("text=rootfs")
+    assert page.tab.locator("tbody tr").all_inner_texts()[0].startswith("1.0.0")  # version order
+    page.submit("text=2.0.0")
+    page.submit(f"text={TARGET}")
+    assert page.tab.locator("#state").inner_text() == "signed"
+    assert page.tab.locator("#signatures tbody tr").first.inner_text().startswith("ci\tactive\ted25519")
+    page.submit("nav >> text=Bundles")
+    page.submit("text=rootfs 1.0.0")
+    assert "entries" in page.tab.content().lower() and TARGET in page.tab.locator("table").first.inner_text()
+
+    # Keys: a signer adds one and revokes it; each change is in the audit log.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    signer = Page(browser, api)
+    signer.sign_in(make_key(api, "signer"))
+    signer.go("/ui/keys")
+    assert signer.tab.locator("#api-keys").count() == 0  # API keys are for admins
+    signer.tab.fill("#key-name", "release-2027")
+    signer.tab.fill("#key-pem", pem)
+    signer.submit("text=Add key")
+    assert "release-2027\tactive" in signer.tab.locator("#signing-keys").inner_text()
+    signer.tab.on("dialog", lambda d: d.accept())
+    signer.submit("text=Revoke release-2027")
+    key = next(k for k in api.ok("GET", f"{API}/signing-keys?name=release-2027")["items"])
+    assert key["state"] == "revoked"
+    signer.tab.fill("#key-name", "broken")
+    signer.tab.fill("#key-pem", "not a key")
+    signer.submit("text=Add key")
+    assert signer.tab.locator("[role=alert]").count() == 1  # the API's reason, on the page
+
+    page.go("/ui/keys")
+    assert "k-signer" in page.tab.locator("#api-keys").inner_text()
+    page.go(f"/ui/events?resource_id={key['id']}")
+    actions = [row.split("\t")[2] for row in page.tab.locator("#event-list tbody tr").all_inner_texts()]
+    assert actions == ["revoke", "create"]  # newest first
+    page.tab.goto(page.base + "/ui/events?since=yesterday")
+    assert page.tab.locator("[role=alert]").inner_text().startswith("since is not an RFC 3339 time")
+    assert len(page.errors) == 1 and "422" in page.errors[0]  # the page answers 422, as the API would

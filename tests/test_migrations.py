@@ -51,13 +51,14 @@ def test_a_catalog_from_before_versioned_migrations_is_taken_over_with_its_data(
     asyncio.run(fill())
     # What the hand-kept migrations left (revision 0001's schema, PRAGMA user_version 6, no
     # Alembic table), rebuilt from this catalog: revision 0002 on added only indexes, 0003 to
-    # 0006 columns and tables.
+    # 0006 columns and tables, 0007 an index.
     with sqlite3.connect(path) as db:
         for index in [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '%_created'")]:
             db.execute(f"DROP INDEX {index}")
         db.execute("DROP INDEX events_at")
         db.execute("DROP INDEX devices_auth_keyid")
         db.execute("DROP INDEX devices_admission")
+        db.execute("DROP INDEX devices_reported_release")
         tables = ("settings", "replicas", "rollouts", "device_reports", "webhook_deliveries", "webhooks", "device_actions")
         for table in tables:
             db.execute(f"DROP TABLE {table}")

@@ -355,6 +355,9 @@ class Catalog(Protocol):
 
     async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]: ...
 
+    async def devices_on(self, release_ids: Sequence[str]) -> dict[str, int]:
+        """How many devices report running each of these releases (those with none are left out)."""
+
     async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> m.Device: ...
 
     async def delete_device(self, actor: str, device_id: str) -> None:

@@ -10,11 +10,13 @@ from aiohttp import web
 
 from ferryman.catalog import models as m
 from ferryman.console.auth import WRITE_ROLES, Viewer, redirect, viewer
+from ferryman.console.graph import layout
 from ferryman.console.render import page
 from ferryman.errors import DomainError
-from ferryman.server.keys import CATALOG
+from ferryman.releases import Reported
+from ferryman.server.keys import CATALOG, CHECKINS
 
-__all__ = ["channel", "devices", "overview", "release", "release_change"]
+__all__ = ["channel", "device", "devices", "overview", "release", "release_change"]
 
 PAGE = 50
 DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission")
@@ -64,31 +66,35 @@ async def devices(request: web.Request, v: Viewer) -> web.Response:
 
 
 @viewer()
+async def device(request: web.Request, v: Viewer) -> web.Response:
+    """A device: its facts, history (reports, agent actions), overrides, and on request what
+    it would get now and why (a dry run: nothing is claimed or recorded)."""
+    catalog = request.app[CATALOG]
+    d = await catalog.get_device(request.match_info["device_id"])
+    cohort = await catalog.get_cohort(d.cohort_id) if d.cohort_id else None
+    reports = await catalog.device_reports(d.id, 20)
+    actions = await catalog.list_device_actions(d.id, 20)
+    overrides = (await catalog.list_overrides(50, None, d.id)).items
+    answer = None
+    if "resolve" in request.query:
+        reported = Reported(d.reported_release_id, d.reported_bundle_id, d.reported_version)
+        answer = (await request.app[CHECKINS].check_in(reported, device=d, actor=v.actor, write=False)).decision
+    return page("device.html", v=v, device=d, cohort=cohort, reports=reports, actions=actions, overrides=overrides,
+                answer=answer)  # fmt: skip
+
+
+@viewer()
 async def channel(request: web.Request, v: Viewer) -> web.Response:
     catalog = request.app[CATALOG]
     ch = await catalog.get_channel(request.match_info["channel_id"])
     releases = (await catalog.list_releases(ch.id, 500, None)).items
     stats = await catalog.group_stats("channel", ch.id)
     counts = {r.release_id: r for r in stats.releases or []}
-    return page("channel.html", v=v, channel=ch, releases=_latest_last(releases), counts=counts, phase_words=phase_words)
-
-
-def _latest_last(releases: list[m.Release]) -> list[m.Release]:
-    """Releases in the order devices move through them: each after those that lead to it."""
-    before: dict[str | None, list[m.Release]] = {}
-    ids = {r.id for r in releases}
-    for r in sorted(releases, key=lambda r: (r.created_at, r.id)):
-        before.setdefault(r.next_release_id if r.next_release_id in ids else None, []).append(r)
-    out: list[m.Release] = []
-
-    def walk(r: m.Release) -> None:
-        for p in before.get(r.id, []):
-            walk(p)
-        out.append(r)
-
-    for latest in before.get(None, []):
-        walk(latest)
-    return out
+    nodes, edges = layout(releases)
+    on = await catalog.devices_on([r.id for r in releases])
+    rows = max((n.row for n in nodes), default=0) + 1
+    return page("channel.html", v=v, channel=ch, nodes=nodes, edges=edges, rows=rows, counts=counts, on=on,
+                phase_words=phase_words)  # fmt: skip
 
 
 @viewer()

@@ -12,6 +12,7 @@ from aiohttp import web
 from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.console import auth as console_auth
+from ferryman.console import catalog_pages as console_catalog
 from ferryman.console import pages as console
 from ferryman.console.render import asset
 from ferryman.server.handlers import (
@@ -226,9 +227,19 @@ ROUTES: list[Route] = [
     Route("POST", paths.UI_SIGN_IN, console_auth.sign_in, CONSOLE, "Console: sign in with an API key"),
     Route("POST", paths.UI_SIGN_OUT, console_auth.sign_out, CONSOLE, "Console: sign out"),
     Route("GET", paths.UI_DEVICES, console.devices, CONSOLE, "Console: devices, filtered and paged"),
+    Route("GET", paths.UI_DEVICE, console.device, CONSOLE, "Console: a device, its history and a dry run"),
     Route("GET", paths.UI_CHANNEL, console.channel, CONSOLE, "Console: a channel and its releases"),
     Route("GET", paths.UI_RELEASE, console.release, CONSOLE, "Console: a release, its rollout and controls"),
     Route("POST", paths.UI_RELEASE, console.release_change, CONSOLE, "Console: steer a release"),
+    Route("GET", paths.UI_ARTIFACTS, console_catalog.artifacts, CONSOLE, "Console: artifacts"),
+    Route("GET", paths.UI_ARTIFACT, console_catalog.artifact, CONSOLE, "Console: an artifact's versions"),
+    Route("GET", paths.UI_VERSION, console_catalog.version, CONSOLE, "Console: a version's binaries"),
+    Route("GET", paths.UI_BINARY, console_catalog.binary, CONSOLE, "Console: a binary, its parts and signatures"),
+    Route("GET", paths.UI_BUNDLES, console_catalog.bundles, CONSOLE, "Console: bundles"),
+    Route("GET", paths.UI_BUNDLE, console_catalog.bundle, CONSOLE, "Console: a bundle's entries and signatures"),
+    Route("GET", paths.UI_KEYS, console_catalog.keys, CONSOLE, "Console: signing keys (and API keys, for admins)"),
+    Route("POST", paths.UI_KEYS, console_catalog.keys_change, CONSOLE, "Console: add or revoke a signing key"),
+    Route("GET", paths.UI_EVENTS, console_catalog.events, CONSOLE, "Console: the audit log, filtered"),
     Route("GET", paths.UI_STATIC, asset, CONSOLE, "Console: static files (hashed names)"),
     # hawkBit DDI (SWUpdate, RAUC's hawkBit updater).
     Route("GET", paths.DDI_ROOT, ddi.root, DDI, "DDI root poll", foreign=True),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -87,6 +87,14 @@ class Devices:
             return page
 
         return page_of(m.Device, await self.db.read(run))
+
+    async def devices_on(self, release_ids: Sequence[str]) -> dict[str, int]:
+        if not release_ids:
+            return {}
+        marks = ", ".join("?" * len(release_ids))
+        sql = f"SELECT reported_release_id AS r, count(*) AS n FROM devices WHERE reported_release_id IN ({marks}) GROUP BY 1"
+        rows = await self.db.read(lambda tx: tx.all(sql, list(release_ids)))
+        return {row["r"]: int(row["n"]) for row in rows}
 
     async def patch_device(self, actor: str, device_id: str, body: m.DevicePatch) -> m.Device:
         check_id(device_id, "device", "device")
