@@ -98,6 +98,7 @@ def test_sign_in_steer_a_release_and_sign_out(browser, site):
 
     page.go("/ui/")
     assert "v2" in page.tab.locator("#rollouts + table").inner_text()  # the phased release is rolling out
+    assert page.tab.locator("#fleet").inner_text().split("\n")[1] == "stable\tnone reported yet"
     page.submit("text=stable")
     items = page.tab.locator("ol.graph li").all_inner_texts()
     assert items[0].startswith("v1") and items[1].startswith("v2") and "latest" in items[1] and "10% of devices" in items[1]
@@ -246,3 +247,32 @@ def test_walk_from_an_artifact_to_a_binarys_signatures_and_manage_keys(browser, 
     page.tab.goto(page.base + "/ui/events?since=yesterday")
     assert page.tab.locator("[role=alert]").inner_text().startswith("since is not an RFC 3339 time")
     assert len(page.errors) == 1 and "422" in page.errors[0]  # the page answers 422, as the API would
+
+
+def test_add_a_release_and_see_the_graph_change(browser, site):
+    api, s = site
+    page = Page(browser, api)
+    page.sign_in(make_key(api, "releaser"))
+    page.tab.on("dialog", lambda d: d.accept())
+    page.submit("nav >> text=Cohorts")
+    page.submit("text=stable")
+    nodes = page.tab.locator("svg.graph a.node")
+    assert nodes.count() == 2 and "★" in (nodes.nth(1).text_content() or "")  # v2 is the latest
+    page.tab.fill("#rel-name", "v3")
+    page.tab.select_option("#rel-bundle", label="rootfs 1.0.0")
+    page.submit("text=Add release")
+    # v2 is still phased: the API's refusal, on the page; nothing added.
+    assert "phased or scheduled" in page.tab.locator("[role=alert]").inner_text()
+    assert len(api.ok("GET", f"{API}/channels/{s['channel']['id']}/releases")["items"]) == 2
+    page.submit("svg.graph >> text=v2")
+    page.tab.check("input[value=all]")
+    page.submit("text=Change phase")
+    page.submit("text=stable")
+    page.tab.fill("#rel-name", "v3")
+    page.tab.select_option("#rel-bundle", label="rootfs 1.0.0")
+    page.tab.check("input[name=required]")
+    page.submit("text=Add release")
+    texts = page.tab.locator("svg.graph a.node").all_text_contents()
+    assert [t.split()[0] for t in texts] == ["v1", "v2", "v3"] and "★" in texts[2] and "required" in texts[2]
+    v3 = next(r for r in api.ok("GET", f"{API}/channels/{s['channel']['id']}/releases")["items"] if r["name"] == "v3")
+    assert v3["required"] is True and api.ok("GET", f"{API}/releases/{s['v2']['id']}")["next_release_id"] == v3["id"]

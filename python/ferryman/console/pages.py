@@ -16,7 +16,7 @@ from ferryman.errors import DomainError
 from ferryman.releases import Reported
 from ferryman.server.keys import CATALOG, CHECKINS
 
-__all__ = ["channel", "device", "devices", "overview", "release", "release_change"]
+__all__ = ["channel", "channel_release", "cohorts", "device", "devices", "overview", "release", "release_change"]
 
 PAGE = 50
 DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission")
@@ -36,8 +36,11 @@ def phase_words(p: dict[str, Any] | None) -> str:
 async def overview(request: web.Request, v: Viewer) -> web.Response:
     catalog = request.app[CATALOG]
     channels = (await catalog.list_channels(100, None)).items
-    rollouts = []
+    rollouts, fleet = [], []
     for ch in channels:
+        releases = (await catalog.list_releases(ch.id, 500, None)).items
+        on = await catalog.devices_on([r.id for r in releases])
+        fleet.append((ch, [(r, on[r.id]) for r in releases if on.get(r.id)]))
         if ch.latest_release_id is None:
             continue
         latest = await catalog.get_release(ch.latest_release_id)
@@ -45,7 +48,7 @@ async def overview(request: web.Request, v: Viewer) -> web.Response:
             rollouts.append((ch, latest, await catalog.release_stats(latest.id)))
     waiting = (await catalog.list_binaries(20, None, {"state": "signable"})).items
     events = (await catalog.list_events(15, None, {}, newest_first=True)).items
-    return page("overview.html", v=v, channels=channels, rollouts=rollouts, waiting=waiting, events=events,
+    return page("overview.html", v=v, fleet=fleet, rollouts=rollouts, waiting=waiting, events=events,
                 phase_words=phase_words)  # fmt: skip
 
 
@@ -93,8 +96,37 @@ async def channel(request: web.Request, v: Viewer) -> web.Response:
     nodes, edges = layout(releases)
     on = await catalog.devices_on([r.id for r in releases])
     rows = max((n.row for n in nodes), default=0) + 1
+    may_steer = v.may(WRITE_ROLES)
+    bundles = (await catalog.list_bundles(100, None)).items if may_steer else []
     return page("channel.html", v=v, channel=ch, nodes=nodes, edges=edges, rows=rows, counts=counts, on=on,
-                phase_words=phase_words)  # fmt: skip
+                phase_words=phase_words, may_steer=may_steer, bundles=bundles, error=request.query.get("error"))  # fmt: skip
+
+
+@viewer(roles=frozenset(WRITE_ROLES), form=True)
+async def channel_release(request: web.Request, v: Viewer) -> web.StreamResponse:
+    """Adds a release as the channel's latest (a share of devices first, if one is given)."""
+    form = await request.post()
+    channel_id = request.match_info["channel_id"]
+    share = str(form.get("percent", "")).strip()
+    try:
+        body = m.ReleaseCreate(
+            name=str(form.get("name", "")).strip(), bundle_id=str(form.get("bundle_id", "")),
+            version=str(form.get("version", "")).strip() or None, required=form.get("required") == "on",
+            phase=m.PhaseIn(mode="percent", value=float(share) / 100) if share else None,
+        )  # fmt: skip
+        await request.app[CATALOG].create_release(v.actor, channel_id, body)
+    except (ValueError, DomainError) as e:
+        detail = e.detail if isinstance(e, DomainError) else "the share must be a number from 0 to 100"
+        return redirect(f"/ui/channels/{channel_id}?error={_quote(detail)}")
+    return redirect(f"/ui/channels/{channel_id}")
+
+
+@viewer()
+async def cohorts(request: web.Request, v: Viewer) -> web.Response:
+    catalog = request.app[CATALOG]
+    found = (await catalog.list_cohorts(500, None, {})).items
+    channels = {c.id: c for c in (await catalog.list_channels(500, None)).items}
+    return page("cohorts.html", v=v, cohorts=found, channels=channels)
 
 
 @viewer()

@@ -229,6 +229,8 @@ ROUTES: list[Route] = [
     Route("GET", paths.UI_DEVICES, console.devices, CONSOLE, "Console: devices, filtered and paged"),
     Route("GET", paths.UI_DEVICE, console.device, CONSOLE, "Console: a device, its history and a dry run"),
     Route("GET", paths.UI_CHANNEL, console.channel, CONSOLE, "Console: a channel and its releases"),
+    Route("POST", paths.UI_CHANNEL, console.channel_release, CONSOLE, "Console: add a release to a channel"),
+    Route("GET", paths.UI_COHORTS, console.cohorts, CONSOLE, "Console: cohorts"),
     Route("GET", paths.UI_RELEASE, console.release, CONSOLE, "Console: a release, its rollout and controls"),
     Route("POST", paths.UI_RELEASE, console.release_change, CONSOLE, "Console: steer a release"),
     Route("GET", paths.UI_ARTIFACTS, console_catalog.artifacts, CONSOLE, "Console: artifacts"),
