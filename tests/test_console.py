@@ -276,3 +276,38 @@ def test_add_a_release_and_see_the_graph_change(browser, site):
     assert [t.split()[0] for t in texts] == ["v1", "v2", "v3"] and "★" in texts[2] and "required" in texts[2]
     v3 = next(r for r in api.ok("GET", f"{API}/channels/{s['channel']['id']}/releases")["items"] if r["name"] == "v3")
     assert v3["required"] is True and api.ok("GET", f"{API}/releases/{s['v2']['id']}")["next_release_id"] == v3["id"]
+
+
+def test_an_admin_creates_and_deletes_api_keys(browser, site):
+    api, _ = site
+    page = Page(browser, api)
+    page.sign_in(ADMIN)
+    page.go("/ui/keys")
+    page.tab.fill("#api-name", "ci")
+    page.tab.select_option("#api-role", "publisher")
+    page.submit("text=Create API key")
+    token = page.tab.locator("#token").inner_text()
+    assert token.startswith("fm_") and token not in page.tab.url
+    assert api.as_(token).get(f"{API}/artifacts").status == 200
+    # A role the form never offers is refused by the server as the API would.
+    csrf = page.tab.locator("input[name=csrf]").first.get_attribute("value")
+    r = page.context.request.post(
+        page.base + "/ui/api-keys", form={"csrf": csrf, "action": "create", "name": "x", "role": "root"}
+    )
+    assert "invalid form" in r.text() and not api.ok("GET", f"{API}/api-keys?name=x")["items"]
+    page.errors.clear()
+    page.go("/ui/keys")
+    page.tab.on("dialog", lambda d: d.accept())
+    page.submit("text=Delete ci")
+    assert api.as_(token).get(f"{API}/artifacts").status == 401
+    assert "ci" not in [k["name"] for k in api.ok("GET", f"{API}/api-keys")["items"]]
+    # A releaser is shown no API keys and may not create one.
+    other = Page(browser, api)
+    other.sign_in(make_key(api, "releaser"))
+    other.go("/ui/keys")
+    assert other.tab.locator("#api-keys").count() == 0
+    csrf = other.tab.locator("input[name=csrf]").first.get_attribute("value")
+    forged = other.context.request.post(
+        other.base + "/ui/api-keys", form={"csrf": csrf, "action": "create", "name": "y", "role": "admin"}
+    )
+    assert forged.status == 403 and not api.ok("GET", f"{API}/api-keys?name=y")["items"]

@@ -27,6 +27,7 @@ def test_a_session_lives_while_used_and_ends_when_idle_or_old():
     assert read(used, T0 + LIFE) == s.Session(KEY, T0, T0 + LIFE - 10)
     assert read(used, T0 + LIFE + 1) is None
     assert read(cookie, T0 - 1) is None  # seen in the future: a clock or a forgery
+    assert read(s.refreshed(SECRET, s.Session(KEY, T0, T0), T0 - 5), T0) is None  # seen before it was opened
     assert read(s.issue(SECRET, "env", T0), T0 + 5) == s.Session("env", T0, T0)
 
 
@@ -43,10 +44,20 @@ def test_a_session_lives_while_used_and_ends_when_idle_or_old():
         lambda c: c.replace(KEY, "../../etc"),
         lambda c: c.replace(f".{T0}.", ".-5.", 1),
         lambda c: c.replace(f".{T0}.", ".1e9.", 1),
+        lambda c: ".".join([*c.split(".")[:3], "-5", c.split(".")[4]]),  # the time it was last used
+        lambda c: ".".join([*c.split(".")[:3], "1e9", c.split(".")[4]]),
+        lambda c: "v0" + c[2:],
     ],
 )
 def test_a_changed_cookie_is_refused(tamper):
     assert read(tamper(s.issue(SECRET, KEY, T0)), T0 + 1) is None
+
+
+def test_sessions_do_not_change():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.Session(KEY, T0, T0).seen = T0 + 1  # type: ignore[misc]
 
 
 def test_another_secret_refuses_it():

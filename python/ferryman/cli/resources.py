@@ -228,7 +228,11 @@ RESOURCES: tuple[Resource, ...] = (
          Option("--tag", "tag", "only those with this tag"),
          Option("--target", "target", "only those of this target"),
          Option("--admission", "admission", "only those pending, accepted or rejected",
-                choices=("pending", "accepted", "rejected"))),
+                choices=("pending", "accepted", "rejected")),
+         Option("--release", "reported_release_id", "only those reporting this release", ref("release")),
+         Option("--seen-since", "seen_since", "only those seen at or after this time (RFC 3339)", rfc3339, metavar="TIME"),
+         Option("--seen-before", "seen_before", "only those last seen before this time (never seen: left out)", rfc3339,
+                metavar="TIME")),
         patch=m.DevicePatch, delete=True, help="devices (their identifier names them)",
     ),
     Resource(

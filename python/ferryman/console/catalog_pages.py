@@ -4,15 +4,19 @@ parts, signatures and who signed), bundles, signing keys (added and revoked here
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from ferryman.catalog import models as m
+from ferryman.catalog.rules import hash_token
 from ferryman.console.auth import Viewer, redirect, viewer
-from ferryman.console.render import page
+from ferryman.console.render import form_body, page
 from ferryman.errors import DomainError
+from ferryman.server.handlers.api_keys import new_token
 from ferryman.server.keys import CATALOG, SIGNATURES
 
-__all__ = ["artifact", "artifacts", "binary", "bundle", "bundles", "events", "keys", "keys_change", "version"]
+__all__ = ["api_keys_change", "artifact", "artifacts", "binary", "bundle", "bundles", "events", "keys", "keys_change", "version"]
 
 SIGNERS = frozenset({"signer"})
 EVENT_FILTERS = ("actor", "resource_id", "resource_type", "action", "since", "until")
@@ -82,13 +86,31 @@ async def keys_change(request: web.Request, v: Viewer) -> web.StreamResponse:
         if form.get("action") == "revoke":
             await request.app[CATALOG].patch_signing_key(v.actor, str(form.get("key_id", "")), m.SigningKeyPatch(state="revoked"))
         else:
-            body = m.SigningKeyCreate(name=str(form.get("name", "")).strip(), public_key=str(form.get("public_key", "")))
+            body = form_body(
+                m.SigningKeyCreate, name=str(form.get("name", "")).strip(), public_key=str(form.get("public_key", ""))
+            )
             await request.app[SIGNATURES].register_key(v.actor, body)
     except DomainError as e:
-        from urllib.parse import quote
-
         return redirect(f"/ui/keys?error={quote(e.detail, safe='')}")
     return redirect("/ui/keys")
+
+
+@viewer(roles=frozenset({"admin"}), form=True)
+async def api_keys_change(request: web.Request, v: Viewer) -> web.StreamResponse:
+    """Creates an API key (its token is on the answer, once, never in a URL) or deletes one."""
+    form = await request.post()
+    catalog = request.app[CATALOG]
+    try:
+        if form.get("action") == "delete":
+            await catalog.delete_api_key(v.actor, str(form.get("key_id", "")))
+            return redirect("/ui/keys")
+        token = new_token()
+        body = form_body(m.ApiKeyCreate, name=str(form.get("name", "")).strip(), role=str(form.get("role", "")))
+        key = await catalog.create_api_key(v.actor, body, hash_token(token))
+    except DomainError as e:
+        detail = e.detail
+        return redirect(f"/ui/keys?error={quote(detail, safe='')}")
+    return page("api_key.html", v=v, key=key, token=token)
 
 
 @viewer()

@@ -11,7 +11,7 @@ from aiohttp import web
 from ferryman.catalog import models as m
 from ferryman.console.auth import WRITE_ROLES, Viewer, redirect, viewer
 from ferryman.console.graph import layout
-from ferryman.console.render import page
+from ferryman.console.render import form_body, page
 from ferryman.errors import DomainError
 from ferryman.releases import Reported
 from ferryman.server.keys import CATALOG, CHECKINS
@@ -19,7 +19,7 @@ from ferryman.server.keys import CATALOG, CHECKINS
 __all__ = ["channel", "channel_release", "cohorts", "device", "devices", "overview", "release", "release_change"]
 
 PAGE = 50
-DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission")
+DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission", "reported_release_id", "seen_since", "seen_before")
 
 
 def phase_words(p: dict[str, Any] | None) -> str:
@@ -109,10 +109,10 @@ async def channel_release(request: web.Request, v: Viewer) -> web.StreamResponse
     channel_id = request.match_info["channel_id"]
     share = str(form.get("percent", "")).strip()
     try:
-        body = m.ReleaseCreate(
-            name=str(form.get("name", "")).strip(), bundle_id=str(form.get("bundle_id", "")),
+        body = form_body(
+            m.ReleaseCreate, name=str(form.get("name", "")).strip(), bundle_id=str(form.get("bundle_id", "")),
             version=str(form.get("version", "")).strip() or None, required=form.get("required") == "on",
-            phase=m.PhaseIn(mode="percent", value=float(share) / 100) if share else None,
+            phase={"mode": "percent", "value": float(share) / 100} if share else None,
         )  # fmt: skip
         await request.app[CATALOG].create_release(v.actor, channel_id, body)
     except (ValueError, DomainError) as e:
@@ -139,16 +139,17 @@ async def release(request: web.Request, v: Viewer) -> web.Response:
                 may_steer=v.may(WRITE_ROLES), error=request.query.get("error"))  # fmt: skip
 
 
-def _phase(form: Any) -> m.PhaseIn | None:
+def _phase(form: Any) -> dict[str, Any] | None:
+    """The phase form's choice, as the API's ``phase`` object (checked with the patch)."""
     mode = str(form.get("mode", ""))
     if mode == "all":
         return None
     if mode == "percent":
-        return m.PhaseIn(mode="percent", value=float(str(form.get("percent", ""))) / 100)
+        return {"mode": "percent", "value": float(str(form.get("percent", ""))) / 100}
     if mode == "count":
-        return m.PhaseIn(mode="count", value=int(str(form.get("count", ""))))
+        return {"mode": "count", "value": int(str(form.get("count", "")))}
     if mode == "tags":
-        return m.PhaseIn(mode="tags", tags=[t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()])
+        return {"mode": "tags", "tags": [t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()]}
     raise ValueError(f"no phase {mode!r}")
 
 
@@ -160,7 +161,7 @@ async def release_change(request: web.Request, v: Viewer) -> web.StreamResponse:
     action = str(form.get("action", ""))
     try:
         body = {
-            "phase": lambda: m.ReleasePatch(phase=_phase(form)),
+            "phase": lambda: form_body(m.ReleasePatch, phase=_phase(form)),
             "hold": lambda: m.ReleasePatch(halted=True),
             "resume": lambda: m.ReleasePatch(halted=False),
             "disable": lambda: m.ReleasePatch(disabled=True),

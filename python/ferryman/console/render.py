@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
+import msgspec
 from aiohttp import web
 
-__all__ = ["ASSETS", "asset", "page", "static"]
+from ferryman.errors import Invalid
+
+T = TypeVar("T")
+
+__all__ = ["ASSETS", "asset", "form_body", "page", "static"]
 
 _PACKAGE = "ferryman.console"
 
@@ -57,6 +62,15 @@ def page(template: str, status: int = 200, **context: Any) -> web.Response:
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "same-origin"
     return resp
+
+
+def form_body(shape: type[T], **fields: Any) -> T:
+    """A form's fields as the API's request type, checked as the API checks a JSON body (the
+    same constraints; a bad field is an Invalid naming it)."""
+    try:
+        return msgspec.convert(fields, shape)
+    except msgspec.ValidationError as e:
+        raise Invalid(f"invalid form: {e}") from None
 
 
 async def asset(request: web.Request) -> web.Response:

@@ -67,7 +67,7 @@ def read(secret: bytes, cookie: str, now: int, idle: int, lifetime: int) -> Sess
     s = Session(parts[1], int(parts[2]), int(parts[3]))
     if not hmac.compare_digest(parts[4], _mac(secret, "session", _body(s))):
         return None
-    if not s.issued <= s.seen <= now or now - s.seen > idle or now - s.issued > lifetime:
+    if not s.issued <= s.seen <= now or now > s.seen + idle or now > s.issued + lifetime:
         return None
     return s
 

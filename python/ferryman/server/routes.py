@@ -157,7 +157,8 @@ ROUTES: list[Route] = [
           m.CohortPatch, m.Cohort),
     Route("POST", paths.DEVICES, fleet.create_device, RELEASE, "Register a device (token shown once)",
           m.DeviceCreate, m.Device, 201),
-    Route("GET", paths.DEVICES, fleet.list_devices, READ, "List devices (?identifier= &cohort_id= &tag= &target= &admission=)",
+    Route("GET", paths.DEVICES, fleet.list_devices, READ,
+          "List devices (?identifier= &cohort_id= &tag= &target= &admission= &reported_release_id= &seen_since= &seen_before=)",
           response=list[m.Device]),
     Route("GET", paths.DEVICE, fleet.get_device, READ, "Get a device", response=m.Device),
     Route("PATCH", paths.DEVICE, fleet.patch_device, RELEASE,
@@ -241,6 +242,7 @@ ROUTES: list[Route] = [
     Route("GET", paths.UI_BUNDLE, console_catalog.bundle, CONSOLE, "Console: a bundle's entries and signatures"),
     Route("GET", paths.UI_KEYS, console_catalog.keys, CONSOLE, "Console: signing keys (and API keys, for admins)"),
     Route("POST", paths.UI_KEYS, console_catalog.keys_change, CONSOLE, "Console: add or revoke a signing key"),
+    Route("POST", paths.UI_API_KEYS, console_catalog.api_keys_change, CONSOLE, "Console: create or delete an API key (admin)"),
     Route("GET", paths.UI_EVENTS, console_catalog.events, CONSOLE, "Console: the audit log, filtered"),
     Route("GET", paths.UI_STATIC, asset, CONSOLE, "Console: static files (hashed names)"),
     # hawkBit DDI (SWUpdate, RAUC's hawkBit updater).

@@ -78,11 +78,15 @@ class Devices:
         return to(m.Device, await self.db.read(lambda tx: device_view(get_or_404(tx, "devices", device_id, "device"))))
 
     async def list_devices(self, limit: int, cursor: str | None, filters: Mapping[str, str]) -> m.Page[m.Device]:
-        equal: dict[str, str] = {c: filters[c] for c in ("cohort_id", "target", "admission", "identifier") if c in filters}
+        columns = ("cohort_id", "target", "admission", "identifier", "reported_release_id")
+        equal: dict[str, str] = {c: filters[c] for c in columns if c in filters}
+        # Times are stored normalised (text order is time order); a device never seen is in neither.
+        bounds = (("seen_since", "last_seen_at >= ?"), ("seen_before", "last_seen_at < ?"))
+        seen = [(sql, parse_time(filters[k], k)) for k, sql in bounds if k in filters]
 
         def run(tx: Tx) -> m.Page[Row]:
             tag = [(tx.json_has("devices.tags"), filters["tag"])] if "tag" in filters else []
-            page = tx.page("devices", limit, cursor, equal=equal, conditions=tag)
+            page = tx.page("devices", limit, cursor, equal=equal, conditions=tag + seen)
             page.items = [device_view(r) for r in page.items]
             return page
 

@@ -15,6 +15,7 @@ from ferryman.server.http import decode, json_response, page_params
 from ferryman.server.keys import CATALOG
 
 DEVICE_TOKEN_PREFIX = "fd_"
+DEVICE_FILTERS = ("cohort_id", "target", "tag", "admission", "identifier", "reported_release_id", "seen_since", "seen_before")
 
 
 def new_device_token() -> str:
@@ -122,7 +123,7 @@ async def create_device(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     limit, cursor = page_params(request)
-    filters = {k: v for k, v in request.query.items() if k in ("cohort_id", "target", "tag", "admission", "identifier")}
+    filters = {k: v for k, v in request.query.items() if k in DEVICE_FILTERS}
     return json_response(await request.app[CATALOG].list_devices(limit, cursor, filters))
 
 
