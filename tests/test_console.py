@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import html5lib
 import pytest
@@ -168,33 +169,66 @@ def test_a_viewer_sees_no_controls_and_forged_forms_are_refused(browser, site):
     assert page.tab.url.startswith(page.base + "/ui/sign-in")
 
 
-def test_find_a_device_among_many(browser, site):
+def _many_devices(tmp_path: Path, catalog_url: str | None, cohort_id: str, count: int) -> None:
+    """``count`` devices written straight into the running server's catalog (the API would take
+    a minute): gw-00000, gw-00001…, every tenth tagged canary, every other seen a day ago."""
+    from sqlalchemy import create_engine, text
+
+    from ferryman.catalog.rules import hash_token, now
+    from ferryman.catalog.sql.engines import engine_url
+    from ferryman.ids import new_ids
+
+    url = engine_url(catalog_url or f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite3'}")
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    t = now()
+    rows = [
+        {"id": i, "identifier": f"gw-{n:05d}", "target": TARGET, "tags": '["canary"]' if n % 10 == 0 else "[]",
+         "cohort_id": cohort_id, "quarantined": 0, "token_hash": hash_token(f"fd_many_{n}"),
+         "last_seen_at": "2026-01-01T00:00:00.000000Z" if n % 2 else None,
+         "created_at": f"2026-01-02T00:00:00.{n:06d}Z", "updated_at": t}  # created in this order
+        for n, i in enumerate(new_ids("device", count))
+    ]  # fmt: skip
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO devices (id, identifier, target, tags, cohort_id, quarantined, token_hash, last_seen_at, "
+                          "created_at, updated_at) VALUES (:id, :identifier, :target, :tags, :cohort_id, :quarantined, "
+                          ":token_hash, :last_seen_at, :created_at, :updated_at)"), rows)  # fmt: skip
+    engine.dispose()
+
+
+def test_find_a_device_among_ten_thousand_and_resolve_it(browser, site, tmp_path: Path, catalog_url: str | None):
     api, s = site
-    for i in range(0, 120, 40):
-        for j in range(i, i + 40):
-            api.ok("POST", f"{API}/devices", {"identifier": f"gw-{j:04d}", "target": TARGET, "cohort_id": s["cohort"]["id"],
-                                              "tags": ["canary"] if j % 10 == 0 else []})  # fmt: skip
+    _many_devices(tmp_path, catalog_url, s["cohort"]["id"], 10_000)
     page = Page(browser, api)
     page.sign_in(ADMIN)
     page.go("/ui/devices")
     assert page.tab.locator("tbody tr").count() == 50  # one page
     page.submit("a[rel=next]")
-    assert page.tab.locator("tbody tr").first.inner_text().startswith("gw-0050")
+    assert page.tab.locator("tbody tr").first.inner_text().startswith("gw-00050")
     page.go("/ui/devices")
-    page.tab.fill("#identifier", "gw-0077")
+    page.tab.fill("#identifier", "gw-07777")
     page.submit("text=Filter")
-    assert page.tab.locator("tbody tr").all_inner_texts()[0].startswith("gw-0077") and page.tab.locator("tbody tr").count() == 1
-    page.submit("text=gw-0077")
+    rows = page.tab.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 1 and rows[0].startswith("gw-07777")
+    page.submit("text=gw-07777")
     page.submit("text=Resolve now (a dry run)")
     shown = page.tab.locator("#resolution").inner_text()
     device_id = page.tab.url.split("/ui/devices/")[1].split("?")[0]
     answer = api.ok("POST", f"{API}/devices/{device_id}/update", {})
     assert shown.startswith(f"{answer['status'].replace('_', ' ')} ({answer['reason'].replace('_', ' ')})"), shown
     assert answer["release"]["id"] in shown
-    page.go("/ui/devices?tag=canary")
-    assert page.tab.locator("tbody tr").count() == 12
+    # Filters combine, in the catalog: tag, not seen since a date, a cohort; the last page has no "next".
+    page.go("/ui/devices?tag=canary&seen_before=2026-06-01T00:00:00Z")
+    assert page.tab.locator("tbody").inner_text().strip() == "No device matches."  # canaries (even) were never seen
+    page.go("/ui/devices?tag=canary&identifier=gw-09990")
+    assert page.tab.locator("tbody tr").count() == 1 and page.tab.locator("a[rel=next]").count() == 0
+    page.go(f"/ui/devices?seen_since=2025-12-31T00:00:00Z&cohort_id={s['cohort']['id']}")
+    assert page.tab.locator("tbody tr").first.inner_text().startswith("gw-00001")
     page.go("/ui/devices?identifier=nobody")
     assert page.tab.locator("tbody").inner_text().strip() == "No device matches."
+    page.tab.goto(page.base + "/ui/devices?seen_since=yesterday")
+    assert "seen_since is not an RFC 3339 time" in page.tab.locator("[role=alert]").inner_text()
 
 
 def test_walk_from_an_artifact_to_a_binarys_signatures_and_manage_keys(browser, site):
