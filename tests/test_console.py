@@ -162,6 +162,10 @@ def test_a_viewer_sees_no_controls_and_forged_forms_are_refused(browser, site):
     assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is False
     assert releaser.context.request.post(releaser.base + path, form={"action": "hold", "csrf": token}).status == 200
     assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["halted"] is True
+    # No other site signs a browser in, whatever the key.
+    elsewhere = releaser.context.request.post(releaser.base + "/ui/sign-in", form={"token": ADMIN, "next": "/ui/"},
+                                              headers={"Origin": "https://evil.example"}, max_redirects=0)  # fmt: skip
+    assert elsewhere.status == 403 and "set-cookie" not in elsewhere.headers
     # A deleted API key ends its sessions at once.
     key_id = next(k["id"] for k in api.ok("GET", f"{API}/api-keys?name=k-viewer")["items"])
     api.call("DELETE", f"{API}/api-keys/{key_id}")

@@ -100,9 +100,7 @@ def viewer(roles: frozenset[str] | None = None, form: bool = False) -> Callable[
             v = Viewer(s, role, sessions.csrf_token(secret, s))
             if form:
                 data = await request.post()
-                origin = request.headers.get("Origin")
-                if origin is not None and origin != f"{request.scheme}://{request.host}":
-                    raise web.HTTPForbidden(text="a form from another site")
+                _same_origin(request)
                 if not sessions.csrf_valid(secret, s, str(data.get("csrf", ""))):
                     raise web.HTTPForbidden(text="the form's token is not this session's: reload the page")
             if roles is not None and not v.may(roles):
@@ -115,6 +113,14 @@ def viewer(roles: frozenset[str] | None = None, form: bool = False) -> Callable[
         return run
 
     return wrap
+
+
+def _same_origin(request: web.Request) -> None:
+    """Refuses a form a browser says came from another site (every browser sends Origin on a
+    form's POST; a client that sends none is not a browser another site can drive)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise web.HTTPForbidden(text="a form from another site")
 
 
 def redirect(target: str) -> web.Response:
@@ -132,6 +138,7 @@ async def sign_in_form(request: web.Request) -> web.Response:
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
+    _same_origin(request)  # no other site signs a browser in (to a key of its choosing)
     data = await request.post()
     token, target = str(data.get("token", "")).strip(), _next(str(data.get("next", "/ui/")))
     config = request.app[CONFIG]

@@ -5,6 +5,7 @@ name of the viewer's API key)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -117,8 +118,8 @@ async def channel_release(request: web.Request, v: Viewer) -> web.StreamResponse
         await request.app[CATALOG].create_release(v.actor, channel_id, body)
     except (ValueError, DomainError) as e:
         detail = e.detail if isinstance(e, DomainError) else "the share must be a number from 0 to 100"
-        return redirect(f"/ui/channels/{channel_id}?error={_quote(detail)}")
-    return redirect(f"/ui/channels/{channel_id}")
+        return redirect(f"/ui/channels/{_quote(channel_id)}?error={_quote(detail)}")
+    return redirect(f"/ui/channels/{_quote(channel_id)}")
 
 
 @viewer()
@@ -172,11 +173,9 @@ async def release_change(request: web.Request, v: Viewer) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"no action {action!r}") from None
     except (ValueError, DomainError) as e:
         detail = e.detail if isinstance(e, DomainError) else "the phase must be a number (or tags)"
-        return redirect(f"/ui/releases/{release_id}?error={_quote(detail)}")
-    return redirect(f"/ui/releases/{release_id}")
+        return redirect(f"/ui/releases/{_quote(release_id)}?error={_quote(detail)}")
+    return redirect(f"/ui/releases/{_quote(release_id)}")
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text, safe="")
