@@ -349,3 +349,24 @@ def test_an_admin_creates_and_deletes_api_keys(browser, site):
         other.base + "/ui/api-keys", form={"csrf": csrf, "action": "create", "name": "y", "role": "admin"}
     )
     assert forged.status == 403 and not api.ok("GET", f"{API}/api-keys?name=y")["items"]
+
+
+def test_a_release_page_follows_its_rollout_live(browser, site):
+    from playwright.sync_api import expect
+
+    api, s = site
+    api.ok("PATCH", f"{API}/releases/{s['v2']['id']}", {"phase": None})
+    page = Page(browser, api)
+    # Signed in from the keyboard alone: the key field has the focus, Enter sends the form.
+    page.go("/ui/")
+    page.tab.keyboard.type(ADMIN)
+    with page.tab.expect_navigation():
+        page.tab.keyboard.press("Enter")
+    page.go(f"/ui/releases/{s['v2']['id']}")
+    cells = page.tab.locator("#rollout tbody td")
+    assert cells.nth(0).inner_text() == "0"  # offered
+    created = api.ok("POST", f"{API}/devices", {"identifier": "gw-live", "target": TARGET, "cohort_id": s["cohort"]["id"]})
+    device = api.as_(created["token"])
+    assert device.ok("GET", "/device/v1/update")["release"]["id"] == s["v2"]["id"]
+    expect(page.tab.locator("#rollout tbody td").nth(0)).to_have_text("1", timeout=15_000)  # no reload
+    assert page.errors == []
