@@ -40,3 +40,15 @@ def test_ties_in_time_are_broken_by_id_and_strays_are_their_own_sinks():
     assert nodes == [("a", 0, 1), ("b", 1, 0), ("z", 2, 0), ("s", 3, 2)]
     assert sorted(edges) == [("a", "z"), ("b", "z")]
     assert layout([]) == ([], [])
+
+
+def test_nodes_and_edges_do_not_change():
+    import dataclasses
+
+    import pytest
+
+    nodes, edges = layout([release("a", "b", "1"), release("b", None, "2")])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        nodes[0].row = 3  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        edges[0].target = nodes[0]  # type: ignore[misc]

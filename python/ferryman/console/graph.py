@@ -33,11 +33,12 @@ def layout(releases: list[m.Release]) -> tuple[list[Node], list[Edge]]:
         before.setdefault(r.next_release_id if r.next_release_id in ids else None, []).append(r)
     rows: dict[str, int] = {}
     order: list[m.Release] = []
-    last_row = [-1]
+    last_row = -1
 
     def new_row() -> int:
-        last_row[0] += 1
-        return last_row[0]
+        nonlocal last_row
+        last_row += 1
+        return last_row
 
     def place(r: m.Release, row: int) -> None:
         rows[r.id] = row
