@@ -370,3 +370,39 @@ def test_a_release_page_follows_its_rollout_live(browser, site):
     assert device.ok("GET", "/device/v1/update")["release"]["id"] == s["v2"]["id"]
     expect(page.tab.locator("#rollout tbody td").nth(0)).to_have_text("1", timeout=15_000)  # no reload
     assert page.errors == []
+
+
+def test_firefox_signs_in_steers_and_shows_every_page(site):
+    """The same console in Debian's Firefox ESR (over WebDriver BiDi): sign in, walk the main
+    pages, change a phase; no error in its console."""
+    import asyncio
+
+    from bidi import Firefox, firefox_path
+
+    if firefox_path() is None:
+        _missing("firefox (Debian package firefox-esr)")
+    from apiclient import free_port
+
+    api, s = site
+    base = f"http://{api.host}:{api.port}"
+
+    async def walk() -> None:
+        async with Firefox(free_port()) as ff:
+            await ff.go(base + "/ui/")
+            assert "/ui/sign-in" in await ff.run("location.pathname")
+            await ff.submit(f"document.getElementById('token').value = {ADMIN!r}; document.querySelector('form').submit()")
+            assert await ff.run("location.pathname") == "/ui/"
+            for path in ("/ui/devices", "/ui/cohorts", f"/ui/channels/{s['channel']['id']}", "/ui/artifacts", "/ui/keys",
+                         "/ui/events", f"/ui/releases/{s['v2']['id']}"):  # fmt: skip
+                await ff.go(base + path)
+                assert await ff.run("document.querySelector('h1') !== null"), path
+            assert await ff.run("document.querySelectorAll('svg.graph a.node').length") == 0  # the release page
+            # The confirmation is a browser dialog: answered yes for this form.
+            await ff.run("window.confirm = () => true")
+            await ff.submit("document.getElementById('percent').value = '50'; "
+                            "document.querySelector('form[data-confirm] button[type=submit]').click()")  # fmt: skip
+            assert await ff.run("document.getElementById('phase').textContent") == "50% of devices"
+            assert ff.errors == [], ff.errors
+
+    asyncio.run(walk())
+    assert api.ok("GET", f"{API}/releases/{s['v2']['id']}")["phase"] == {"mode": "percent", "value": 0.5}
