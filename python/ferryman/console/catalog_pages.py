@@ -73,9 +73,10 @@ async def bundle(request: web.Request, v: Viewer) -> web.Response:
 
 @viewer()
 async def keys(request: web.Request, v: Viewer) -> web.Response:
-    found = (await request.app[CATALOG].list_signing_keys(500, None, None)).items
+    found = await request.app[CATALOG].list_signing_keys(100, request.query.get("cursor") or None, None)
     api_keys = (await request.app[CATALOG].list_api_keys(500, None)).items if v.role == "admin" else []
-    return page("keys.html", v=v, keys=found, api_keys=api_keys, may_sign=v.may(SIGNERS), error=request.query.get("error"))
+    return page("keys.html", v=v, keys=found.items, next_cursor=found.next_cursor, api_keys=api_keys,
+                may_sign=v.may(SIGNERS), error=request.query.get("error"))  # fmt: skip
 
 
 @viewer(roles=SIGNERS, form=True)
