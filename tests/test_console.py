@@ -279,6 +279,17 @@ def test_walk_from_an_artifact_to_a_binarys_signatures_and_manage_keys(browser, 
 
     page.go("/ui/keys")
     assert "k-signer" in page.tab.locator("#api-keys").inner_text()
+    # The other lists filter in the catalog too.
+    page.go("/ui/keys?state=revoked")
+    assert [r.split("\t")[0] for r in page.tab.locator("#signing-keys tbody tr").all_inner_texts()] == ["release-2027"]
+    page.go("/ui/artifacts?name=nothing")
+    assert page.tab.locator("tbody").inner_text().strip() == "No artifact matches."
+    page.go("/ui/artifacts?name=rootfs")
+    assert page.tab.locator("tbody tr").count() == 1
+    page.go("/ui/bundles?name=rootfs+2.0.0")
+    assert [r.split("\t")[0] for r in page.tab.locator("tbody tr").all_inner_texts()] == ["rootfs 2.0.0"]
+    page.go("/ui/cohorts?name=elsewhere")
+    assert page.tab.locator("tbody").inner_text().strip() == "No cohort matches."
     page.go(f"/ui/events?resource_id={key['id']}")
     actions = [row.split("\t")[2] for row in page.tab.locator("#event-list tbody tr").all_inner_texts()]
     assert actions == ["revoke", "create"]  # newest first

@@ -24,8 +24,9 @@ EVENT_FILTERS = ("actor", "resource_id", "resource_type", "action", "since", "un
 
 @viewer()
 async def artifacts(request: web.Request, v: Viewer) -> web.Response:
-    found = await request.app[CATALOG].list_artifacts(100, request.query.get("cursor") or None)
-    return page("artifacts.html", v=v, artifacts=found.items, next_cursor=found.next_cursor)
+    name = request.query.get("name", "").strip() or None
+    found = await request.app[CATALOG].list_artifacts(100, request.query.get("cursor") or None, name)
+    return page("artifacts.html", v=v, artifacts=found.items, next_cursor=found.next_cursor, name=name or "")
 
 
 @viewer()
@@ -61,8 +62,9 @@ async def binary(request: web.Request, v: Viewer) -> web.Response:
 
 @viewer()
 async def bundles(request: web.Request, v: Viewer) -> web.Response:
-    found = await request.app[CATALOG].list_bundles(100, request.query.get("cursor") or None)
-    return page("bundles.html", v=v, bundles=found.items, next_cursor=found.next_cursor)
+    name = request.query.get("name", "").strip() or None
+    found = await request.app[CATALOG].list_bundles(100, request.query.get("cursor") or None, None, name)
+    return page("bundles.html", v=v, bundles=found.items, next_cursor=found.next_cursor, name=name or "")
 
 
 @viewer()
@@ -73,9 +75,10 @@ async def bundle(request: web.Request, v: Viewer) -> web.Response:
 
 @viewer()
 async def keys(request: web.Request, v: Viewer) -> web.Response:
-    found = await request.app[CATALOG].list_signing_keys(100, request.query.get("cursor") or None, None)
+    state = request.query.get("state") if request.query.get("state") in ("active", "revoked") else None
+    found = await request.app[CATALOG].list_signing_keys(100, request.query.get("cursor") or None, state)
     api_keys = (await request.app[CATALOG].list_api_keys(500, None)).items if v.role == "admin" else []
-    return page("keys.html", v=v, keys=found.items, next_cursor=found.next_cursor, api_keys=api_keys,
+    return page("keys.html", v=v, keys=found.items, next_cursor=found.next_cursor, api_keys=api_keys, state=state or "",
                 may_sign=v.may(SIGNERS), error=request.query.get("error"))  # fmt: skip
 
 

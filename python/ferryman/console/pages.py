@@ -125,9 +125,10 @@ async def channel_release(request: web.Request, v: Viewer) -> web.StreamResponse
 @viewer()
 async def cohorts(request: web.Request, v: Viewer) -> web.Response:
     catalog = request.app[CATALOG]
-    found = await catalog.list_cohorts(PAGE, request.query.get("cursor") or None, {})
+    filters = {k: request.query[k].strip() for k in ("name", "channel_id") if request.query.get(k, "").strip()}
+    found = await catalog.list_cohorts(PAGE, request.query.get("cursor") or None, filters)
     channels = {c.id: c for c in (await catalog.list_channels(500, None)).items}
-    return page("cohorts.html", v=v, cohorts=found.items, next_cursor=found.next_cursor, channels=channels)
+    return page("cohorts.html", v=v, cohorts=found.items, next_cursor=found.next_cursor, channels=channels, filters=filters)
 
 
 @viewer()
