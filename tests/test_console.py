@@ -304,7 +304,7 @@ def test_add_a_release_and_see_the_graph_change(browser, site):
     page.sign_in(make_key(api, "releaser"))
     page.tab.on("dialog", lambda d: d.accept())
     page.submit("nav >> text=Cohorts")
-    page.submit("text=stable")
+    page.submit("tbody >> text=stable")
     nodes = page.tab.locator("svg.graph a.node")
     assert nodes.count() == 2 and "★" in (nodes.nth(1).text_content() or "")  # v2 is the latest
     page.tab.fill("#rel-name", "v3")
@@ -316,7 +316,7 @@ def test_add_a_release_and_see_the_graph_change(browser, site):
     page.submit("svg.graph >> text=v2")
     page.tab.check("input[value=all]")
     page.submit("text=Change phase")
-    page.submit("text=stable")
+    page.submit("h1 >> text=stable")
     page.tab.fill("#rel-name", "v3")
     page.tab.select_option("#rel-bundle", label="rootfs 1.0.0")
     page.tab.check("input[name=required]")
