@@ -341,7 +341,8 @@ def test_profiles_are_written_private_and_whole(tmp_path: Path, monkeypatch: pyt
 
 def test_resource_words():
     from ferryman.cli.refs import Ref
-    from ferryman.cli.resources import RESOURCES, changed, metadata, nullable, optional_ref, phase_words
+    from ferryman.cli.resources import RESOURCES, changed, metadata, nullable, optional_ref
+    from ferryman.releases.words import phase_words
 
     assert phase_words(None) == "every device"
     assert phase_words({"mode": "percent", "value": 0.25}) == "25% of devices"

@@ -14,7 +14,7 @@ import msgspec
 from ferryman.catalog import models as m
 from ferryman.cli.config import client
 from ferryman.cli.output import out, table
-from ferryman.cli.resources import phase_words
+from ferryman.releases.words import phase_words
 
 __all__ = [
     "cmd_devices_reports",

@@ -16,6 +16,7 @@ from typing import Any
 from ferryman import paths
 from ferryman.catalog import models as m
 from ferryman.cli.refs import ref
+from ferryman.releases.words import phase_words
 
 __all__ = [
     "RESOURCES",
@@ -26,7 +27,6 @@ __all__ = [
     "metadata",
     "nullable",
     "optional_ref",
-    "phase_words",
     "rfc3339",
     "time_or_none",
 ]
@@ -110,17 +110,6 @@ class Resource:
         found = re.search(r"\{(\w+)\}$", self.item)
         assert found, f"{self.item} does not end with a placeholder"
         return found.group(1)
-
-
-def phase_words(p: dict[str, Any] | None) -> str:
-    """A release's phase as the API holds it, in words: who is offered the release."""
-    if p is None:
-        return "every device"
-    if p["mode"] == "percent":
-        return f"{p['value']:.0%} of devices"
-    if p["mode"] == "count":
-        return f"the first {int(p['value'])} devices"
-    return "devices tagged " + ",".join(p["tags"])
 
 
 def _release_flags(r: m.Release) -> str:

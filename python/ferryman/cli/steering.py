@@ -15,9 +15,10 @@ from ferryman.cli.config import client
 from ferryman.cli.generic import DETAILS, add_field_options, changes_of, detail, nothing_to_change
 from ferryman.cli.output import fields_text, out
 from ferryman.cli.refs import ref
-from ferryman.cli.resources import Option, nullable, optional_ref, phase_words, time_or_none
+from ferryman.cli.resources import Option, nullable, optional_ref, time_or_none
 from ferryman.client import Client
 from ferryman.paths import at
+from ferryman.releases.words import phase_words
 
 __all__ = ["add_parsers", "graph_lines", "parse_phase", "parse_tag"]
 

@@ -15,22 +15,13 @@ from ferryman.console.graph import layout
 from ferryman.console.render import form_body, page
 from ferryman.errors import DomainError
 from ferryman.releases import Reported
+from ferryman.releases.words import phase_words
 from ferryman.server.keys import CATALOG, CHECKINS
 
 __all__ = ["channel", "channel_release", "cohorts", "device", "devices", "overview", "release", "release_change"]
 
 PAGE = 50
 DEVICE_FILTERS = ("identifier", "cohort_id", "tag", "target", "admission", "reported_release_id", "seen_since", "seen_before")
-
-
-def phase_words(p: dict[str, Any] | None) -> str:
-    if p is None:
-        return "every device"
-    if p["mode"] == "percent":
-        return f"{p['value']:.0%} of devices"
-    if p["mode"] == "count":
-        return f"the first {int(p['value'])} devices"
-    return "devices tagged " + ", ".join(p["tags"])
 
 
 @viewer()
